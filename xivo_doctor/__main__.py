@@ -1,0 +1,5 @@
+"""`python -m xivo_doctor` = the `xivo-doctor` command."""
+
+from xivo_doctor.cli import main
+
+raise SystemExit(main())
