@@ -1,0 +1,180 @@
+"""port-reachable: the ports the interconnection needs between XiVOs answer on each XiVO.
+
+Ports and the daemons behind them: XIVO-FACTS §1 (the manual's network flow table,
+wazo-doc source/contributors/network.rst@xivo-16.15, and which flows cross between XiVOs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xivo_doctor.check import FixContext, check
+from xivo_doctor.probes import tcp
+from xivo_doctor.results import FixOut
+from xivo_doctor.topology.model import Topology, Xivo
+from xivo_doctor.xivo_versions import phonebook_sharing_applies
+
+CONSUL_DATA_WIPE = (
+    "rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ "
+    "/var/lib/consul/tmp/ /var/lib/consul/checks/"
+)
+
+
+@dataclass(frozen=True)
+class NeededPort:
+    facet: str  # the name dependents use: `port-reachable:amqp`
+    port: int
+    service: str
+    used_for: str
+
+
+def needed_ports(xivo: Xivo) -> list[NeededPort]:
+    """What the peers connect to on this XiVO (XIVO-FACTS §1, "ports needed between XiVOs")."""
+    ports = [
+        NeededPort("amqp", xivo.rabbitmq.port, "RabbitMQ AMQP", "the peers' federation links"),
+        NeededPort("consul-rpc", xivo.consul.rpc_port, "Consul server RPC", "cross-datacenter queries"),
+        NeededPort("serf-wan", xivo.consul.serf_wan_port, "Consul Serf WAN", "WAN gossip (TCP part)"),
+        NeededPort("confd", xivo.confd.port, "xivo-confd HTTPS", "the peers' xivo-dird `xivo` directories"),
+        NeededPort("ctid", xivo.ctid.port, "xivo-ctid REST", "the peers' xivo-ctid fetching statuses"),
+    ]
+    # json.php phonebook sharing: port 80, and 443 because nginx redirects HTTP to HTTPS.
+    if xivo.webservices.phonebook_sharing and phonebook_sharing_applies(xivo.version):
+        ports += [
+            NeededPort("http", xivo.webservices.http_port, "nginx HTTP", "phonebook sharing (json.php)"),
+            NeededPort("https", xivo.webservices.https_port, "nginx HTTPS", "phonebook sharing (redirect target)"),
+        ]
+    return ports
+
+
+def _refused_fix(xivo: Xivo, port: NeededPort) -> tuple[str, list[str]]:
+    """What makes each daemon listen on the XiVO's address (XIVO-FACTS §1, §3, §4)."""
+    if port.facet == "amqp":
+        return (
+            f"start RabbitMQ on {xivo.name}; XiVO's /etc/rabbitmq/rabbitmq.config listens on "
+            f'0.0.0.0:5672 ({{tcp_listeners, [{{"0.0.0.0", 5672}}]}}): make sure it was not narrowed',
+            ["service rabbitmq-server status", "grep -n tcp_listeners /etc/rabbitmq/rabbitmq.config",
+             "service rabbitmq-server restart"],
+        )
+    if port.facet in ("consul-rpc", "serf-wan"):
+        return (
+            f"Consul on {xivo.name} binds 127.0.0.1 by default: add /etc/consul/xivo/interconnection.json "
+            f"with advertise_addr {xivo.address}, wipe the consul data and restart (manual: Configure Consul; "
+            "the manual's sample has a // comment, which is not valid JSON, so write it without)",
+            [
+                "xivo-service stop",
+                "service consul stop  # xivo-service stop leaves consul running (XIVO-FACTS §4)",
+                CONSUL_DATA_WIPE,
+                "cat > /etc/consul/xivo/interconnection.json <<'EOF'\n"
+                f'{{"client_addr": "0.0.0.0", "bind_addr": "0.0.0.0", "advertise_addr": "{xivo.address}"}}\nEOF',
+                "consul configtest --config-dir /etc/consul/xivo/",
+                "service consul start",
+                "xivo-service start",
+            ],
+        )
+    if port.facet == "ctid":
+        return (
+            f"xivo-ctid's REST API listens on 127.0.0.1 by default: on {xivo.name} create "
+            "/etc/xivo-ctid/conf.d/interconnection.yml as the manual says, then restart xivo-ctid",
+            [
+                "cat > /etc/xivo-ctid/conf.d/interconnection.yml <<'EOF'\n"
+                "rest_api:\n  http:\n    listen: 0.0.0.0\nservice_discovery:\n  advertise_address: auto\n"
+                f"  advertise_address_interface: eth0  # the interface bearing {xivo.address}\nEOF",
+                "service xivo-ctid restart",
+            ],
+        )
+    if port.facet == "confd":
+        return (
+            f"xivo-confd (HTTPS 9486, listening on 0.0.0.0 by default) does not answer on {xivo.name}: start it",
+            ["service xivo-confd status", "tail -n 50 /var/log/xivo-confd.log", "service xivo-confd restart"],
+        )
+    return (
+        f"nginx does not answer on {xivo.name} port {port.port}: start it",
+        ["service nginx status", "service nginx restart"],
+    )
+
+
+def port_fix(ctx: FixContext) -> FixOut:
+    xivo, topology = ctx.xivo, ctx.topology
+    assert xivo is not None
+    peers = [x for x in topology.xivos if x.name != xivo.name]
+    summaries, commands = [], []
+    by_facet = {p.facet: p for p in needed_ports(xivo)}
+    for entry in ctx.evidence.get("ports", {}).values():
+        port = by_facet.get(entry["facet"])
+        if port is None or entry["state"] == tcp.OPEN:
+            continue
+        if entry["state"] == tcp.REFUSED:
+            summary, cmds = _refused_fix(xivo, port)
+        else:
+            # The manual asks to restrict consul's and ctid's HTTP ports to the other XiVOs, so
+            # open each needed port to the peers only.
+            summary = (
+                f"a firewall drops {port.port}/tcp on {xivo.name}: allow it from the other XiVOs"
+                + (" (and UDP, which Serf WAN also uses)" if port.facet == "serf-wan" else "")
+            )
+            protos = ("tcp", "udp") if port.facet == "serf-wan" else ("tcp",)
+            cmds = [
+                f"iptables -I INPUT -p {proto} -s {peer.address} --dport {port.port} -j ACCEPT"
+                for peer in peers
+                for proto in protos
+            ]
+        if summary not in summaries:  # 8300 and 8302 share Consul's fix
+            summaries.append(summary)
+        commands += [c for c in cmds if c not in commands]
+    return FixOut(summary="; ".join(summaries), commands=tuple(commands))
+
+
+def _targets(topology: Topology, xivos: tuple[Xivo, ...]) -> list[tcp.Target]:
+    return [(x.address, p.port) for x in xivos for p in needed_ports(x)]
+
+
+@check(
+    id="port-reachable",
+    title="Interconnection ports answer",
+    why="every other step of the interconnection travels over these ports; a closed one breaks "
+    "federation, Consul, presence or directories silently",
+    fix=port_fix,
+    doc="contact_and_presence_sharing.rst#prerequisite",
+)
+def test_port_reachable(xivo, xivos, topology, probes, evidence):
+    ports = needed_ports(xivo)
+    # Ask for every selected XiVO's ports at once: the first item probes them all concurrently,
+    # the others read the run's cache, so a run costs one connect timeout in the worst case.
+    states = probes.tcp_states([(xivo.address, p.port) for p in ports], prefetch=_targets(topology, xivos))
+    seen = [(p, states[(xivo.address, p.port)]) for p in ports]
+    evidence["source"] = f"TCP connect from {probes.vantage}"
+    evidence["ports"] = {
+        f"{p.port}/tcp": {"service": p.service, "facet": p.facet, "state": s.state, "ms": s.elapsed_ms}
+        for p, s in seen
+    }
+    evidence["udp"] = f"{xivo.consul.serf_wan_port}/udp (Serf WAN) is not provable by a connect: consul-wan proves it"
+    closed = [(p, s) for p, s in seen if s.state != tcp.OPEN]
+    evidence.failed_facet(*(p.facet for p, _ in closed))
+    evidence.summary = f"{len(seen)} ports open: " + ", ".join(str(p.port) for p in ports)
+    assert not closed, _closed_words(xivo, seen, closed) + _vantage_caveat(probes, closed)
+
+
+def _closed_words(xivo, seen, closed) -> str:
+    groups: dict[str, list[str]] = {}
+    for p, s in closed:
+        groups.setdefault(_STATE_WORDS.get(s.state, s.state), []).append(f"{p.port} ({p.service})")
+    text = "; ".join(f"{state}: {', '.join(ports)}" for state, ports in groups.items())
+    if len(closed) == len(seen):
+        text = f"no needed port answers on {xivo.address} (is {xivo.name} up at that address?); " + text
+    return text
+
+
+_STATE_WORDS = {
+    tcp.REFUSED: "refused (nothing listens on that address)",
+    tcp.TIMEOUT: "timed out (filtered: no answer to the SYN)",
+    tcp.UNREACHABLE: "unreachable (no route)",
+}
+
+
+def _vantage_caveat(probes, closed) -> str:
+    if any(s.state == tcp.TIMEOUT for _, s in closed) and not probes.runs_on_a_xivo():
+        return (
+            f" (probed from {probes.vantage}, which is not one of the XiVOs: a firewall that admits "
+            "only the other XiVOs also looks filtered from here; run xivo-doctor on a XiVO to be sure)"
+        )
+    return ""

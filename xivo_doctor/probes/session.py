@@ -1,0 +1,81 @@
+"""The per-run probe session: one deadline and one cache shared by every check of a run.
+
+Place in the pipeline: acquisition. The plugin creates one `Probes` per run and hands it to the
+checks as the `probes` fixture. Caching here means two checks that need the same data, or the
+items of one check across XiVOs, cost one query; batching means a check asks for every
+XiVO's data at once and the probes run concurrently.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterable
+
+from xivo_doctor.deadline import Deadline
+from xivo_doctor.errors import ProbeError, ProbeTimeout
+from xivo_doctor.probes import tcp
+from xivo_doctor.topology.model import Topology
+
+
+class Probes:
+    def __init__(self, topology: Topology, deadline: Deadline, *, passive: bool = False) -> None:
+        self.topology = topology
+        self.deadline = deadline
+        self.passive = passive  # no write at all: the federation probe message is not sent
+        self._lock = threading.Lock()
+        self._tcp: dict[tcp.Target, tcp.PortProbe] = {}
+        self._on_a_xivo: bool | None = None
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one network operation may take (the topology's probe_timeout)."""
+        return self.topology.probe_timeout
+
+    def tcp_states(
+        self, targets: Iterable[tcp.Target], *, prefetch: Iterable[tcp.Target] = ()
+    ) -> dict[tcp.Target, tcp.PortProbe]:
+        """TCP connect results for `targets`.
+
+        Everything in `targets` and `prefetch` not yet probed this run is probed at once, so the
+        first item of a check can scan every XiVO concurrently and the others read the cache.
+        A target the run's deadline cut short raises ProbeTimeout: nothing was learnt about it.
+        """
+        wanted = list(dict.fromkeys(targets))
+        with self._lock:
+            missing = [t for t in dict.fromkeys([*wanted, *prefetch]) if t not in self._tcp]
+            if missing:
+                self._tcp.update(tcp.scan(missing, self.timeout, self.deadline))
+            found = {t: self._tcp[t] for t in wanted}
+        cut = [f"{a}:{p}" for (a, p), probe in found.items() if probe.state == tcp.CUT]
+        if cut:
+            raise ProbeTimeout(f"tcp connect to {', '.join(cut)}", self.deadline.describe_timeout())
+        unresolved = [probe for probe in found.values() if probe.state == tcp.UNRESOLVED]
+        if unresolved:
+            raise ProbeError("DNS", unresolved[0].detail)
+        return found
+
+    @property
+    def vantage(self) -> str:
+        """Where the probes come from, as shown in evidence."""
+        return socket.gethostname()
+
+    def runs_on_a_xivo(self) -> bool:
+        """True when this host holds one of the XiVOs' addresses (it can bind to it)."""
+        if self._on_a_xivo is None:
+            self._on_a_xivo = any(_is_local(x.address) for x in self.topology.xivos)
+        return self._on_a_xivo
+
+
+def _is_local(address: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(address, 0, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    family, socktype, proto, _, sockaddr = infos[0]
+    with socket.socket(family, socktype, proto) as sock:
+        try:
+            sock.bind(sockaddr)
+        except OSError:
+            return False
+    return True
