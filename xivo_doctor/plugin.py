@@ -74,6 +74,7 @@ class DoctorSession:
     results: list[Result] = field(default_factory=list)
     report: Report | None = None
     collection_errors: list[str] = field(default_factory=list)
+    usage_errors: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     _probes: Probes | None = None
@@ -124,10 +125,15 @@ class DoctorSession:
                 pairs = self.selected_pairs()
                 metafunc.parametrize("pair", pairs, ids=[p.id for p in pairs])
         except DoctorError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            # Raised from here pytest would call it a collection error of the check module;
+            # remember it and stop the run as a usage error once collection is over.
+            self.usage_errors.append(str(exc))
+            metafunc.parametrize(wants[0], [])
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if self.usage_errors:
+            raise pytest.UsageError(self.usage_errors[0])
         known: dict[str, CheckSpec] = {}
         for item in items:
             spec = spec_of(getattr(item, "function", None))

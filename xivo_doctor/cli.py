@@ -1,0 +1,150 @@
+"""The `xivo-doctor` command: the only place that turns errors into messages and exit codes.
+
+Place in the pipeline: it parses arguments, loads the topology, runs the checks through the
+pytest plugin, and hands the report to the renderers. Every `DoctorError` becomes one line on
+stderr and exit 3 (UNKNOWN, as Nagios spells "could not check"); an unexpected exception too,
+with its traceback only under `-v`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+import traceback
+from collections.abc import Sequence
+
+from xivo_doctor import __version__
+from xivo_doctor.errors import DoctorError, UsageError
+from xivo_doctor.results import Verdict
+
+UNKNOWN = Verdict.UNKNOWN.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xivo-doctor",
+        description="Verify a live interconnection of XiVO servers and say what to fix.",
+    )
+    parser.add_argument("--version", action="version", version=f"xivo-doctor {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="check the interconnection described by the topology")
+    run.add_argument("-T", "--topology", metavar="FILE", help="topology file (default: ./xivo-doctor.yml, "
+                     "/etc/xivo-doctor/topology.yml, then the running lab's)")
+    run.add_argument("--json", metavar="FILE", help="write the result JSON (schema xivo-doctor/1); - for stdout")
+    run.add_argument("--junit", metavar="FILE", help="write JUnit XML, one testcase per item")
+    run.add_argument("--check", metavar="ID", action="append", default=[], help="only this check (repeatable)")
+    run.add_argument("--node", metavar="NAME", action="append", default=[], help="only this XiVO (repeatable)")
+    run.add_argument("-t", "--timeout", metavar="SECONDS", type=_seconds, default=30.0,
+                     help="deadline for the whole run (default 30)")
+    run.add_argument("--passive", action="store_true",
+                     help="read only: do not send the federation probe message")
+    verbosity = run.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print the verdict line only")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="show passing evidence, tracebacks")
+
+    commands.add_parser("checks", help="list every check: id, title, doc reference")
+    return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; give 0 < SECONDS <= 3600")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return UNKNOWN
+    try:
+        if args.command == "run":
+            return command_run(args)
+        return command_checks()
+    except DoctorError as exc:
+        _error(str(exc))
+        return UNKNOWN
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return UNKNOWN
+    except Exception as exc:  # a bug: still one line and UNKNOWN, never a bare traceback
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        _error(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback; please report it)")
+        return UNKNOWN
+
+
+def _error(message: str) -> None:
+    print(f"xivo-doctor: error: {message}", file=sys.stderr)
+
+
+def command_checks() -> int:
+    """Plain aligned columns, never truncated: people read it and scripts cut it."""
+    from xivo_doctor import registry
+
+    specs = registry.discover()
+    rows = [("ID", "MANUAL SECTION", "DEPENDS ON", "TITLE")]
+    rows += [(s.id, s.doc, ",".join(s.depends_on) or "-", s.title) for s in specs]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    return 0
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from xivo_doctor import registry
+    from xivo_doctor.deadline import Deadline
+    from xivo_doctor.plugin import DoctorSession, run_checks
+    from xivo_doctor.render.progress import LiveProgress
+    from xivo_doctor.render.terminal import render_terminal
+    from xivo_doctor.topology import find_topology, load_topology
+
+    deadline = Deadline(args.timeout)  # the whole run counts, start-up included
+    topology = load_topology(find_topology(args.topology))
+    known = [spec.id for spec in registry.discover()]
+    for wanted in args.check:
+        if wanted not in known:
+            close = difflib.get_close_matches(wanted, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known checks: {', '.join(known)}"
+            raise UsageError(f"--check {wanted}: no such check; {hint}")
+    names = [x.name for x in topology.xivos]
+    for node in args.node:
+        if node not in names:
+            raise UsageError(f"--node {node}: no such XiVO in {topology.source}; known: {', '.join(names)}")
+
+    # With the JSON on stdout, the human-readable output moves to stderr.
+    console = Console(stderr=args.json == "-", highlight=False)
+    with LiveProgress(console) as progress:
+        session = DoctorSession(
+            topology=topology,
+            timeout=args.timeout,
+            deadline=deadline,
+            checks=tuple(args.check),
+            nodes=tuple(args.node),
+            passive=args.passive,
+            listener=progress,
+        )
+        report = run_checks(session)
+    render_terminal(report, console, quiet=args.quiet, verbose=args.verbose)
+    if args.json:
+        from xivo_doctor.render.json_report import write_json
+
+        write_json(report, args.json)
+    if args.junit:
+        from xivo_doctor.render.junit import write_junit
+
+        write_junit(report, args.junit)
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
