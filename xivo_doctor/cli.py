@@ -103,9 +103,10 @@ def command_run(args: argparse.Namespace) -> int:
 
     from xivo_doctor import registry
     from xivo_doctor.deadline import Deadline
-    from xivo_doctor.plugin import DoctorSession, run_checks
+    from xivo_doctor.plugin import run_checks
     from xivo_doctor.render.progress import LiveProgress
     from xivo_doctor.render.terminal import render_terminal
+    from xivo_doctor.run import Run
     from xivo_doctor.topology import find_topology, load_topology
 
     deadline = Deadline(args.timeout)  # the whole run counts, start-up included
@@ -124,7 +125,7 @@ def command_run(args: argparse.Namespace) -> int:
     # With the JSON on stdout, the human-readable output moves to stderr.
     console = Console(stderr=args.json == "-", highlight=False)
     with LiveProgress(console) as progress:
-        session = DoctorSession(
+        run = Run(
             topology=topology,
             timeout=args.timeout,
             deadline=deadline,
@@ -133,7 +134,7 @@ def command_run(args: argparse.Namespace) -> int:
             passive=args.passive,
             listener=progress,
         )
-        report = run_checks(session)
+        report = run_checks(run)
     render_terminal(report, console, quiet=args.quiet, verbose=args.verbose)
     if args.json:
         from xivo_doctor.render.json_report import write_json
