@@ -108,3 +108,13 @@ def test_pytest_checks_and_xivo_doctor_run_give_the_same_results(tmp_path):
     ran = json.loads(run.stdout)
     assert essentials(json.loads(via_pytest.read_text())) == essentials(ran)
     assert [r["status"] for r in ran["results"]] == ["pass", "fail"]
+
+
+def test_an_unwritable_output_is_one_line_and_exit_3(tmp_path, capsys):
+    topology = loopback_topology(tmp_path, ["127.10.202.1", "127.10.202.2"])
+    (tmp_path / "file").write_text("")
+    code = main(["run", "-T", str(topology), "-q", "--json", str(tmp_path / "file" / "out.json")])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.startswith(f"xivo-doctor: error: cannot write {tmp_path / 'file' / 'out.json'}: ")
+    assert err.endswith("; choose a writable path\n") and err.count("\n") == 1

@@ -34,7 +34,14 @@ class FixContext:
     evidence: Mapping[str, Any]
 
     def values(self) -> dict[str, Any]:
-        return {"xivo": self.xivo, "peer": self.peer, "topology": self.topology, **self.evidence}
+        return _Values({"xivo": self.xivo, "peer": self.peer, "topology": self.topology, **self.evidence})
+
+
+class _Values(dict[str, Any]):
+    """Template values; a name the evidence does not hold shows as `<name>` rather than failing."""
+
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,14 @@ class CheckSpec:
         return tuple(out)
 
     def fill_fix(self, ctx: FixContext) -> FixOut:
-        out = self.fix(ctx)
+        try:
+            out = self.fix(ctx)
+        except Exception as exc:  # a bug in the check's fix must not hide the failure it explains
+            return FixOut(
+                summary=f"(the fix text of {self.id} could not be filled: {type(exc).__name__}: {exc}; "
+                f"follow the manual section)",
+                doc=self.doc,
+            )
         return FixOut(summary=out.summary, commands=tuple(out.commands), doc=out.doc or self.doc)
 
 

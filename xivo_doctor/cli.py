@@ -136,14 +136,15 @@ def command_run(args: argparse.Namespace) -> int:
         )
         report = run_checks(run)
     render_terminal(report, console, quiet=args.quiet, verbose=args.verbose)
-    if args.json:
-        from xivo_doctor.render.json_report import write_json
+    from xivo_doctor.render.json_report import write_json
+    from xivo_doctor.render.junit import write_junit
 
-        write_json(report, args.json)
-    if args.junit:
-        from xivo_doctor.render.junit import write_junit
-
-        write_junit(report, args.junit)
+    for dest, write in ((args.json, write_json), (args.junit, write_junit)):
+        if dest:
+            try:
+                write(report, dest)
+            except OSError as exc:
+                raise DoctorError(f"cannot write {dest}: {exc.strerror or exc}; choose a writable path") from None
     return report.exit_code
 
 
