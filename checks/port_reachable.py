@@ -97,6 +97,17 @@ def port_fix(ctx: FixContext) -> FixOut:
     xivo, topology = ctx.xivo, ctx.topology
     assert xivo is not None
     peers = [x for x in topology.xivos if x.name != xivo.name]
+    entries = list(ctx.evidence.get("ports", {}).values())
+    if entries and all(e["state"] != tcp.OPEN for e in entries):
+        # Nothing answers at all: one cause (server down, wrong address, a firewall in between)
+        # is far likelier than every daemon misconfigured at once.
+        return FixOut(
+            summary=f"nothing answers on {xivo.address}: check that {xivo.name} is up, that {xivo.address} is "
+            "its address as the other XiVOs see it (fix the topology file otherwise), and that no firewall "
+            "between them drops the traffic; then run xivo-doctor again for the daemon-level fixes",
+            commands=(f"ping -c 3 {xivo.address}", "ip -4 addr show  # on the XiVO: is the address there?",
+                      "xivo-service status  # on the XiVO"),
+        )
     summaries, commands = [], []
     by_facet = {p.facet: p for p in needed_ports(xivo)}
     for entry in ctx.evidence.get("ports", {}).values():

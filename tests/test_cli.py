@@ -68,7 +68,7 @@ def test_quiet_prints_the_verdict_line_only_and_files_are_written(tmp_path, caps
     assert case.get("classname") == "port-reachable" and case.get("name") == "port-reachable[xivo-1]"
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["doc"] == "contact_and_presence_sharing.rst#prerequisite"
-    assert props["fix.command.1"] == "service rabbitmq-server status"
+    assert props["fix.command.1"] == "ping -c 3 127.10.202.1"  # nothing answers there: one fix
     assert json.loads(js.read_text())["schema"] == "xivo-doctor/1"
 
 

@@ -120,3 +120,13 @@ def test_a_black_holed_xivo_within_the_probe_timeout_is_filtered(tmp_path, stack
     bad = data["results"][1]
     assert code == 2 and bad["status"] == "fail"
     assert bad["message"].startswith("no needed port answers on 127.10.200.2 (is xivo-2 up at that address?); ")
+
+
+def test_a_xivo_where_nothing_answers_gets_one_fix_not_seven(tmp_path, stack, capsys):
+    serve(stack, Listener, "127.10.200.1", ALL)
+    topology = loopback_topology(tmp_path, ["127.10.200.1", "127.10.200.2"])
+    _code, data = run_json(capsys, "-T", str(topology), "--node", "xivo-2")
+    fix = data["results"][0]["fix"]
+    assert fix["summary"].startswith("nothing answers on 127.10.200.2: check that xivo-2 is up")
+    assert fix["commands"] == ["ping -c 3 127.10.200.2", "ip -4 addr show  # on the XiVO: is the address there?",
+                               "xivo-service status  # on the XiVO"]
