@@ -1,0 +1,93 @@
+"""lab: real RabbitMQ nodes federated exactly as the XiVO manual says (LAB-NOTES §A.4–§A.6).
+
+`setup_federation` runs the manual's `rabbitmqctl` commands ("Configuring RabbitMQ",
+contact_and_presence_sharing.rst; XIVO-FACTS §5) against one lab node; the orchestrator runs it
+for every node (concurrently across nodes if it likes). The plugin itself is enabled through
+`enabled_plugins` before the first start, which is what `rabbitmq-plugins enable` + restart leave.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pika
+
+from xivo_doctor.lab.rabbitmq_node import RabbitNode, ctl
+
+EXCHANGE = "xivo"  # topic, durable: as xivo-dird / xivo-confd declare it (XIVO-FACTS §5)
+POLICY = "federate-xivo"
+
+
+def upstream_uri(peer: RabbitNode, user: str = "xivo", password: str = "xivo") -> str:
+    """`amqp://xivo:xivo@<peer address>` as in the manual; `:port` only when not 5672."""
+    port = "" if peer.amqp_port == 5672 else f":{peer.amqp_port}"
+    return f"amqp://{user}:{password}@{peer.address}{port}"
+
+
+def set_upstream(node: RabbitNode, lab_dir: Path, peer: RabbitNode, *, user: str = "xivo",
+                 password: str = "xivo") -> None:
+    """The manual's `set_parameter federation-upstream <peer> '{"uri": ..., "max-hops": 1}'`."""
+    value = json.dumps({"uri": upstream_uri(peer, user, password), "max-hops": 1}, separators=(",", ":"))
+    ctl(node, lab_dir, "set_parameter", "federation-upstream", peer.name, value)
+
+
+def setup_federation(node: RabbitNode, lab_dir: Path, peers: list[RabbitNode], *, user: str = "xivo",
+                     password: str = "xivo") -> None:
+    """Run the manual's commands on `node` (one upstream per peer: max-hops 1 needs a full mesh).
+
+    Idempotent: an existing user gets its password changed instead. About 0.3–0.5 s per call
+    (LAB-NOTES §A.3); the link is `running` right after (1.76 s for a fresh node, §A.3).
+    The peers need the same user, since each upstream URI logs in to the peer (§A.4).
+    """
+    added = ctl(node, lab_dir, "add_user", user, password, check=False)
+    if added.returncode != 0:
+        if "already exists" not in added.stdout + added.stderr:
+            raise RuntimeError(f"add_user {user} on {node.nodename}: {(added.stderr or added.stdout).strip()}")
+        ctl(node, lab_dir, "change_password", user, password)
+    ctl(node, lab_dir, "set_user_tags", user, "administrator")
+    ctl(node, lab_dir, "set_permissions", "-p", "/", user, ".*", ".*", ".*")
+    for peer in peers:
+        set_upstream(node, lab_dir, peer, user=user, password=password)
+    ctl(node, lab_dir, "set_policy", POLICY, "xivo", '{"federation-upstream-set":"all"}',
+        "--priority", "1", "--apply-to", "exchanges")
+    declare_exchange(node, user, password)
+
+
+def declare_exchange(node: RabbitNode, user: str = "xivo", password: str = "xivo") -> None:
+    """Declare `xivo` (topic, durable) as XiVO's daemons do; the policy then federates it (§A.4)."""
+    params = pika.ConnectionParameters(node.address, node.amqp_port, credentials=pika.PlainCredentials(user, password),
+                                       connection_attempts=3, retry_delay=0.2, socket_timeout=2)
+    connection = pika.BlockingConnection(params)
+    try:
+        connection.channel().exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
+    finally:
+        connection.close()
+
+
+def federation_status(node: RabbitNode, lab_dir: Path) -> str:
+    """Raw output of the manual's `rabbitmqctl eval 'rabbit_federation_status:status().'` (§A.5).
+
+    On failure (plugin not enabled: `{:noproc, ...}`; node down) the error text is returned too.
+    """
+    result = ctl(node, lab_dir, "eval", "rabbit_federation_status:status().", check=False)
+    return result.stdout if result.returncode == 0 else (result.stdout + result.stderr)
+
+
+_LINK = re.compile(r"\{exchange,")
+_UPSTREAM = re.compile(r'\{upstream,\s*<<"([^"]*)">>\}')
+_STATUS = re.compile(r"\{status,\s*(\w+)\}")
+_ERROR = re.compile(r"\{error,\s*\{?(\w+)")
+
+
+def link_states(raw: str) -> dict[str, str]:
+    """Upstream name → `running` / `starting` / `error:<reason>` parsed from `federation_status` (§A.5)."""
+    states: dict[str, str] = {}
+    for chunk in _LINK.split(raw)[1:]:
+        upstream, status = _UPSTREAM.search(chunk), _STATUS.search(chunk)
+        if not upstream or not status:
+            continue
+        error = _ERROR.search(chunk)
+        states[upstream.group(1)] = f"{status.group(1)}:{error.group(1)}" if error else status.group(1)
+    return states
