@@ -96,7 +96,9 @@ def serve(address: str, port: int, handler: type[BaseHTTPRequestHandler], *,
     """Start an HTTP(S) server in a thread and return it (`shutdown()` to stop)."""
     server = Server((address, port), handler)
     if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        # The handshake happens on the first read, in the connection's own thread: a client that
+        # connects and says nothing must not stall the accept loop.
+        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     threading.Thread(target=server.serve_forever, daemon=True, name=f"http-{address}:{port}").start()
     return server
 

@@ -1,0 +1,173 @@
+"""Helpers for the lab stand-in tests: node roots built by hand, processes, a fake Consul agent.
+
+The node roots hold the files of docs/lab.md that the ctid, confd and web-services stand-ins read.
+The fake Consul is a plain HTTP server recording what xivo-ctid's registration sends, so these
+tests do not depend on the lab's Consul stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from conftest import REPO
+
+CTID_DEFAULTS = {  # etc/xivo-ctid/config.yml as shipped (XIVO-FACTS §3)
+    "rest_api": {"http": {"listen": "127.0.0.1", "port": 9495}, "cors": {"enabled": True}},
+    "service_discovery": {"advertise_address": "localhost", "advertise_address_interface": "eth0",
+                          "advertise_port": 9495, "ttl_interval": 30, "refresh_interval": 27, "retry_interval": 2,
+                          "extra_tags": []},
+}
+MANUAL_CTID = {"rest_api": {"http": {"listen": "0.0.0.0"}},  # the manual's interconnection.yml
+               "service_discovery": {"advertise_address": "auto", "advertise_address_interface": "eth0"}}
+
+
+def write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def make_cert(root: Path, address: str) -> None:
+    certs = root / "usr/share/xivo-certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                    "-subj", f"/CN={address}", "-addext", f"subjectAltName=IP:{address}",
+                    "-keyout", certs / "server.key", "-out", certs / "server.crt"],
+                   check=True, capture_output=True)
+
+
+def make_root(root: Path, *, address: str, uuid: str | None, version: str = "16.13", dsn: str = "",
+              ctid: dict[str, Any] | None = None, consul_client_addr: str = "0.0.0.0",
+              interfaces: dict[str, str] | None = None, cert_from: Path | None = None) -> Path:
+    """A node root with docs/lab.md's files for ctid, confd and the web services."""
+    short = f"xivo-lab-{address.rsplit('.', 1)[1]}"
+    write(root / "etc/hostname", short + "\n")
+    if uuid:
+        write(root / "etc/profile.d/xivo_uuid.sh", f"export XIVO_UUID={uuid}\n")
+        write(root / "etc/default/xivo", f"XIVO_UUID={uuid}\n")
+    write(root / "usr/share/xivo/XIVO-VERSION", version + "\n")
+    if cert_from is not None:
+        for name in ("server.crt", "server.key"):
+            write(root / "usr/share/xivo-certs" / name, (cert_from / "usr/share/xivo-certs" / name).read_text())
+    else:
+        make_cert(root, address)
+    write(root / "etc/consul/xivo/config.json", json.dumps({"client_addr": "127.0.0.1", "bind_addr": "127.0.0.1",
+                                                             "ports": {"dns": -1, "http": -1, "https": 8500}}))
+    write(root / "etc/consul/xivo/interconnection.json",
+          json.dumps({"client_addr": consul_client_addr, "bind_addr": address, "advertise_addr": address}))
+    # The ctid talks to the fake Consul: plain HTTP on the node's consul address.
+    consul = {"consul": {"scheme": "http", "host": "localhost", "port": 8500,
+                         "verify": "/usr/share/xivo-certs/server.crt"}}
+    write(root / "var/lib/consul/default_xivo_consul_config.yml", yaml.safe_dump(consul))
+    write(root / "var/lib/consul/default_xivo_consul_token.yml", yaml.safe_dump({"consul": {"token": "t0k3n"}}))
+    write(root / "etc/xivo-ctid/config.yml", yaml.safe_dump(CTID_DEFAULTS))
+    write(root / "etc/xivo-ctid/conf.d/050-xivo-consul-config.yml", yaml.safe_dump(consul))
+    write(root / "etc/xivo-ctid/conf.d/050-xivo-consul-token.yml", yaml.safe_dump({"consul": {"token": "t0k3n"}}))
+    if ctid is not None:
+        write(root / "etc/xivo-ctid/conf.d/interconnection.yml", yaml.safe_dump(ctid))
+    write(root / "etc/xivo-lab/interfaces.json", json.dumps(interfaces or {"eth0": address}))
+    https = {"listen": "0.0.0.0", "port": 9486, "certificate": "/usr/share/xivo-certs/server.crt",
+             "private_key": "/usr/share/xivo-certs/server.key"}
+    write(root / "etc/xivo-confd/config.yml", yaml.safe_dump({"db_uri": dsn, "rest_api": {"https": https}}))
+    write(root / "etc/xivo-web-interface/lab.yml",
+          yaml.safe_dump({"db_uri": dsn, "http_port": 80, "https_port": 443, "listen": "0.0.0.0"}))
+    return root
+
+
+def accepts(address: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((address, port)) == 0
+
+
+def start(service: str, root: Path, *, wait_for: tuple[str, int] | None = None) -> subprocess.Popen[bytes]:
+    """`python -m xivo_doctor.lab.<service> --root root`, waiting until it accepts on `wait_for`."""
+    errors = open(root / f"{service}.stderr", "wb")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen([sys.executable, "-m", f"xivo_doctor.lab.{service}", "--root", str(root)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors)
+    errors.close()
+    deadline = time.monotonic() + 10
+    while wait_for is not None and not accepts(*wait_for):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError(f"{service} did not listen on {wait_for}: {(root / f'{service}.stderr').read_text()}")
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            return proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
+class FakeConsul:
+    """Consul's agent API as far as xivo-ctid uses it; records every call."""
+
+    def __init__(self, address: str, port: int = 8500) -> None:
+        self.calls: list[tuple[str, str, dict[str, str], Any]] = []
+        self.services: dict[str, dict[str, Any]] = {}
+        self.lock = threading.RLock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_PUT(self) -> None:
+                url = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                with fake.lock:
+                    fake.calls.append(("PUT", url.path, query, body))
+                    status = fake.answer(url.path, body)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer((address, port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, path: str, body: Any) -> int:
+        if path == "/v1/agent/service/register":
+            self.services[body["ID"]] = body
+            return 200
+        if path.startswith("/v1/agent/check/pass/service:"):
+            return 200 if path.rsplit(":", 1)[1] in self.services else 500  # "CheckID does not have associated TTL"
+        if path.startswith("/v1/agent/service/deregister/"):
+            self.services.pop(path.rsplit("/", 1)[1], None)
+        return 200
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [call[1] for call in self.calls]
+
+    def wait(self, predicate: Any, timeout: float = 8) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate(self):
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
