@@ -1,0 +1,43 @@
+"""How the lab talks to a node's Consul stand-in: as an admin would, through Consul's HTTP API.
+
+Place in the lab: `consul join -wan <addr>` (the manual's step) is `PUT /v1/agent/join/<addr>?wan=1`
+with the master token; the orchestrator also reads `/v1/agent/services` to wait for xivo-ctid.
+"""
+
+from __future__ import annotations
+
+import requests
+import urllib3
+
+from xivo_doctor.lab.nodes import LabNode
+
+# The lab's certificates are self-signed, as XiVO's are (XIVO-FACTS §11): no verification here.
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+def api(node: LabNode, method: str, path: str, timeout: float = 5.0, **params: str) -> requests.Response:
+    return requests.request(
+        method, f"https://{node.address}:8500{path}", params=params or None, timeout=timeout, verify=False,
+        headers={"X-Consul-Token": node.master_token},
+    )
+
+
+def join_wan(node: LabNode, address: str) -> None:
+    """`consul join -wan <address>` run on `node`."""
+    answer = api(node, "PUT", f"/v1/agent/join/{address}", wan="1", timeout=10)
+    if answer.status_code != 200:
+        raise RuntimeError(f"{node.name}: consul join -wan {address} failed: {answer.status_code} {answer.text}")
+
+
+def ctid_registered(node: LabNode) -> bool:
+    try:
+        services = api(node, "GET", "/v1/agent/services", timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return False
+    return any(s.get("Service") == "xivo-ctid" and s.get("Address") == node.address for s in services.values())
+
+
+def wan_member_names(node: LabNode) -> list[str]:
+    """Names of the alive members of the node's WAN pool (`consul members -wan`)."""
+    members = api(node, "GET", "/v1/agent/members", wan="1").json() or []
+    return [m["Name"] for m in members if m.get("Status") == 1]
