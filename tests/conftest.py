@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "lab_fixture"]
 
 REPO = Path(__file__).resolve().parent.parent
 

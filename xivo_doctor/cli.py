@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity.add_argument("-v", "--verbose", action="store_true", help="show passing evidence, tracebacks")
 
     commands.add_parser("checks", help="list every check: id, title, doc reference")
+    from xivo_doctor import cli_lab
+
+    cli_lab.add_commands(commands)
     return parser
 
 
@@ -67,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return command_run(args)
+        if args.command in ("lab", "demo"):
+            from xivo_doctor import cli_lab
+
+            return cli_lab.command_lab(args) if args.command == "lab" else cli_lab.command_demo(args)
         return command_checks()
     except DoctorError as exc:
         _error(str(exc))

@@ -1,0 +1,79 @@
+"""One live lab shared by the whole test session (pytest plugin loaded from tests/conftest.py).
+
+It runs on its own addresses (127.10.100.x), epmd port and Erlang distribution ports, so it never
+collides with a lab a developer runs on the defaults; it is stopped at the end of the session and
+must leave no listener behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+LAB_BASE = "127.10.100.0"
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """The lab's state after `lab up` (2 nodes), healthy."""
+    from xivo_doctor.lab import lifecycle
+
+    # Not under pytest's tmp tree: it is root-only and the lab's PostgreSQL runs as `postgres`.
+    lab_dir = Path(tempfile.mkdtemp(prefix="xivo-doctor-test-lab-"))
+    lab_dir.chmod(0o711)
+    lines: list[str] = []
+    try:
+        state = lifecycle.up(lab_dir, count=2, base=LAB_BASE, epmd_port=4371, dist_base=25800, say=lines.append)
+    except Exception:
+        _down(lab_dir)
+        print("\n".join(lines))
+        raise
+    state.up_log = lines  # type: ignore[attr-defined]
+    yield state
+    _down(lab_dir)
+    shutil.rmtree(lab_dir, ignore_errors=True)
+    leftovers = listeners("127.10.100.")
+    assert not leftovers, f"lab down left listeners: {leftovers}"
+
+
+def _down(lab_dir: Path) -> None:
+    from xivo_doctor.lab import lifecycle
+
+    if (lab_dir / "lab.json").exists():
+        lifecycle.down(lab_dir, say=lambda _: None)
+
+
+def listeners(prefix: str) -> list[str]:
+    out = subprocess.run(["ss", "-ltnuH"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if prefix in line]
+
+
+def tcp_state(address: str, port: int, timeout: float = 1.0) -> str:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "timeout"
+
+
+def eventually(predicate, timeout: float = 15.0, interval: float = 0.25, what: str = "condition"):
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        try:
+            last = predicate()
+        except Exception as exc:  # a service restarting refuses for a moment: not yet
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout:g} s (last: {last!r})")

@@ -1,0 +1,187 @@
+"""The lab, live: it comes up healthy, each fault shows its real symptom through the real tool, heal
+restores health. One lab for the session (tests/lab_fixture.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pika
+import pytest
+import requests
+import yaml
+from lab_fixture import eventually, tcp_state
+
+from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
+from xivo_doctor.topology import load_topology
+
+pytestmark = pytest.mark.slow
+
+
+def consul(state, node, path, token=True, **params):
+    headers = {"X-Consul-Token": node.master_token} if token else {}
+    return requests.get(f"https://{node.address}:8500{path}", params=params, headers=headers, verify=False, timeout=5)
+
+
+def ctl(state, node, *args, tool="rabbitmqctl"):
+    argv = rabbitmq.ctl_argv(lifecycle.rabbit(state, node), state.dir, tool=tool)
+    return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=60).stdout
+
+
+def psql(state, node, statement):
+    argv, env = postgres.psql(lifecycle.dsn(state, node), statement)
+    done = subprocess.run([*argv, "-A", "-t"], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def federation(state, node):
+    return rabbitmq.federation_status(lifecycle.rabbit(state, node), state.dir)
+
+
+def message_crosses(state, upstream, downstream, timeout=5.0) -> float | None:
+    """Publish on the upstream's `xivo` exchange until a message arrives on the downstream's."""
+    import time
+
+    password = "xivo"
+    creds = pika.PlainCredentials("xivo", password)
+    down = pika.BlockingConnection(pika.ConnectionParameters(downstream.address, downstream.amqp_port,
+                                                             credentials=creds, socket_timeout=3))
+    up = pika.BlockingConnection(pika.ConnectionParameters(upstream.address, upstream.amqp_port,
+                                                           credentials=creds, socket_timeout=3))
+    try:
+        channel = down.channel()
+        queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        key = f"xivo_doctor.probe.{uuid.uuid4()}"
+        channel.queue_bind(queue, "xivo", routing_key=key)
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            up.channel().basic_publish("xivo", key, b"probe")
+            method, _, _ = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                return time.monotonic() - started
+            down.sleep(0.02)
+        return None
+    finally:
+        down.close()
+        up.close()
+
+
+def test_the_lab_comes_up_healthy(lab):
+    one, two = lab.nodes
+    assert all(row[4] == "up" for row in lifecycle.status(lab.dir)), lifecycle.status(lab.dir)
+    for node in lab.nodes:
+        assert federation(lab, node).count("{status,running}") == 1
+        members = consul(lab, node, "/v1/agent/members", wan="1").json()
+        assert sorted((m["Name"], m["Status"]) for m in members) == [("xivo-lab-1.xivo-lab-1", 1),
+                                                                      ("xivo-lab-2.xivo-lab-2", 1)]
+        services = consul(lab, node, "/v1/agent/services").json()
+        ctid = [s for s in services.values() if s["Service"] == "xivo-ctid"]
+        assert [(s["Address"], s["Port"], s["Tags"]) for s in ctid] == [(node.address, 9495, [node.uuid, "xivo-ctid"])]
+        assert requests.get(f"http://{node.address}:9495/0.1/infos", timeout=3).json()["uuid"] == node.uuid
+        assert psql(lab, node, "SELECT uuid FROM infos") == node.uuid
+    assert message_crosses(lab, one, two) is not None
+    assert message_crosses(lab, two, one) is not None
+    # each XiVO sees the other's ctid through ?dc=, as xivo-ctid's ServiceFinder does (anonymous)
+    seen = consul(lab, one, "/v1/health/service/xivo-ctid", token=False, dc="xivo-lab-2", passing="1").json()
+    assert [e["Service"]["Tags"][0] for e in seen] == [two.uuid]
+
+
+def test_the_topology_it_writes_loads_with_on_box_access(lab):
+    topology = load_topology(lab.dir / "topology.yml")
+    assert [(x.name, x.address) for x in topology.xivos] == [(n.name, n.address) for n in lab.nodes]
+    first = topology.xivos[0]
+    assert first.on_box.root == lab.dir / "nodes/xivo-1/root"
+    assert first.on_box.source_address == lab.nodes[0].address
+    assert first.consul.token.reveal() == lab.nodes[0].master_token
+    assert first.rabbitmq.password.reveal() == "xivo"
+    assert [p.id for p in topology.pairs] == ["xivo-1->xivo-2", "xivo-2->xivo-1"]
+
+
+def test_lab_up_again_is_idempotent(lab):
+    pids = {(r[0], r[1]): r[2] for r in lifecycle.status(lab.dir)}
+    lifecycle.up(lab.dir, count=2, say=lambda _: None)
+    assert {(r[0], r[1]): r[2] for r in lifecycle.status(lab.dir)} == pids
+
+
+def test_doctor_run_on_the_healthy_lab_is_ok(lab):
+    done = subprocess.run(["xivo-doctor", "run", "-T", str(lab.dir / "topology.yml"), "--json", "-"],
+                          capture_output=True, text=True, timeout=60)
+    data = json.loads(done.stdout)
+    assert done.returncode == 0 and data["verdict"] == "OK", done.stdout
+
+
+# Each fault: the symptom an admin would observe with the real tool, on xivo-2 (peer xivo-1).
+def _dup_uuid(lab, node, peer):
+    return (psql(lab, node, "SELECT uuid FROM infos") == peer.uuid
+            and requests.get(f"http://{node.address}:9495/0.1/infos", timeout=3).json()["uuid"] == peer.uuid)
+
+
+def _advertise_localhost(lab, node, peer):
+    services = consul(lab, node, "/v1/agent/services").json().values()
+    return [s["Address"] for s in services if s["Service"] == "xivo-ctid"] == ["localhost"]
+
+
+def _listen_loopback(lab, node, peer):
+    return tcp_state(node.address, 9495) == "refused" and tcp_state("127.0.0.1", 9495) == "open"
+
+
+def _not_joined(lab, node, peer):
+    names = {m["Name"]: m["Status"] for m in consul(lab, peer, "/v1/agent/members", wan="1").json()}
+    return names.get(f"{node.hostname}.{node.hostname}") != 1 and len(consul(
+        lab, node, "/v1/agent/members", wan="1").json()) == 1
+
+
+def _peer_down(lab, node, peer):
+    answer = consul(lab, peer, "/v1/health/service/xivo-ctid", dc=node.hostname)
+    return tcp_state(node.address, 8500) == "refused" and (answer.status_code, answer.text) == (
+        500, "No path to datacenter")
+
+
+SYMPTOMS = {
+    "duplicate-uuid": _dup_uuid,
+    "ctid-advertise-localhost": _advertise_localhost,
+    "ctid-listen-loopback": _listen_loopback,
+    "consul-not-joined": _not_joined,
+    "consul-peer-down": _peer_down,
+    "port-closed": lambda lab, node, peer: tcp_state(node.address, 9486) == "refused",
+    "federation-upstream-missing": lambda lab, node, peer: peer.name not in ctl(lab, node, "list_parameters")
+    and "{status,running}" not in federation(lab, node),
+    "federation-wrong-password": lambda lab, node, peer: "auth_failure" in federation(lab, node),
+    "federation-policy-missing": lambda lab, node, peer: "federate-xivo" not in ctl(lab, node, "list_policies")
+    and federation(lab, node).strip().endswith("[]"),
+    "federation-plugin-disabled": lambda lab, node, peer: "{status,running}" not in federation(lab, node)
+    and "rabbitmq_federation" not in ctl(lab, node, "list", "-e", tool="rabbitmq-plugins"),
+    "phonebook-private-url": lambda lab, node, peer: "/json.php/private/" in psql(
+        lab, node, f"SELECT uri FROM directories WHERE dirtype = 'phonebook' AND uri LIKE '%{peer.address}%'"),
+    "version-mismatch": lambda lab, node, peer: (
+        lab.root(node) / "usr/share/xivo/XIVO-VERSION").read_text().strip() == "16.12",
+}
+
+
+def test_every_fault_in_the_catalogue_has_a_symptom_test():
+    assert set(SYMPTOMS) == set(faults.FAULTS)
+
+
+@pytest.mark.parametrize("fault", list(SYMPTOMS))
+def test_each_fault_shows_its_real_symptom_and_heal_restores_health(lab, fault):
+    node, peer = faults.break_(lab.dir, fault, None, say=lambda _: None)
+    try:
+        eventually(lambda: SYMPTOMS[fault](lab, node, peer), timeout=20, what=f"{fault}'s symptom")
+    finally:
+        faults.heal(lab.dir, say=lambda _: None)
+    assert not SYMPTOMS[fault](lab, node, peer)
+    assert all(row[4] == "up" for row in lifecycle.status(lab.dir))
+    assert message_crosses(lab, peer, node) is not None
+
+
+def test_lab_files_are_what_an_admin_edits(lab):
+    root = lab.root(lab.nodes[1])
+    interconnection = json.loads((root / "etc/consul/xivo/interconnection.json").read_text())
+    assert interconnection == {"client_addr": "0.0.0.0", "bind_addr": lab.nodes[1].address,
+                               "advertise_addr": lab.nodes[1].address}
+    ctid = yaml.safe_load((root / "etc/xivo-ctid/conf.d/interconnection.yml").read_text())
+    assert ctid["rest_api"]["http"]["listen"] == "0.0.0.0"
+    assert ctid["service_discovery"]["advertise_address"] == "auto"
+    assert (root / "etc/profile.d/xivo_uuid.sh").read_text() == f"export XIVO_UUID={lab.nodes[1].uuid}\n"

@@ -1,0 +1,52 @@
+"""The topology file `lab up` writes (DIR/topology.yml): what `xivo-doctor run` checks.
+
+Place in the lab: the hand-over to the doctor. It declares every node with on-box access (the
+node's root, its database, its rabbitmqctl, the address requests "from" it leave from), and
+reads every secret from a file under the lab directory, as an admin would configure it.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from xivo_doctor.lab.state import LabState
+
+RABBITMQ_PASSWORD = "xivo"  # the manual's `rabbitmqctl add_user xivo xivo`
+
+
+def write_topology(state: LabState) -> None:
+    lab = state.dir
+    (lab / "rabbitmq.secret").write_text(RABBITMQ_PASSWORD + "\n")
+    (lab / "rabbitmq.secret").chmod(0o600)
+    first = state.nodes[0]
+    xivos = []
+    for node in state.nodes:
+        base = f"nodes/{node.name}"
+        xivos.append({
+            "name": node.name,
+            "address": node.address,
+            "consul": {"token_file": f"{base}/root/var/lib/consul/master_token"},
+            "on_box": {
+                "root": f"{base}/root",
+                "database_file": f"{base}/database.dsn",
+                "rabbitmqctl": [str(lab / base / "bin" / "rabbitmqctl")],
+                "source_address": node.address,
+            },
+        })
+    topology = {
+        "name": "xivo-lab",
+        "probe_timeout": 2,
+        "defaults": {
+            "version": first.version,
+            "consul": {"scheme": "https", "port": 8500, "verify": False},
+            "rabbitmq": {"port": first.amqp_port, "user": "xivo", "password_file": "rabbitmq.secret", "vhost": "/"},
+            "ctid": {"port": 9495},
+            "confd": {"port": 9486, "verify": False},
+            "webservices": {"http_port": first.http_port, "https_port": first.https_port, "verify": False},
+        },
+        "xivos": xivos,
+        "federation": "full-mesh",
+    }
+    header = ("# Written by `xivo-doctor lab up`: the lab's XiVOs, with on-box access to each.\n"
+              "# Secrets are read from files next to this one.\n")
+    (lab / "topology.yml").write_text(header + yaml.safe_dump(topology, sort_keys=False))
