@@ -29,7 +29,7 @@ def lab(tmp_path_factory):
     lab_dir.chmod(0o711)
     lines: list[str] = []
     try:
-        state = lifecycle.up(lab_dir, count=2, base=LAB_BASE, epmd_port=4371, dist_base=25800, say=lines.append)
+        state = lifecycle.up(lab_dir, count=2, base=LAB_BASE, epmd_port=4372, dist_base=25900, say=lines.append)
     except Exception:
         _down(lab_dir)
         print("\n".join(lines))
