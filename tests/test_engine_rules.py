@@ -181,3 +181,25 @@ def test_a_fix_that_cannot_be_filled_never_hides_the_failure():
     result = classify_exc(AssertionError("broken"), spec=make_spec(fix=raising))
     assert result.status is S.FAIL and result.message == "broken"
     assert result.fix.summary.startswith("(the fix text of demo could not be filled: RuntimeError: oops")
+
+
+def test_a_blocked_item_passes_its_root_cause_on():
+    blocking = Blocking()
+    blocking.record(Result(check="ports", target="a", status=S.FAIL, title="t"), target("xivo", "a"))
+    middle = make_spec(id="middle", depends_on=["ports"])
+    assert blocking.blockers(middle, target("xivo", "a")) == ["ports[a]"]
+    blocking.record(Result(check="middle", target="a", status=S.SKIP, title="t", blocked_by=("ports[a]",)),
+                    target("xivo", "a"))
+    last = make_spec(id="last", depends_on=["middle"])
+    assert blocking.blockers(last, target("xivo", "a")) == ["ports[a]"]
+    assert blocking.blockers(last, target("xivo", "b")) == []
+
+
+def test_a_check_that_judges_its_peers_is_blocked_by_a_peer_failure():
+    from xivo_doctor.run import Run
+
+    run = Run(topology=TOPOLOGY)
+    own = run.target_for({"xivo": XIVO1}, make_spec(id="own"))
+    peers = run.target_for({"xivo": XIVO1}, make_spec(id="wide", involves="peers"))
+    assert own.names == frozenset({"xivo-1"}) and peers.names == frozenset({"xivo-1", "xivo-2"})
+    assert covers(target("xivo", "xivo-2"), peers) and not covers(target("xivo", "xivo-2"), own)

@@ -47,8 +47,9 @@ class Blocking:
 
     def record(self, result: Result, target: Target) -> None:
         # Only a proven fault blocks: after an error (could not check) the dependents still run
-        # and say what they can see; a warning does not make them pointless either.
-        if result.status is Status.FAIL:
+        # and say what they can see; a warning does not make them pointless either. An item that
+        # was itself blocked passes its root causes on, so a chain still names the one root cause.
+        if result.status is Status.FAIL or (result.status is Status.SKIP and result.blocked_by):
             self._failed.setdefault(result.check, []).append((result, target))
 
     def blockers(self, spec: CheckSpec, target: Target) -> list[str]:
@@ -57,6 +58,10 @@ class Blocking:
         found = []
         for check_id, facet in spec.dependencies():
             for result, upstream in self._failed.get(check_id, []):
+                if result.status is Status.SKIP:
+                    if covers(upstream, target):
+                        found.extend(result.blocked_by)
+                    continue
                 if facet is not None and facet not in result.facets:
                     continue
                 if covers(upstream, target):

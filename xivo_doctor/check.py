@@ -75,6 +75,9 @@ class CheckSpec:
     severity: str = "fail"
     # ids of checks that must pass first; `check-id:facet` narrows to one facet of that check
     depends_on: tuple[str, ...] = ()
+    # "self": an item is about its XiVO (or pair) only; "peers": a per-XiVO item also judges what
+    # the XiVO sees of its peers (its WAN pool, say), so a failed upstream on a peer blocks it too
+    involves: str = "self"
     function_name: str = field(default="", compare=False)
     module: str = field(default="", compare=False)
 
@@ -110,12 +113,15 @@ def check(
     doc: str,
     severity: str = "fail",
     depends_on: Sequence[str] = (),
+    involves: str = "self",
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Declare a check. The decorated function must be named `test_*` (it is a pytest test)."""
     if not ID_PATTERN.match(id):
         raise CheckDefinitionError(f"check id {id!r} must be lower-case words joined by '-'")
     if severity not in SEVERITIES:
         raise CheckDefinitionError(f"check {id}: severity must be one of {', '.join(SEVERITIES)}")
+    if involves not in ("self", "peers"):
+        raise CheckDefinitionError(f"check {id}: involves must be 'self' or 'peers'")
     if "#" not in doc:
         raise CheckDefinitionError(f"check {id}: doc must be 'page.rst#section', got {doc!r}")
 
@@ -130,6 +136,7 @@ def check(
             doc=doc,
             severity=severity,
             depends_on=tuple(depends_on),
+            involves=involves,
             function_name=function.__name__,
             module=function.__module__,
         )

@@ -71,7 +71,8 @@ class DoctorSession:
             spec = spec_of(getattr(item, "function", None))
             if spec is not None:
                 item.stash[SPEC] = spec
-                item.stash[TARGET] = self.run.target_for(getattr(getattr(item, "callspec", None), "params", {}))
+                params = getattr(getattr(item, "callspec", None), "params", {})
+                item.stash[TARGET] = self.run.target_for(params, spec)
                 known.setdefault(spec.id, spec)
         selected = self.run.checks
         try:

@@ -79,15 +79,18 @@ class Run:
         names = {x.name for x in self.selected_xivos()}
         return tuple(p for p in self.loaded_topology().pairs if p.xivo.name in names or p.peer.name in names)
 
-    def target_for(self, params: Mapping[str, Any]) -> Target:
-        """The target of an item from its parameters: `xivo`, `pair`, or neither (`*`)."""
+    def target_for(self, params: Mapping[str, Any], spec: CheckSpec | None = None) -> Target:
+        """The target of an item from its parameters: `xivo`, `pair`, or neither (`*`). The names
+        it involves decide what blocks it: a check that judges its peers involves them all."""
+        everyone = frozenset(x.name for x in self.loaded_topology().xivos)
         if isinstance(params.get("xivo"), Xivo):
             x = params["xivo"]
-            return Target(x.name, frozenset({x.name}), "xivo", xivo=x)
+            names = everyone if spec is not None and spec.involves == "peers" else frozenset({x.name})
+            return Target(x.name, names, "xivo", xivo=x)
         if isinstance(params.get("pair"), Pair):
             p = params["pair"]
             return Target(p.id, frozenset({p.xivo.name, p.peer.name}), "pair", xivo=p.xivo, peer=p.peer)
-        return Target("*", frozenset(x.name for x in self.loaded_topology().xivos), "topology")
+        return Target("*", everyone, "topology")
 
     def finish(
         self,

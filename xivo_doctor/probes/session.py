@@ -26,6 +26,9 @@ class Probes:
         self._lock = threading.Lock()
         self._tcp: dict[tcp.Target, tcp.PortProbe] = {}
         self._on_a_xivo: bool | None = None
+        self._sources: dict[str, object] = {}
+        self._cache: dict[tuple, object] = {}
+        self._key_locks: dict[tuple, threading.Lock] = {}
 
     @property
     def timeout(self) -> float:
@@ -54,6 +57,50 @@ class Probes:
         if unresolved:
             raise ProbeError("DNS", unresolved[0].detail)
         return found
+
+    # -- one probe object per kind of data source, created on first use, cached for the run ------
+    def _probe(self, name: str, factory):
+        with self._lock:
+            if name not in self._sources:
+                self._sources[name] = factory(self)
+            return self._sources[name]
+
+    @property
+    def consul(self):
+        """Consul's HTTP API of each XiVO (probes/consul.py)."""
+        from xivo_doctor.probes.consul import ConsulProbe
+
+        return self._probe("consul", ConsulProbe)
+
+    @property
+    def rabbitmq(self):
+        """RabbitMQ: rabbitmqctl on-box, AMQP and the federation probe (probes/rabbitmq.py)."""
+        from xivo_doctor.probes.rabbitmq import RabbitProbe
+
+        return self._probe("rabbitmq", RabbitProbe)
+
+    @property
+    def onbox(self):
+        """On-box sources: the `asterisk` database, config files, XIVO_UUID files (probes/onbox.py)."""
+        from xivo_doctor.probes.onbox import OnBoxProbe
+
+        return self._probe("onbox", OnBoxProbe)
+
+    @property
+    def web(self):
+        """HTTP services: xivo-ctid, xivo-confd, json.php (probes/web.py)."""
+        from xivo_doctor.probes.web import WebProbe
+
+        return self._probe("web", WebProbe)
+
+    def cached(self, key: tuple, compute):
+        """Compute once per run (per key); concurrent callers wait for the first."""
+        with self._lock:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._cache:
+                self._cache[key] = compute()
+            return self._cache[key]
 
     @property
     def vantage(self) -> str:
