@@ -7,6 +7,7 @@ must leave no listener behind.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -16,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-LAB_BASE = "127.10.100.0"
+# Overridable so that several people (or agents) can run the lab tests at once on one machine.
+LAB_BASE = os.environ.get("XIVO_TEST_LAB_BASE", "127.10.100.0")
+LAB_EPMD = int(os.environ.get("XIVO_TEST_LAB_EPMD", "4372"))
+LAB_DIST = int(os.environ.get("XIVO_TEST_LAB_DIST", "25900"))
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +33,8 @@ def lab(tmp_path_factory):
     lab_dir.chmod(0o711)
     lines: list[str] = []
     try:
-        state = lifecycle.up(lab_dir, count=2, base=LAB_BASE, epmd_port=4372, dist_base=25900, say=lines.append)
+        state = lifecycle.up(lab_dir, count=2, base=LAB_BASE, epmd_port=LAB_EPMD, dist_base=LAB_DIST,
+                             say=lines.append)
     except Exception:
         _down(lab_dir)
         print("\n".join(lines))
@@ -38,7 +43,7 @@ def lab(tmp_path_factory):
     yield state
     _down(lab_dir)
     shutil.rmtree(lab_dir, ignore_errors=True)
-    leftovers = listeners("127.10.100.")
+    leftovers = listeners(LAB_BASE.rsplit(".", 1)[0] + ".")
     assert not leftovers, f"lab down left listeners: {leftovers}"
 
 

@@ -73,6 +73,13 @@ class Probes:
         return self._probe("consul", ConsulProbe)
 
     @property
+    def ctid(self):
+        """xivo-ctid's REST API `/0.1/infos` (probes/ctid.py)."""
+        from xivo_doctor.probes.ctid import CtidProbe
+
+        return self._probe("ctid", CtidProbe)
+
+    @property
     def rabbitmq(self):
         """RabbitMQ: rabbitmqctl on-box, AMQP and the federation probe (probes/rabbitmq.py)."""
         from xivo_doctor.probes.rabbitmq import RabbitProbe
