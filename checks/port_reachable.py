@@ -46,7 +46,7 @@ def needed_ports(xivo: Xivo) -> list[NeededPort]:
     return ports
 
 
-def _refused_fix(xivo: Xivo, port: NeededPort) -> tuple[str, list[str]]:
+def _refused_fix(xivo: Xivo, port: NeededPort, peers: list[Xivo]) -> tuple[str, list[str]]:
     """What makes each daemon listen on the XiVO's address (XIVO-FACTS §1, §3, §4)."""
     if port.facet == "amqp":
         return (
@@ -69,6 +69,8 @@ def _refused_fix(xivo: Xivo, port: NeededPort) -> tuple[str, list[str]]:
                 "consul configtest --config-dir /etc/consul/xivo/",
                 "service consul start",
                 "xivo-service start",
+                # the wipe forgot the WAN pool: join it again (one join suffices, the manual says)
+                *[f"consul join -wan {peer.address}" for peer in peers[:1]],
             ],
         )
     if port.facet == "ctid":
@@ -84,8 +86,11 @@ def _refused_fix(xivo: Xivo, port: NeededPort) -> tuple[str, list[str]]:
         )
     if port.facet == "confd":
         return (
-            f"xivo-confd (HTTPS 9486, listening on 0.0.0.0 by default) does not answer on {xivo.name}: start it",
-            ["service xivo-confd status", "tail -n 50 /var/log/xivo-confd.log", "service xivo-confd restart"],
+            f"xivo-confd does not answer on {xivo.address}:{port.port}: it listens on 0.0.0.0 by default, so "
+            "either it is stopped or its rest_api https listen was narrowed in /etc/xivo-confd (set it back "
+            "to 0.0.0.0), then restart it",
+            ["service xivo-confd status", "grep -rn listen /etc/xivo-confd/", "tail -n 50 /var/log/xivo-confd.log",
+             "service xivo-confd restart"],
         )
     return (
         f"nginx does not answer on {xivo.name} port {port.port}: start it",
@@ -115,7 +120,7 @@ def port_fix(ctx: FixContext) -> FixOut:
         if port is None or entry["state"] == tcp.OPEN:
             continue
         if entry["state"] == tcp.REFUSED:
-            summary, cmds = _refused_fix(xivo, port)
+            summary, cmds = _refused_fix(xivo, port, peers)
         else:
             # The manual asks to restrict consul's and ctid's HTTP ports to the other XiVOs, so
             # open each needed port to the peers only.

@@ -41,6 +41,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     broken.add_argument("fault")
     broken.add_argument("--node", help="the node to break (default: xivo-2)")
     action("heal", "back to the healthy interconnection")
+    run = action("exec", "run a command as on that node: its rabbitmqctl, psql, consul, service, files")
+    run.add_argument("node")
+    run.add_argument("exec_command", nargs=argparse.REMAINDER, metavar="COMMAND",
+                     help="-- COMMAND [ARGS...] (or one shell string)")
     restart = action("restart", "restart one service of one node")
     restart.add_argument("node")
     restart.add_argument("service", help="rabbitmq, consul, xivo-ctid, xivo-confd or webservices")
@@ -74,6 +78,13 @@ def command_lab(args: argparse.Namespace) -> int:
             faults.heal(args.dir)
         elif args.lab_command == "restart":
             lifecycle.restart(args.dir, args.node, args.service)
+        elif args.lab_command == "exec":
+            from xivo_doctor.lab import execute
+
+            command = args.exec_command[1:] if args.exec_command[:1] == ["--"] else args.exec_command
+            if not command:
+                raise LabError("give the command after --: xivo-doctor lab exec xivo-1 -- rabbitmqctl list_policies")
+            return execute.run(args.dir, args.node, command)
     except LabError as exc:
         raise LabCommandError(str(exc)) from None
     return 0

@@ -1,0 +1,144 @@
+"""The commands an admin types on a XiVO, as they act on a lab node (`lab exec NODE -- ...`).
+
+Place in the lab: `lab exec` runs a command with the node's `bin/` first on PATH, where these
+shims stand in for `consul`, `service`, `systemctl`, `xivo-service`, `psql`, `sudo`, `curl` and
+`iptables`; `rabbitmqctl` and `rabbitmq-plugins` are real (wrappers with the node's environment).
+So a fix the doctor prints — the manual's commands with this topology's values — can be applied to
+a lab node exactly as written and shown to work. Run as
+`python -m xivo_doctor.lab.shim --dir DIR --node NAME TOOL -- ARGS...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from xivo_doctor.lab import consul_client, lifecycle, postgres
+from xivo_doctor.lab.state import STANDINS, LabState, alive, read_pid, start_standin, stop_service
+
+TOOLS = ("consul", "service", "systemctl", "xivo-service", "psql", "sudo", "curl", "iptables")
+# Debian/systemd unit names on a XiVO -> the lab's services
+UNITS = {"rabbitmq-server": "rabbitmq", "consul": "consul", "xivo-ctid": "xivo-ctid", "xivo-confd": "xivo-confd",
+         "nginx": "webservices"}
+# `xivo-service stop|start` leaves consul, rabbitmq, postgresql and nginx alone (XIVO-FACTS §9)
+XIVO_SERVICES = ("xivo-ctid", "xivo-confd")
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def unit_action(state: LabState, node_name: str, unit: str, action: str) -> int:
+    node = state.node(node_name)
+    if unit == "xivo-dird":
+        _say("lab: xivo-dird is not part of the lab; nothing to do")
+        return 0
+    service = UNITS.get(unit)
+    if service is None:
+        _say(f"lab: unknown service {unit!r} (known: {', '.join(UNITS)}, xivo-dird)")
+        return 1
+    if action in ("restart", "reload", "force-reload"):
+        lifecycle.restart(state.dir, node_name, service, say=_say)
+    elif action == "stop":
+        if service == "rabbitmq":
+            lifecycle.rabbitmq.stop(lifecycle.rabbit(state, node), state.dir)
+        else:
+            stop_service(state, node, service)
+    elif action == "start":
+        if service == "rabbitmq":
+            lifecycle.rabbitmq_up(state, _say)
+        elif not alive(read_pid(state.pidfile(node, service))):
+            start_standin(state, node, service)
+    elif action == "status":
+        running = alive(read_pid(state.pidfile(node, service))) if service in STANDINS else \
+            lifecycle.rabbitmq.is_running(lifecycle.rabbit(state, node))
+        print(f"{unit}: {'active (running)' if running else 'inactive (dead)'}")
+        return 0 if running else 3
+    else:
+        _say(f"lab: unsupported action {action!r}")
+        return 1
+    return 0
+
+
+def consul(state: LabState, node_name: str, args: list[str]) -> int:
+    node = state.node(node_name)
+    if args[:1] == ["join"]:
+        addresses = [a for a in args[1:] if not a.startswith("-")]
+        for address in addresses:
+            consul_client.join_wan(node, address)
+        print(f"Successfully joined cluster by contacting {len(addresses)} nodes.")
+        return 0
+    if args[:1] == ["members"]:
+        for member in consul_client.api(node, "GET", "/v1/agent/members", wan="1").json() or []:
+            status = {1: "alive", 2: "leaving", 3: "left", 4: "failed"}.get(member["Status"], "none")
+            print(f"{member['Name']}  {member['Addr']}:{member['Port']}  {status}  server")
+        return 0
+    if args[:1] == ["configtest"]:
+        folder = Path(args[args.index("--config-dir") + 1]) if "--config-dir" in args else None
+        for file in sorted(folder.glob("*.json")) if folder else []:
+            try:
+                json.loads(file.read_text())
+            except ValueError as exc:
+                print(f"Error decoding '{file}': {exc}")
+                return 1
+        return 0  # "No output means that the configuration is valid" (the manual)
+    _say(f"lab: consul {' '.join(args)} is not emulated (join -wan, members -wan, configtest are)")
+    return 1
+
+
+def xivo_service(state: LabState, node_name: str, args: list[str]) -> int:
+    action, scope = [*args, "", ""][:2]
+    units = ["xivo-ctid", "xivo-confd"] + (["rabbitmq-server", "consul", "nginx"] if scope == "all" else [])
+    code = 0
+    for unit in units if action in ("start", "stop", "restart", "status") else []:
+        code |= unit_action(state, node_name, unit, action)
+    return code
+
+
+def psql(state: LabState, node_name: str, args: list[str]) -> int:
+    """`psql [asterisk] ...` on the node's `asterisk` database."""
+    node = state.node(node_name)
+    args = [a for a in args if a != "asterisk"]
+    argv, env = postgres.psql(lifecycle.dsn(state, node))
+    return subprocess.run([*argv, *args], env=env).returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("tool", choices=TOOLS)
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--node", required=True)
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    ns = parser.parse_args()
+    args = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
+    state = LabState.load(ns.dir)
+    node = state.node(ns.node)
+    if ns.tool == "service":
+        return unit_action(state, ns.node, args[0], args[1] if len(args) > 1 else "status")
+    if ns.tool == "systemctl":
+        return unit_action(state, ns.node, args[1].removesuffix(".service"), args[0]) if len(args) > 1 else 1
+    if ns.tool == "xivo-service":
+        return xivo_service(state, ns.node, args)
+    if ns.tool == "consul":
+        return consul(state, ns.node, args)
+    if ns.tool == "psql":
+        return psql(state, ns.node, args)
+    if ns.tool == "sudo":  # `sudo -u postgres psql ...`: the lab runs everything as root already
+        while args and args[0].startswith("-"):
+            args = args[2:] if args[0] in ("-u", "-g") else args[1:]
+        return subprocess.run(args, env=os.environ).returncode
+    if ns.tool == "curl":
+        # On the node, localhost:8500 is its own consul; in the lab that is its own address.
+        args = [re.sub(r"//(localhost|127\.0\.0\.1)([:/])", rf"//{node.address}\2", a) for a in args]
+        return subprocess.run(["/usr/bin/curl", *args]).returncode
+    _say("lab: iptables rules are not applied in the lab (all nodes share this host's loopback)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
