@@ -135,6 +135,9 @@ def create_node_database(dir: Path, index: int, *, replace: bool = False) -> str
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name} OWNER asterisk")
     with _superuser(dir, name) as conn:
+        # XiVO's populate.sql makes UUIDs with uuid_generate_v4() (XIVO-FACTS §2): the manual's
+        # regeneration of `infos.uuid` needs it too
+        conn.execute('CREATE EXTENSION IF NOT EXISTS "uuid-ossp"')
         conn.execute("SET ROLE asterisk")  # the tables belong to asterisk, as on a XiVO
         conn.execute(SCHEMA.read_text())
     return dsn(dir, index)

@@ -121,6 +121,10 @@ def main() -> int:
     if ns.tool == "service":
         return unit_action(state, ns.node, args[0], args[1] if len(args) > 1 else "status")
     if ns.tool == "systemctl":
+        if args[:1] in (["set-environment"], ["unset-environment"], ["daemon-reload"]):
+            # the lab's daemons read XIVO_UUID from /etc/profile.d/xivo_uuid.sh at start: nothing to do
+            _say(f"lab: systemctl {args[0]} has no effect in the lab (daemons read the files at start)")
+            return 0
         return unit_action(state, ns.node, args[1].removesuffix(".service"), args[0]) if len(args) > 1 else 1
     if ns.tool == "xivo-service":
         return xivo_service(state, ns.node, args)
