@@ -1,0 +1,269 @@
+"""consul-wan: each XiVO's Consul has a leader, its WAN pool holds every declared peer's server
+alive at the peer's declared address, datacenter names are distinct, and a query forwarded to
+each peer's datacenter answers.
+
+Facts: XIVO-FACTS §4 (one datacenter per XiVO named after its short hostname, the manual's
+interconnection.json / wipe / `consul join -wan`, no leader after a partial wipe), §3 (xivo-ctid's
+ServiceFinder asks `?dc=<peer>` anonymously: the query made here), §8 (`No path to datacenter`).
+
+Attribution, so that one root cause shows once: when x's pool lacks peer p alive and p's pool
+lacks x alive too, the fault is put on the side that lost track (knows the other not at all while
+the other knows it, or holds fewer of the declared XiVOs; on a tie, the later-declared one); x's item
+then only notes "reported on consul-wan[p]". A duplicate datacenter name is reported on the later-
+declared XiVO of the two. When p's own pool cannot be read, x's item fails.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from xivo_doctor.check import FixContext, check
+from xivo_doctor.probes.consul import WanView
+from xivo_doctor.results import FixOut
+from xivo_doctor.topology.model import Topology, Xivo
+
+ALIVE = 1
+STATUS_WORDS = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}  # serf MemberStatus
+CONSUL_DATA_WIPE = (  # the manual's "Remove All Consul Data"
+    "rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ "
+    "/var/lib/consul/tmp/ /var/lib/consul/checks/"
+)
+CONSUL_STOP = "service consul stop  # xivo-service stop leaves consul running (XIVO-FACTS §4)"
+
+
+def status_word(member: dict[str, Any]) -> str:
+    return STATUS_WORDS.get(member.get("Status"), f"status {member.get('Status')}")
+
+
+def member_at(members, address: str) -> dict[str, Any] | None:
+    """The member at `address`, an alive one first (a stale entry may share the address)."""
+    at = [m for m in members if m.get("Addr") == address]
+    return next((m for m in at if m.get("Status") == ALIVE), at[0] if at else None)
+
+
+def member_dc(member: dict[str, Any]) -> str:
+    """A WAN member's datacenter: its `dc` tag, else the part after `<node>.` in its name."""
+    return str((member.get("Tags") or {}).get("dc") or str(member.get("Name", "")).partition(".")[2])
+
+
+def alive_declared(view: WanView, topology: Topology) -> int:
+    return sum(1 for x in topology.xivos if (m := member_at(view.members, x.address)) and m.get("Status") == ALIVE)
+
+
+def blame(xivo: Xivo, peer: Xivo, mine: WanView, theirs: WanView, topology: Topology) -> tuple[Xivo, str]:
+    """Who is to blame for `peer` not alive in `xivo`'s pool, and why (see the module docstring)."""
+    if theirs.problem:
+        return xivo, f"{peer.name}'s own pool could not be read: {theirs.problem}"
+    their_self = next((m for m in theirs.members if m.get("Name") == theirs.name), None)
+    if their_self is not None and their_self.get("Addr") != peer.address:
+        return peer, f"{peer.name} advertises itself at {their_self.get('Addr')}"
+    seen_by_them = member_at(theirs.members, xivo.address)
+    if seen_by_them is not None and seen_by_them.get("Status") == ALIVE:
+        return xivo, f"{peer.name}'s own pool has {xivo.name} alive"
+    i_know, they_know = member_at(mine.members, peer.address) is not None, seen_by_them is not None
+    if i_know != they_know:
+        lost, other = (peer, xivo) if i_know else (xivo, peer)
+        return lost, f"{lost.name}'s pool does not know {other.name} at all: {lost.name} never joined or forgot"
+    counts = {xivo.name: alive_declared(mine, topology), peer.name: alive_declared(theirs, topology)}
+    total = len(topology.xivos)
+    if counts[xivo.name] != counts[peer.name]:
+        cut = xivo if counts[xivo.name] < counts[peer.name] else peer
+        return cut, (f"{cut.name}'s pool holds {counts[cut.name]} of the {total} declared XiVOs alive, "
+                     "fewer than the other's")
+    names = [x.name for x in topology.xivos]
+    later = max(xivo, peer, key=lambda x: names.index(x.name))
+    if not i_know:
+        return later, f"neither pool knows the other: {later.name}, declared later, is the one to join"
+    return later, f"each pool sees the other not alive: reported on {later.name}, declared later"
+
+
+def _for_how_long(since: dict[str, Any], member: dict[str, Any] | None, now: float) -> str:
+    entry = since.get(member.get("Name")) if member else None
+    if not entry or entry.get("status") != status_word(member) or not isinstance(entry.get("since"), int | float):
+        return ""
+    seconds = max(0, now - entry["since"])
+    return f", for {seconds:.0f} s" if seconds < 90 else (
+        f", for {seconds / 60:.0f} min" if seconds < 5400 else f", for {seconds / 3600:.0f} h")
+
+
+def consul_wan_fix(ctx: FixContext) -> FixOut:
+    """Commands on this XiVO (others say where), from the manual's Configure Consul (XIVO-FACTS §4)."""
+    xivo, topology = ctx.xivo, ctx.topology
+    assert xivo is not None
+    peers = [p for p in topology.xivos if p.name != xivo.name]
+    join = [f"consul join -wan {peers[0].address}"] if peers else []
+    summaries: list[str] = []
+    commands: list[str] = []
+    for problem in ctx.evidence.get("problems", []):
+        kind = problem["kind"]
+        peer = topology.xivo(problem["peer"]) if problem.get("peer") else None
+        summary, cmds = _fix_for(kind, xivo, peer, join, problem)
+        if summary not in summaries:
+            summaries.append(summary)
+        commands += [c for c in cmds if c not in commands]
+    return FixOut(summary="; ".join(summaries), commands=tuple(commands))
+
+
+def _fix_for(kind: str, xivo: Xivo, peer: Xivo | None, join: list[str], problem: dict) -> tuple[str, list[str]]:
+    interconnection = (
+        "cat > /etc/consul/xivo/interconnection.json <<'EOF'\n"
+        f'{{"client_addr": "0.0.0.0", "bind_addr": "0.0.0.0", "advertise_addr": "{xivo.address}"}}\nEOF'
+    )
+    restart = ["consul configtest --config-dir /etc/consul/xivo/", "service consul start", "xivo-service start"]
+    if kind == "no-leader":
+        return (f"on {xivo.name}, stop consul, remove its data as the manual says (raft/peers.json still holds "
+                "the old 127.0.0.1:8300) and start it again, then rejoin the pool",
+                ["xivo-service stop", CONSUL_STOP, CONSUL_DATA_WIPE, *restart, *join])
+    if kind == "own-address":
+        return (f"on {xivo.name}, set advertise_addr {xivo.address} in /etc/consul/xivo/interconnection.json (the "
+                "manual's sample carries a // comment, which is not JSON: write it without), wipe consul's data, "
+                "check the configuration, start and rejoin",
+                ["xivo-service stop", CONSUL_STOP, CONSUL_DATA_WIPE, interconnection, *restart, *join])
+    if kind == "duplicate-dc" and peer is not None:
+        dc = problem["dc"]
+        return (f"{xivo.name} and {peer.name} have the same short hostname, hence the same datacenter name: give "
+                f"{xivo.name} another hostname, write it as datacenter and acl_datacenter in /etc/consul/xivo/"
+                "config.json (written from `hostname -s` at install), wipe consul's data and rejoin",
+                ["hostnamectl set-hostname <new short hostname>", "xivo-service stop", CONSUL_STOP,
+                 f"sed -i 's/\"{dc}\"/\"<new short hostname>\"/g' /etc/consul/xivo/config.json",
+                 CONSUL_DATA_WIPE, *restart, f"consul join -wan {peer.address}"])
+    if kind == "join" and peer is not None:
+        return (f"join {xivo.name}'s consul to the WAN pool (one join is enough: members propagate)",
+                [f"consul join -wan {peer.address}", "consul members -wan"])
+    if kind == "failed" and peer is not None:
+        return (f"{peer.name}'s consul stopped answering {xivo.name}'s gossip: check that consul runs on {peer.name} "
+                "and that 8302 (TCP and UDP) passes both ways",
+                [f"service consul status  # on {peer.name}",
+                 *[f"iptables -I INPUT -p {proto} -s {src.address} --dport 8302 -j ACCEPT  # on {dst.name}"
+                   for src, dst in ((xivo, peer), (peer, xivo)) for proto in ("tcp", "udp")],
+                 "consul members -wan"])
+    if kind == "no-path" and peer is not None:
+        return (f"{xivo.name}'s consul cannot forward queries to {peer.name}'s datacenter: server RPC 8300/tcp must "
+                f"pass from {xivo.name} to {peer.name}",
+                [f"iptables -I INPUT -p tcp -s {xivo.address} --dport 8300 -j ACCEPT  # on {peer.name}",
+                 f"consul monitor  # on {xivo.name}: look for 'RPC request for DC ... no path found'"])
+    return (f"{xivo.name}'s consul lists the pool and its datacenters inconsistently: read its log",
+            ["consul members -wan", "consul monitor"])
+
+
+@check(
+    id="consul-wan",
+    title="Consul's WAN pool holds every XiVO",
+    why="xivo-ctid finds the other XiVOs' presence through Consul's cross-datacenter queries; a XiVO "
+    "missing from the WAN pool shows no presence or phone status of its users elsewhere",
+    fix=consul_wan_fix,
+    doc="contact_and_presence_sharing.rst#join-the-consul-cluster",
+    depends_on=["port-reachable:consul-rpc", "port-reachable:serf-wan"],
+    involves="peers",
+)
+def test_consul_wan(xivo, topology, probes, evidence):
+    api = probes.consul
+    evidence["source"] = api.source(xivo)
+    leader = api.leader(xivo)
+    evidence["leader"] = leader
+    no_leader = (f"{xivo.name}'s consul has no leader (/v1/status/leader is empty): its raft data still names "
+                 "an old address")
+    if not leader:
+        evidence["problems"] = [{"kind": "no-leader", "text": no_leader}]
+    assert leader, no_leader
+    config = api.agent_self(xivo)["Config"]
+    members = api.wan_members(xivo)
+    dc = str(config.get("Datacenter", ""))
+    mine = WanView(f"{config.get('NodeName', '')}.{dc}", dc, tuple(members))
+    evidence["datacenter"] = dc
+    evidence["wan_pool"] = {str(m.get("Name")): f"{m.get('Addr')} {status_word(m)}" for m in members}
+    peers = [p for p in topology.xivos if p.name != xivo.name]
+    seen = {p.name: member_at(members, p.address) for p in peers}
+    alive = [p for p in peers if seen[p.name] is not None and seen[p.name].get("Status") == ALIVE]
+    # A peer's own view only when it is missing here: to know its datacenter and who is to blame.
+    views = {p.name: api.wan_view(p) for p in peers if p not in alive}
+    dc_of = {xivo.name: dc, **{p.name: member_dc(seen[p.name]) if seen[p.name] else views[p.name].datacenter
+                               for p in peers}}
+    evidence["datacenters_of_xivos"] = {name: d for name, d in dc_of.items() if d}
+
+    problems, notes = [], []
+    me = next((m for m in members if m.get("Name") == mine.name), None)
+    if me is None or me.get("Addr") != xivo.address:
+        where = f"at {me.get('Addr')}" if me else f"nowhere (no member {mine.name})"
+        problems.append({"kind": "own-address", "text": f"{xivo.name}'s consul is in its WAN pool {where}, not at "
+                         f"its declared address {xivo.address} (advertise_addr)"})
+    twins = _duplicates(xivo, topology, dc_of, problems, notes)
+    since = api.member_since(xivo) if any(m.get("Status") != ALIVE for m in members) else {}
+    evidence["peers"] = _pool(xivo, topology, mine, seen, views, twins, since, problems, notes)
+
+    datacenters = api.datacenters(xivo)
+    evidence["datacenters"] = datacenters
+    shared = {d for d in dc_of.values() if list(dc_of.values()).count(d) > 1}
+    cross = {}
+    for p in alive:
+        peer_dc = dc_of[p.name]
+        if not peer_dc or peer_dc in shared:
+            continue  # a duplicate name: reported above, a query would be ambiguous
+        if peer_dc not in datacenters:
+            problems.append({"kind": "dc-missing", "peer": p.name, "text": f"{p.name}'s datacenter '{peer_dc}' is "
+                             f"missing from {xivo.name}'s datacenters {datacenters} although its server is alive"})
+            continue
+        query = api.dc_query(xivo, peer_dc)
+        cross[peer_dc] = query.detail
+        if not query.answered:
+            problems.append({"kind": "no-path", "peer": p.name, "text": f"a query through {xivo.name}'s consul for "
+                             f"datacenter '{peer_dc}' ({p.name}) answered {query.detail}"})
+    evidence["cross_dc_queries"] = cross
+    if notes:
+        evidence["reported_elsewhere"] = notes
+    if problems:
+        evidence["problems"] = problems
+    evidence.summary = (f"leader {leader}; datacenter {dc}; alive in the WAN pool: "
+                        f"{', '.join(p.name for p in alive) or 'no peer'}"
+                        + (f"; ?dc= answers from {', '.join(cross)}" if cross else "")
+                        + (f"; {len(notes)} finding(s) reported elsewhere" if notes else ""))
+    assert not problems, "; ".join(p["text"] for p in problems)
+
+
+def _duplicates(xivo: Xivo, topology: Topology, dc_of: dict[str, str], problems: list, notes: list) -> set[str]:
+    """Same datacenter name (same short hostname): on the later-declared XiVO of the two. Returns the
+    names sharing this XiVO's datacenter."""
+    order = [x.name for x in topology.xivos]
+    twins = set()
+    for i, a in enumerate(order):
+        for b in order[i + 1:]:
+            if not dc_of.get(a) or dc_of.get(b) != dc_of[a]:
+                continue
+            if b == xivo.name:
+                problems.append({"kind": "duplicate-dc", "peer": a, "dc": dc_of[b], "text": f"{b}'s datacenter "
+                                 f"name '{dc_of[b]}' (its short hostname) is also {a}'s"})
+            else:
+                notes.append(f"{a} and {b} share the datacenter name '{dc_of[b]}': reported on consul-wan[{b}]")
+            if xivo.name in (a, b):
+                twins.add(b if a == xivo.name else a)
+    return twins
+
+
+def _pool(xivo: Xivo, topology: Topology, mine: WanView, seen: dict, views: dict, twins: set[str], since: dict,
+          problems: list, notes: list) -> dict[str, str]:
+    """Each peer's state in this XiVO's pool; a peer not alive is a problem here or a note (blame)."""
+    declared = {x.address for x in topology.xivos}
+    unplaced = [f"{m.get('Name')} at {m.get('Addr')}" for m in mine.members if m.get("Addr") not in declared]
+    now = time.time()
+    states = {}
+    for p in (p for p in topology.xivos if p.name != xivo.name):
+        m = seen[p.name]
+        if m is not None and m.get("Status") == ALIVE:
+            states[p.name] = f"alive at {p.address} as {m.get('Name')}"
+            continue
+        state = "not in" if m is None else f"{status_word(m)} in"
+        text = f"{p.name} ({p.address}) is {state} {xivo.name}'s WAN pool{_for_how_long(since, m, now)}"
+        if m is None and unplaced:
+            text += f" (members at no declared address: {', '.join(unplaced)})"
+        states[p.name] = text
+        if p.name in twins:
+            notes.append(f"{text}: a consequence of the duplicate datacenter name")
+            continue
+        culprit, why = blame(xivo, p, mine, views[p.name], topology)
+        if culprit is not xivo:
+            notes.append(f"{text}: reported on consul-wan[{culprit.name}] ({why})")
+        else:
+            kind = "failed" if m is not None and status_word(m) == "failed" else "join"
+            problems.append({"kind": kind, "peer": p.name, "text": f"{text} ({why})"})
+    return states

@@ -1,0 +1,161 @@
+"""phonebook-restricted: each phonebook directory of a XiVO reads its peer's phonebook.
+
+Phonebook sharing (phonebook_sharing.rst) goes through xivo-web-interface's json.php, which
+exists up to XiVO 16.13 only (XIVO-FACTS §0): on 16.14 and later the check is not applicable (the
+manual page was not updated and is stale there). For each `phonebook` directory pointing at a
+declared peer, the URL must use `/json.php/restricted/`: `private` answers 403 to anyone but the
+XiVO itself (§6.3). Sent from this XiVO's address as xivo-dird does (§6.2), `?act=search` must
+answer 200 or 204 (after nginx's HTTP→HTTPS redirect): a 401 means the peer has no web services
+user whose Host matches this XiVO with an empty login and password (§6.3). Each declared peer that
+still serves json.php should have such a directory. Rows on localhost are the XiVO's own phonebook.
+"""
+
+from __future__ import annotations
+
+from xivo_doctor.check import FixContext, cannot_check_from_here, check, not_applicable
+from xivo_doctor.probes.onbox import VERSION_FILE
+from xivo_doctor.results import FixOut
+from xivo_doctor.xivo_versions import phonebook_sharing_applies
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+PHONEBOOK_PATH = "/service/ipbx/json.php/restricted/pbx_services/phonebook"
+SEARCH_TERM = "xivo-doctor"  # shows as such in the peer's nginx access log
+
+
+def _version(probes, xivo) -> tuple[str | None, str]:
+    if probes.onbox.has_root(xivo):
+        found = probes.onbox.version_file(xivo)
+        if found is not None:
+            return found, f"{VERSION_FILE} on {xivo.name}"
+    return xivo.version, "declared in the topology"
+
+
+def phonebook_url(peer) -> str:
+    port = "" if peer.webservices.http_port == 80 else f":{peer.webservices.http_port}"
+    return f"http://{peer.address}{port}{PHONEBOOK_PATH}"
+
+
+def phonebook_fix(ctx: FixContext) -> FixOut:
+    xivo = ctx.xivo
+    assert xivo is not None
+    summaries, kinds = [], set()
+    for p in ctx.evidence.get("problems", []):
+        peer, kind = ctx.topology.xivo(p["peer"]), p["kind"]
+        kinds.add(kind)
+        if kind in ("private", "not-restricted", "missing"):
+            what = "add a phonebook directory" if kind == "missing" else f"set the URL of {p['directory']!r}"
+            summaries.append(f"on {xivo.name}, in Configuration → Management → Directories, {what} for "
+                             f"{peer.name} with the URL {phonebook_url(peer)} (restricted, not private: private "
+                             f"answers only the XiVO itself)")
+        elif kind == "unauthorised":
+            summaries.append(f"on {peer.name}, in Configuration → Management → Web Services Access, add a user "
+                             f"with Host {xivo.address} ({xivo.name}) and login and password left empty: the "
+                             "phonebook authorises by host only, never by login/password")
+        elif kind == "gone":
+            summaries.append(f"{peer.name} no longer serves the json.php phonebook (gone in XiVO 16.14, where "
+                             f"phonebooks moved into xivo-dird; the manual page is stale there): remove "
+                             f"{p['directory']!r} from {xivo.name}'s directories")
+        else:
+            summaries.append(f"{p['directory']!r} answered {p.get('status')}: read the peer's "
+                             "/var/log/nginx/xivo.access.log and its xivo-dird.log")
+    commands = []
+    if kinds & {"private", "not-restricted", "missing", "gone"}:
+        commands.append(f"service xivo-dird restart  # on {xivo.name}: dird reads its sources at start")
+    commands.append(f"tail -n 20 /var/log/xivo-dird.log  # on {xivo.name}: look for Phonebook \"...\" lines")
+    doc = "phonebook_sharing.rst#open-phonebook-access" if kinds == {"unauthorised"} else ""
+    return FixOut(summary="; ".join(dict.fromkeys(summaries)), commands=tuple(commands), doc=doc)
+
+
+@check(
+    id="phonebook-restricted",
+    title="Each phonebook directory uses the restricted URL and the peer answers this XiVO",
+    why="users search the other XiVOs' phonebooks through these directories; a private URL or a peer "
+    "that does not authorise this XiVO's address leaves the search silently empty",
+    fix=phonebook_fix,
+    doc="phonebook_sharing.rst#configuring-the-directories",
+    depends_on=["port-reachable:http", "port-reachable:https"],
+    involves="peers",
+)
+def test_phonebook_restricted(xivo, topology, probes, evidence):
+    if not xivo.webservices.phonebook_sharing:
+        not_applicable("the topology says this interconnection does not share phonebooks "
+                       "(webservices.phonebook_sharing: false)")
+    version, where = _version(probes, xivo)
+    if not phonebook_sharing_applies(version):
+        not_applicable(f"{xivo.name} runs {version} ({where}): the json.php phonebook and the phonebook directory "
+                       "type are gone from 16.14 on (phonebooks moved into xivo-dird); the Phonebook Sharing "
+                       "manual page was not updated and is stale for these versions")
+    if not probes.onbox.has_database(xivo):
+        cannot_check_from_here(f"the directories are in {xivo.name}'s asterisk database: give on_box.database "
+                               f"for {xivo.name} or run xivo-doctor on {xivo.name}")
+    peers = {x.address.lower(): x for x in topology.xivos if x.name != xivo.name}
+    evidence["source"] = f"{probes.onbox.database_source(xivo)}; json.php search sent from {xivo.name}"
+    seen: dict[str, list[dict]] = {}
+    problems, elsewhere, unknown = [], [], []
+    for row in (d for d in probes.onbox.directories(xivo) if d["dirtype"] == "phonebook"):
+        host = _host(row["uri"])
+        if host in LOCAL_HOSTS or host == xivo.address.lower():
+            continue  # this XiVO's own phonebook (dird's default URL is localhost's private one)
+        if host not in peers:
+            elsewhere.append(f"{row['name']} ({row['uri']})")
+            continue
+        peer = peers[host]
+        entry = {"directory": row["name"], "url": row["uri"]}
+        seen.setdefault(peer.name, []).append(entry)
+        problems += _judge(row, peer, xivo, probes, entry, unknown)
+    for peer in peers.values():
+        if peer.name not in seen and peer.webservices.phonebook_sharing and \
+                phonebook_sharing_applies(_version(probes, peer)[0]):
+            problems.append({"peer": peer.name, "kind": "missing",
+                             "text": f"no phonebook directory for {peer.name} on {xivo.name} (set "
+                                     "webservices.phonebook_sharing: false in the topology if phonebooks are "
+                                     "not shared)"})
+    evidence["phonebooks"] = seen
+    if elsewhere:
+        evidence["not_declared_xivos"] = elsewhere
+    if problems:
+        evidence["problems"] = [{k: v for k, v in p.items() if k != "text"} for p in problems]
+    evidence.summary = f"{sum(map(len, seen.values()))} peer phonebooks answer {xivo.name} on their restricted URL"
+    assert not problems, "; ".join(p["text"] for p in problems)
+    if unknown:
+        cannot_check_from_here(f"the peers authorise {xivo.name} by its address, so the search must come from "
+                               f"{xivo.name}: set on_box.source_address for {xivo.name} or run xivo-doctor there")
+
+
+def _host(uri: str | None) -> str:
+    rest = (uri or "").split("://", 1)[-1]
+    return rest.split("/", 1)[0].rsplit("@", 1)[-1].rsplit(":", 1)[0].strip("[]").lower()
+
+
+def _judge(row, peer, xivo, probes, entry, unknown) -> list[dict]:
+    name, url = row["name"], row["uri"] or ""
+    base = {"peer": peer.name, "directory": name}
+    if "/json.php/private/" in url:
+        return [{**base, "kind": "private", "text": f"{name!r} uses the private URL {url}: private answers 403 to "
+                 f"anyone but {peer.name} itself; write restricted"}]
+    if "/json.php/restricted/" not in url:
+        return [{**base, "kind": "not-restricted", "text": f"{name!r} has the URL {url}, not the restricted "
+                 f"phonebook URL {phonebook_url(peer)}"}]
+    if not (xivo.on_box and xivo.on_box.source_address):
+        unknown.append(name)
+        return []
+    answer = probes.web.phonebook(url, from_xivo=xivo, term=SEARCH_TERM, verify=peer.webservices.verify)
+    entry.update(status=answer["status"], count=answer["count"], redirects=answer["redirects"],
+                 final_url=answer["final_url"], sent_from=answer["from_address"])
+    status, sent = answer["status"], f"from {answer['from_address']}"
+    if status == 204 or (status == 200 and answer["json"]):
+        return []
+    if status == 401:
+        return [{**base, "kind": "unauthorised", "status": status,
+                 "text": f"{peer.name} refused {name!r} {sent} (HTTP 401): it has no web services user with Host "
+                         f"matching {xivo.address} and an empty login and password"}]
+    if status == 403:
+        return [{**base, "kind": "private", "status": status,
+                 "text": f"{peer.name} answered 403 to {name!r} {sent}: the private web services only answer "
+                         "the XiVO itself"}]
+    if status == 404:
+        return [{**base, "kind": "gone", "status": status,
+                 "text": f"{peer.name} has no json.php phonebook (HTTP 404 to {name!r}): XiVO 16.14 and later "
+                         "removed it"}]
+    what = "an answer that is not the phonebook's JSON" if status == 200 else f"HTTP {status}"
+    return [{**base, "kind": "status", "status": status, "text": f"{peer.name} answered {what} to {name!r} {sent}"}]

@@ -1,0 +1,112 @@
+"""uuid-unique: each XiVO has one UUID, the same in all its sources, and no two XiVOs share one.
+
+Per XiVO, these must agree (XIVO-FACTS §2, §3): `infos.uuid` in the `asterisk` database (what
+xivo-confd serves to the peers' directories), XIVO_UUID in the three files xivo-configure-uuid
+writes (what the daemons run with), xivo-ctid's `/0.1/infos` (its running value) and the UUID tag
+of the xivo-ctid service in the XiVO's Consul (how the peers' xivo-ctid find it). Across XiVOs the
+UUIDs must be distinct: a cloned VM or copied database makes remote contacts look local (§2).
+When several XiVOs share a UUID, only the later-declared ones fail: the first keeps its UUID.
+"""
+
+from __future__ import annotations
+
+from xivo_doctor.check import FixContext, check
+from xivo_doctor.probes.onbox import XIVO_UUID_FILES
+from xivo_doctor.results import FixOut
+
+# The manual's "Remove All Consul Data" list (contact_and_presence_sharing.rst, Configure Consul).
+CONSUL_WIPE = ("rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ "
+               "/var/lib/consul/tmp/ /var/lib/consul/checks/")
+
+KINDS = {"database": "asterisk database", "file": "XIVO_UUID files", "ctid": "xivo-ctid /0.1/infos",
+         "consul": "Consul agent services"}
+
+
+def uuid_fix(ctx: FixContext) -> FixOut:
+    xivo, ev = ctx.xivo, ctx.evidence
+    assert xivo is not None
+    peers = [x for x in ctx.topology.xivos if x.name != xivo.name]
+    duplicate = ev.get("same_uuid_as") or {}
+    commands: list[str] = []
+    if duplicate:
+        twin = next(iter(duplicate))
+        summary = (f"{xivo.name} has the UUID of {twin} (the manual's warning on cloned machines): regenerate it in "
+                   "the infos table with the uuid-ossp function XiVO's database setup uses, write it into the "
+                   "XIVO_UUID files by hand (xivo-configure-uuid does nothing once configured) and systemd's "
+                   "environment, wipe the Consul data holding the old UUID (consul stopped first), restart every "
+                   "service and join the Consul WAN pool again")
+        commands.append('sudo -u postgres psql asterisk -c "UPDATE infos SET uuid = uuid_generate_v4()"')
+    else:
+        summary = (f"the sources of {xivo.name} disagree on its UUID; infos.uuid in the asterisk database is the "
+                   "reference (xivo-configure-uuid copies it): write it into the XIVO_UUID files and systemd's "
+                   "environment, then restart the services so they run with it")
+    summary += ". Run the commands in one shell session: $NEW carries the UUID from one to the next"
+    commands.append('NEW=$(sudo -u postgres psql -tA asterisk -c "SELECT uuid FROM infos")')
+    files = ev.get("xivo_uuid_files") or {p: "?" for p in XIVO_UUID_FILES}
+    holding = [p for p, v in files.items() if v]
+    if holding:
+        commands.append(f'sed -i "s/XIVO_UUID=[0-9a-fA-F-]*/XIVO_UUID=$NEW/" {" ".join(holding)}')
+    for path in (p for p, v in files.items() if not v):
+        line = {"/etc/profile.d/xivo_uuid.sh": 'export XIVO_UUID=$NEW',
+                "/etc/systemd/system.conf": 'DefaultEnvironment=\\"XIVO_UUID=$NEW\\"'}.get(path, "XIVO_UUID=$NEW")
+        commands.append(f'echo "{line}" >> {path}')
+    commands.append("systemctl set-environment XIVO_UUID=$NEW")
+    # a stale tag stays in Consul's services/ until the data is wiped
+    wipe = bool(duplicate) or "consul" in ev.get("disagreeing_kinds", ())
+    if wipe:
+        commands += ["systemctl stop consul", CONSUL_WIPE]
+    commands.append("xivo-service restart all")
+    if wipe:
+        # the wipe forgot the WAN pool (serf/); one join is enough, the manual says
+        commands += [f"consul join -wan {peer.address}" for peer in peers[:1]]
+    return FixOut(summary=summary, commands=tuple(commands))
+
+
+@check(
+    id="uuid-unique",
+    title="Each XiVO has one UUID, agreed by all its sources and distinct from the others'",
+    why="peers tell XiVOs apart by UUID: a shared or inconsistent UUID makes remote contacts look local "
+    "and sends presence lookups to the wrong server",
+    fix=uuid_fix,
+    doc="contact_and_presence_sharing.rst#prerequisite",
+    involves="peers",
+)
+def test_uuid_unique(xivo, topology, probes, evidence):
+    readings = probes.onbox.uuid_readings(xivo)
+    evidence["source"] = ", ".join(dict.fromkeys(KINDS[r.kind] for r in readings if r.unavailable is None))
+    evidence["uuids"] = {r.source: r.shown() for r in readings}
+    files = {r.source: r.uuid for r in readings if r.kind == "file" and r.unavailable is None}
+    if files:
+        evidence["xivo_uuid_files"] = files
+    compared = [r for r in readings if r.unavailable is None]
+    values = list(dict.fromkeys(r.uuid for r in compared if r.uuid))
+    # infos.uuid is the reference: xivo-configure-uuid copies it into the files (XIVO-FACTS §2)
+    reference = next((r.uuid for r in compared if r.kind == "database" and r.uuid), values[0] if values else None)
+    evidence["uuid"] = reference
+    problems = []
+    if not values:
+        problems.append(f"no source of {xivo.name} holds a UUID: " + ", ".join(r.source for r in compared))
+    elif any(r.uuid != reference for r in compared):
+        by_value: dict[str, list[str]] = {}
+        for r in compared:
+            by_value.setdefault(r.uuid or "no UUID", []).append(r.source)
+        evidence["disagreeing"] = [r.source for r in compared if r.uuid != reference]
+        evidence["disagreeing_kinds"] = sorted({r.kind for r in compared if r.uuid != reference})
+        problems.append(f"the sources of {xivo.name} disagree on its UUID: "
+                        + "; ".join(f"{value} in {', '.join(sources)}" for value, sources in by_value.items()))
+    # Attribution: compare with the XiVOs declared BEFORE this one only (the first keeps its UUID).
+    earlier = topology.xivos[: [x.name for x in topology.xivos].index(xivo.name)]
+    shared = {}
+    for other in earlier:
+        theirs = {r.uuid for r in probes.onbox.uuid_readings(other) if r.uuid}
+        common = [v for v in values if v in theirs]
+        if common:
+            shared[other.name] = common[0]
+    if shared:
+        evidence["same_uuid_as"] = shared
+        twins = ", ".join(f"{name} ({uuid})" for name, uuid in shared.items())
+        problems.append(f"{xivo.name} has the same UUID as {twins}: a cloned VM or copied database")
+    checked = [x.name for x in earlier]
+    evidence.summary = (f"{reference} in {len(compared)} sources"
+                        + (f", distinct from {', '.join(checked)}" if checked else ""))
+    assert not problems, "; ".join(problems)

@@ -1,0 +1,114 @@
+"""HTTP services a XiVO's peers call: xivo-confd's `/1.1/infos` and the json.php phonebook.
+
+Place in the pipeline: acquisition. Both answers depend on who asks — web services users
+authorise by the client's address (XIVO-FACTS §6.3, §6.4) — so each request can be sent FROM a
+XiVO (`from_xivo.on_box.source_address`). Every request goes through `probes.http.fetch` (the
+run's deadline, bounded body, redirects capped) and is cached per run. The answers are returned
+as data (status, UUID, count); judging them is the checks' job. Credentials go to the request
+only: never into a returned value, a cache key in clear, or a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from requests.auth import HTTPDigestAuth
+
+from xivo_doctor.errors import ProbeError
+from xivo_doctor.probes.http import fetch
+from xivo_doctor.topology.model import Secret, Xivo
+
+
+class WebProbe:
+    def __init__(self, probes: Any) -> None:
+        self.probes = probes
+
+    def confd_infos(self, xivo: Xivo, *, from_xivo: Xivo | None = None, username: str | None = None,
+                    password: Secret | str | None = None, verify: bool | str = False) -> dict[str, Any]:
+        """GET https://<xivo>:<confd port>/1.1/infos, with HTTP Digest when credentials are given
+        (confd's legacy auth, XIVO-FACTS §6.4) or none (then only an authorised source address
+        passes), sent from `from_xivo`'s source address when given.
+
+        Returns {"status", "uuid" (None unless a 200 carried one), "elapsed_ms", "url",
+        "from_address", "auth": "digest" | "none"}.
+        """
+        secret = password if isinstance(password, Secret) or password is None else Secret(password)
+        with_auth = bool(username and secret)
+        source_address = _source_address(from_xivo)
+        url = f"https://{_host(xivo.address)}:{xivo.confd.port}/1.1/infos"
+        key = ("confd-infos", xivo.name, source_address, username if with_auth else None,
+               secret if with_auth else None, str(verify))
+
+        def ask() -> dict[str, Any]:
+            where = f" from {from_xivo.name} ({source_address})" if from_xivo and source_address else ""
+            source = f"xivo-confd of {xivo.name} ({url}){where}"
+            auth = HTTPDigestAuth(username, secret.reveal()) if with_auth and secret is not None else None
+            answer = fetch(url, source=source, deadline=self.probes.deadline, timeout=self.probes.timeout,
+                           auth=auth, verify=verify, source_address=source_address,
+                           headers={"Accept": "application/json"})
+            uuid = None
+            if answer.status == 200:
+                body = answer.json(source)
+                uuid = body.get("uuid") if isinstance(body, dict) else None
+                if not isinstance(uuid, str) or not uuid:
+                    raise ProbeError(source, f"answered 200 without a uuid: {answer.text[:80]!r}")
+            return {"status": answer.status, "uuid": uuid, "elapsed_ms": answer.elapsed_ms, "url": url,
+                    "from_address": source_address, "auth": "digest" if with_auth else "none"}
+
+        return self.probes.cached(key, ask)
+
+    def phonebook(self, url: str, *, from_xivo: Xivo, term: str, verify: bool | str = False) -> dict[str, Any]:
+        """GET <url>?act=search&search=<term> from `from_xivo`'s source address, following nginx's
+        HTTP→HTTPS redirect (XIVO-FACTS §6.3), as xivo-dird's phonebook backend does (§6.2).
+
+        Returns {"status", "final_url", "redirects" (status codes), "count" (entries of a 200
+        JSON list, else None), "json" (a 200 answer was a JSON list), "www_authenticate",
+        "elapsed_ms", "from_address"}. Raises ProbeError without a source address to send from.
+        """
+        source_address = _source_address(from_xivo)
+        shown = _without_userinfo(url)
+        source = f"phonebook web service {shown} from {from_xivo.name}"
+        if not source_address:
+            raise ProbeError(source, f"no on_box.source_address for {from_xivo.name} to send from")
+
+        def ask() -> dict[str, Any]:
+            answer = fetch(url, source=f"{source} ({source_address})", deadline=self.probes.deadline,
+                           timeout=self.probes.timeout, params={"act": "search", "search": term},
+                           verify=verify, source_address=source_address)
+            count, is_list = None, False
+            if answer.status == 200:
+                try:
+                    body = answer.json(source)
+                except ProbeError:
+                    body = None  # a 200 that is not the phonebook's JSON: the check says so
+                is_list = isinstance(body, list)
+                count = len(body) if is_list else None
+            return {"status": answer.status, "final_url": _without_userinfo(answer.url).split("?", 1)[0],
+                    "redirects": list(answer.history), "count": count, "json": is_list,
+                    "www_authenticate": _header(answer.headers, "WWW-Authenticate"),
+                    "elapsed_ms": answer.elapsed_ms, "from_address": source_address}
+
+        return self.probes.cached(("phonebook", url, source_address, term, str(verify)), ask)
+
+
+def _source_address(xivo: Xivo | None) -> str | None:
+    return xivo.on_box.source_address if xivo is not None and xivo.on_box is not None else None
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
