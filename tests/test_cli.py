@@ -57,7 +57,8 @@ def test_bad_timeout_is_refused_by_the_parser(capsys):
 def test_quiet_prints_the_verdict_line_only_and_files_are_written(tmp_path, capsys):
     topology = loopback_topology(tmp_path, ["127.10.202.1", "127.10.202.2"])
     junit, js = tmp_path / "out" / "junit.xml", tmp_path / "out" / "result.json"
-    code = main(["run", "-T", str(topology), "-q", "--junit", str(junit), "--json", str(js)])
+    code = main(["run", "-T", str(topology), "-q", "--junit", str(junit), "--json", str(js),
+                 "--check", "port-reachable"])
     out = capsys.readouterr().out
     assert code == 2
     assert out.startswith("CRITICAL: port-reachable[xivo-1] failed (+1 more) — 2 fail, 0 error, 0 warn, 0 pass")
@@ -74,7 +75,8 @@ def test_quiet_prints_the_verdict_line_only_and_files_are_written(tmp_path, caps
 
 def test_not_a_terminal_means_no_colour_no_progress(tmp_path):
     topology = loopback_topology(tmp_path, ["127.10.202.1", "127.10.202.2"])
-    proc = subprocess.run([sys.executable, "-m", "xivo_doctor", "run", "-T", str(topology)],
+    proc = subprocess.run([sys.executable, "-m", "xivo_doctor", "run", "-T", str(topology),
+                           "--check", "port-reachable"],
                           capture_output=True, text=True, timeout=30, cwd=REPO, env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2
     assert "\x1b[" not in proc.stdout and proc.stderr == ""
@@ -90,14 +92,15 @@ def test_pytest_checks_and_xivo_doctor_run_give_the_same_results(tmp_path):
         topology = loopback_topology(tmp_path, ["127.10.202.1", "127.10.202.2"], probe_timeout=0.5)
         via_pytest = tmp_path / "pytest.json"
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "checks/", "--topology", str(topology),
+            [sys.executable, "-m", "pytest", "checks/", "--topology", str(topology), "--check", "port-reachable",
              "--doctor-json", str(via_pytest), "-p", "no:cacheprovider"],
             capture_output=True, text=True, timeout=60, cwd=REPO,
         )
         assert proc.returncode == 1, proc.stdout + proc.stderr  # pytest: some tests failed
         assert "CRITICAL: port-reachable[xivo-2] failed" in proc.stdout
         run = subprocess.run(
-            [sys.executable, "-m", "xivo_doctor", "run", "-T", str(topology), "--json", "-"],
+            [sys.executable, "-m", "xivo_doctor", "run", "-T", str(topology), "--json", "-",
+             "--check", "port-reachable"],
             capture_output=True, text=True, timeout=60, cwd=tmp_path,
         )
     assert run.returncode == 2
@@ -113,7 +116,8 @@ def test_pytest_checks_and_xivo_doctor_run_give_the_same_results(tmp_path):
 def test_an_unwritable_output_is_one_line_and_exit_3(tmp_path, capsys):
     topology = loopback_topology(tmp_path, ["127.10.202.1", "127.10.202.2"])
     (tmp_path / "file").write_text("")
-    code = main(["run", "-T", str(topology), "-q", "--json", str(tmp_path / "file" / "out.json")])
+    code = main(["run", "-T", str(topology), "-q", "--json", str(tmp_path / "file" / "out.json"),
+                 "--check", "port-reachable"])
     err = capsys.readouterr().err
     assert code == 3
     assert err.startswith(f"xivo-doctor: error: cannot write {tmp_path / 'file' / 'out.json'}: ")

@@ -18,7 +18,7 @@ ALL = list(TEST_PORTS.values())
 
 
 def run_json(capsys, *args: str) -> tuple[int, dict]:
-    code = main(["run", "--json", "-", *args])
+    code = main(["run", "--json", "-", "--check", "port-reachable", *args])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -98,7 +98,8 @@ def test_a_black_holed_xivo_ends_the_run_within_the_timeout(tmp_path, stack):
     topology = loopback_topology(tmp_path, ["127.10.200.1", "127.10.200.2"], probe_timeout=30)
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "xivo_doctor", "run", "-T", str(topology), "-t", "2", "--json", "-"],
+        [sys.executable, "-m", "xivo_doctor", "run", "-T", str(topology), "-t", "2", "--json", "-",
+         "--check", "port-reachable"],
         capture_output=True, text=True, timeout=20, cwd=REPO,
     )
     elapsed = time.monotonic() - started

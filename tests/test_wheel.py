@@ -30,7 +30,9 @@ def test_wheel_in_a_fresh_venv_runs_checks_and_run(tmp_path):
        source, cwd=tmp_path)
     wheel = next((tmp_path / "dist").glob("xivo_doctor-*.whl"))
     listing = sh(sys.executable, "-m", "zipfile", "-l", wheel, cwd=tmp_path).stdout
-    assert "xivo_doctor/checks/port_reachable.py" in listing
+    for check in ("port_reachable", "consul_wan", "ctid_advertise", "rabbitmq_federation", "uuid_unique",
+                  "xivo_version", "directory_source", "phonebook_restricted"):
+        assert f"xivo_doctor/checks/{check}.py" in listing
     assert "xivo_doctor/pytest-run.ini" in listing and "xivo_doctor/result-schema.json" in listing
 
     # The dependencies come from this interpreter (no network needed); the package only from the wheel.
@@ -45,7 +47,8 @@ def test_wheel_in_a_fresh_venv_runs_checks_and_run(tmp_path):
     listed = sh(venv / "bin" / "xivo-doctor", "checks", cwd=workdir)
     assert "port-reachable" in listed.stdout
     topology = loopback_topology(workdir, ["127.10.203.1", "127.10.203.2"])
-    ran = sh(venv / "bin" / "xivo-doctor", "run", "-T", topology, "--json", "-", cwd=workdir)
+    ran = sh(venv / "bin" / "xivo-doctor", "run", "-T", topology, "--json", "-", "--check", "port-reachable",
+             cwd=workdir)
     data = json.loads(ran.stdout)
     assert ran.returncode == 2 and data["verdict"] == "CRITICAL"
     assert [r["item"] for r in data["results"]] == ["port-reachable[xivo-1]", "port-reachable[xivo-2]"]
