@@ -107,5 +107,6 @@ def command_demo(args: argparse.Namespace) -> int:
     code = cli_main(["run", "-T", str(args.dir / "topology.yml"), "--json", str(report),
                      "--junit", str(args.reports / f"demo-{stamp}.junit.xml")])
     print(f"\nreport: {report} (and .junit.xml). Next: `xivo-doctor lab faults` lists what can break; "
-          "`xivo-doctor lab break federation-wrong-password`, then `xivo-doctor demo` again; `xivo-doctor lab heal` to repair")
+          "`xivo-doctor lab break federation-wrong-password`, then `xivo-doctor demo` again; "
+          "`xivo-doctor lab heal` to repair")
     return code

@@ -16,7 +16,6 @@ Passwords: upstream URIs leave `federation_status` masked; the topology's are se
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -24,8 +23,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -34,18 +31,15 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
-import pika
-import pika.exceptions
-
 from xivo_doctor.errors import ProbeError, ProbeTimeout
+from xivo_doctor.probes import amqp_probe
 from xivo_doctor.probes import federation_status as fs
+from xivo_doctor.probes.amqp_probe import first_line as _first_line
 from xivo_doctor.probes.http import fetch
 from xivo_doctor.topology.model import Xivo
 
-EXCHANGE = "xivo"  # topic, declared by XiVO's daemons (XIVO-FACTS §5)
 CTL_TIMEOUT = 15.0  # s: a local command, dominated by the Erlang VM start-up, not a network wait
 MAX_OUTPUT = 1_000_000  # bytes read from a command
-PROBE_TTL_MS = "10000"  # probe messages expire: nothing lingers if a queue outlives the probe
 logging.getLogger("pika").setLevel(logging.CRITICAL)  # its failures reach the admin as ProbeError
 
 
@@ -253,54 +247,9 @@ class RabbitProbe:
 
     # -- the end-to-end probe (the doctor's only write) ------------------------------------------
     def probe_delivery(self, downstream: Xivo, upstream: Xivo) -> dict[str, Any]:
-        """Publish on the upstream's `xivo` exchange every ~20 ms until one message reaches a
-        temporary queue on the downstream, or the probe timeout ends (LAB-NOTES §A.6: the first
-        publishes are lost while the new binding travels to the upstream)."""
+        """See `amqp_probe.probe_delivery`; cached per run and pair."""
         return self.probes.cached(("rabbitmq-probe", downstream.name, upstream.name),
-                                  lambda: self._probe(downstream, upstream))
-
-    def _probe(self, downstream: Xivo, upstream: Xivo) -> dict[str, Any]:
-        budget = self.probes.deadline.budget(self.probes.timeout, _amqp_source(downstream))
-        end = time.monotonic() + budget
-        key = f"xivo_doctor.probe.{uuid.uuid4()}"
-        sent: dict[int, float] = {}
-        got: dict[str, Any] = {}
-
-        def received(channel, method, properties, body: bytes) -> None:
-            if not got:
-                seq = json.loads(body).get("seq")
-                got.update(at=time.monotonic(), seq=seq,
-                           via=[h.get("uri") for h in (properties.headers or {}).get("x-received-from", [])])
-
-        started = time.monotonic()
-        down = _connect(downstream, budget)
-        try:
-            with _amqp_errors(downstream, "the temporary queue"):
-                channel = down.channel()
-                queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-                channel.queue_bind(queue, EXCHANGE, routing_key=key)
-                channel.basic_consume(queue, received, auto_ack=True)
-            up = _connect(upstream, max(0.1, end - time.monotonic()))
-            try:
-                with _amqp_errors(upstream, f"publishing on exchange {EXCHANGE}"):
-                    out = up.channel()
-                    props = pika.BasicProperties(delivery_mode=1, expiration=PROBE_TTL_MS,
-                                                 content_type="application/json")
-                    while not got and time.monotonic() < end:
-                        seq = len(sent) + 1
-                        sent[seq] = time.monotonic()
-                        out.basic_publish(EXCHANGE, key, json.dumps({"xivo_doctor": "probe", "seq": seq}), props)
-                        up.process_data_events(time_limit=0)
-                        with _amqp_errors(downstream, "waiting for the probe"):
-                            down.process_data_events(time_limit=0.02)
-            finally:
-                _close(up)
-        finally:
-            _close(down)  # the exclusive auto-delete queue goes with the connection
-        delivered = bool(got) and got["seq"] in sent
-        return {"delivered": delivered, "published": len(sent), "waited_s": round(time.monotonic() - started, 2),
-                "latency_ms": round((got["at"] - sent[got["seq"]]) * 1000, 2) if delivered else None,
-                **({"via": got["via"]} if delivered and got["via"] else {})}
+                                  lambda: amqp_probe.probe_delivery(self.probes, downstream, upstream))
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -335,10 +284,6 @@ def _read(file, source: str) -> str:
 _URI = re.compile(r"[a-z][a-z0-9+]*://[^\s\"'<>]+")
 
 
-def _first_line(text: str) -> str:
-    """The first meaningful line of an error, any URI in it masked."""
-    lines = [line.strip() for line in text.splitlines() if line.strip() and line.strip() != "Error:"]
-    return _URI.sub(lambda m: fs.mask_uri(m.group()), (lines[0] if lines else "no output"))[:240]
 
 
 def _api_link(obj: dict[str, Any]) -> dict[str, Any]:
@@ -351,45 +296,3 @@ def _api_link(obj: dict[str, Any]) -> dict[str, Any]:
             "timestamp": obj.get("timestamp")}
 
 
-def _amqp_source(xivo: Xivo) -> str:
-    return f"AMQP on {xivo.name} ({xivo.address}:{xivo.rabbitmq.port})"
-
-
-def _connect(xivo: Xivo, budget: float) -> pika.BlockingConnection:
-    password = xivo.rabbitmq.password.reveal() if xivo.rabbitmq.password else ""
-    params = pika.ConnectionParameters(
-        host=xivo.address, port=xivo.rabbitmq.port, virtual_host=xivo.rabbitmq.vhost,
-        credentials=pika.PlainCredentials(xivo.rabbitmq.user, password), connection_attempts=1,
-        socket_timeout=budget, stack_timeout=budget, blocked_connection_timeout=budget,
-        client_properties={"connection_name": "xivo-doctor federation probe"})
-    with _amqp_errors(xivo, "connecting"):
-        return pika.BlockingConnection(params)
-
-
-@contextmanager
-def _amqp_errors(xivo: Xivo, doing: str) -> Iterator[None]:
-    """pika's exceptions -> ProbeError naming the XiVO and the reason, never the password."""
-    source, user = _amqp_source(xivo), xivo.rabbitmq.user
-    try:
-        yield
-    except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
-        raise ProbeError(source, f"{doing}: ACCESS_REFUSED: user {user!r} and the topology's password were "
-                                 "refused") from None
-    except pika.exceptions.ProbableAccessDeniedError:
-        raise ProbeError(source, f"{doing}: access to vhost {xivo.rabbitmq.vhost!r} refused for {user!r}") from None
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        raise ProbeError(source, f"{doing}: {exc.reply_code} {exc.reply_text}") from None
-    except (pika.exceptions.AMQPError, OSError) as exc:
-        text = repr(exc).lower()
-        if "timed out" in text or "timeout" in text:
-            raise ProbeTimeout(source, f"{doing}: timed out") from None
-        reason = "connection refused" if "refused" in text else _first_line(str(exc) or type(exc).__name__)
-        raise ProbeError(source, f"{doing}: {reason}") from None
-
-
-def _close(connection: pika.BlockingConnection) -> None:
-    try:
-        if connection.is_open:
-            connection.close()
-    except (pika.exceptions.AMQPError, OSError):
-        pass  # closing a broken connection: the broker drops the exclusive queue anyway
