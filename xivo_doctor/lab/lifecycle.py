@@ -256,14 +256,34 @@ def status(lab_dir: Path) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+def restart_rabbitmq(state: LabState, node: LabNode, attempts: int = 2) -> None:
+    """Stop, wait until the old VM has let go of the node's ports, start, wait until it serves.
+
+    Under load a new node started the instant the old one's launcher exits can find its
+    distribution port or name still held and halt; so wait for the ports, and retry once."""
+    target = rabbit(state, node)
+    for attempt in range(attempts):
+        rabbitmq.stop(target, state.dir)
+        end = time.monotonic() + 15
+        while time.monotonic() < end and not (bindable("127.0.0.1", target.dist_port)
+                                              and bindable(node.address, node.amqp_port)):
+            time.sleep(0.1)
+        rabbitmq.start(target, state.dir)
+        try:
+            rabbitmq.wait_ready(target, 120)
+            return
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+
+
 def restart(lab_dir: Path, name: str, service: str, say: Say = print) -> None:
     """Stop and start one service of one node, as `systemctl restart` would."""
     state = LabState.load(lab_dir)
     node = state.node(name)
     if service == "rabbitmq":
-        rabbitmq.stop(rabbit(state, node), state.dir)
-        rabbitmq.start(rabbit(state, node), state.dir)
-        rabbitmq.wait_ready(rabbit(state, node), 120)
+        restart_rabbitmq(state, node)
     elif service in STANDINS:
         stop_service(state, node, service)
         start_standin(state, node, service)
