@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import psycopg
@@ -13,7 +14,7 @@ import pytest
 from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import ProbeError, ProbeTimeout
 from xivo_doctor.lab import postgres
-from xivo_doctor.probes import onbox
+from xivo_doctor.probes import Probes, onbox
 from xivo_doctor.probes.onbox import OnBoxProbe, UuidReading
 from xivo_doctor.topology.model import OnBoxAccess, Secret, Xivo
 
@@ -29,12 +30,11 @@ class Session:
         self.deadline = Deadline(seconds)
         self.timeout = timeout
         self.ctid, self.consul = ctid, consul
-        self._cache: dict = {}
+        self._lock, self._cache, self._key_locks = threading.Lock(), {}, {}
 
-    def cached(self, key, compute):
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+    # the real per-run cache, failures remembered, not a copy of it
+    cached = Probes.cached
+    outcome = Probes.outcome
 
 
 def write(root: Path, path: str, text: str) -> None:

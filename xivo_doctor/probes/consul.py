@@ -21,20 +21,18 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import consul
 import consul.base
-import requests
 
-from xivo_doctor.errors import ProbeError, ProbeTimeout
-from xivo_doctor.probes.http import _reason
+from xivo_doctor.errors import ProbeError
+from xivo_doctor.probes.http import request_errors
 from xivo_doctor.topology.model import Xivo
 
 if TYPE_CHECKING:
     from xivo_doctor.probes.session import Probes
 
-T = TypeVar("T")
 CONSUL_ENV = ("CONSUL_HTTP_ADDR", "CONSUL_HTTP_SSL", "CONSUL_HTTP_SSL_VERIFY", "CONSUL_HTTP_TOKEN")
 _ENV_LOCK = threading.Lock()
 
@@ -45,26 +43,6 @@ class ConsulStatusError(ProbeError):
     def __init__(self, source: str, message: str, status: int) -> None:
         super().__init__(source, message)
         self.status = status
-
-
-@dataclass(frozen=True)
-class _Failed:
-    error: ProbeError
-
-
-def cached_or_raise(probes: Probes, key: tuple, compute: Callable[[], T]) -> T:
-    """`probes.cached`, remembering a ProbeError too: an unreachable source costs one attempt per run."""
-
-    def attempt() -> T | _Failed:
-        try:
-            return compute()
-        except ProbeError as exc:
-            return _Failed(exc)
-
-    outcome = probes.cached(key, attempt)
-    if isinstance(outcome, _Failed):
-        raise outcome.error
-    return outcome
 
 
 @dataclass(frozen=True)
@@ -193,7 +171,7 @@ class ConsulProbe:
                                                     f"not a JSON {'string' if shape is str else shape.__name__}")
             return found
 
-        return cached_or_raise(self.probes, ("consul", xivo.name, *key), compute)
+        return self.probes.cached(("consul", xivo.name, *key), compute)
 
     def _call(self, xivo: Xivo, what: str, call: Callable[[consul.Consul], Any], *, anonymous: bool) -> Any:
         source = self.source(xivo)
@@ -201,15 +179,8 @@ class ConsulProbe:
         token = None if anonymous or xivo.consul.token is None else (xivo.consul.token.reveal() or None)
         client = _client(xivo, token, budget)
         try:
-            return call(client)
-        except requests.Timeout:
-            raise ProbeTimeout(source, f"{what}: timed out after {budget:g} s") from None
-        except requests.exceptions.SSLError as exc:
-            raise ProbeError(source, f"{what}: TLS failed: {_reason(exc)}") from None
-        except requests.ConnectionError as exc:
-            raise ProbeError(source, f"{what}: cannot connect: {_reason(exc)}") from None
-        except requests.RequestException as exc:
-            raise ProbeError(source, f"{what}: request failed: {_reason(exc)}") from None
+            with request_errors(source, budget, what):
+                return call(client)
         except consul.base.ACLPermissionDenied as exc:
             who = "an anonymous request" if token is None else "the topology's consul token (consul.token_file)"
             raise ConsulStatusError(source, f"{what}: HTTP 403 {_text(exc, token)}: {who} was refused", 403) \

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from xivo_doctor.errors import ProbeError
 from xivo_doctor.probes import http
-from xivo_doctor.probes.consul import cached_or_raise
 from xivo_doctor.topology.model import Xivo
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ class CtidProbe:
         """ctid's `/0.1/infos` at `address:port` (default: the XiVO's declared address, ctid port)."""
         address = address or xivo.address
         port = port or xivo.ctid.port
-        return cached_or_raise(self.probes, ("ctid-infos", xivo.name, address, port),
+        return self.probes.cached(("ctid-infos", xivo.name, address, port),
                                lambda: self._fetch(xivo, address, port))
 
     def _fetch(self, xivo: Xivo, address: str, port: int) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +93,10 @@ def fetch(
     started = time.monotonic()
     session = _session(source_address)
     try:
-        with session.request(method, url, params=params, headers=headers, auth=auth, verify=verify,
-                             timeout=(budget, budget), stream=True, allow_redirects=allow_redirects) as response:
+        with request_errors(source, budget), session.request(
+            method, url, params=params, headers=headers, auth=auth, verify=verify, timeout=(budget, budget),
+            stream=True, allow_redirects=allow_redirects,
+        ) as response:
             body = bytearray()
             for chunk in response.iter_content(65536):
                 body += chunk
@@ -103,18 +107,27 @@ def fetch(
             return Answer(url=response.url, status=response.status_code, headers=dict(response.headers),
                           body=bytes(body), elapsed_ms=round((time.monotonic() - started) * 1000, 1),
                           history=tuple(r.status_code for r in response.history))
-    except (requests.Timeout, TimeoutError):
-        raise ProbeTimeout(source, f"timed out after {budget:g} s") from None
-    except requests.TooManyRedirects:
-        raise ProbeError(source, f"more than {MAX_REDIRECTS} redirects") from None
-    except requests.exceptions.SSLError as exc:
-        raise ProbeError(source, f"TLS failed: {_reason(exc)}") from None
-    except requests.ConnectionError as exc:
-        raise ProbeError(source, f"cannot connect: {_reason(exc)}") from None
-    except requests.RequestException as exc:
-        raise ProbeError(source, f"request failed: {_reason(exc)}") from None
     finally:
         session.close()
+
+
+@contextmanager
+def request_errors(source: str, budget: float, what: str = "") -> Iterator[None]:
+    """`requests`' exceptions -> ProbeTimeout/ProbeError naming the source (used by `fetch` and by
+    probes that call `requests` through a client library, such as python-consul2)."""
+    doing = f"{what}: " if what else ""
+    try:
+        yield
+    except (requests.Timeout, TimeoutError):
+        raise ProbeTimeout(source, f"{doing}timed out after {budget:g} s") from None
+    except requests.TooManyRedirects:
+        raise ProbeError(source, f"{doing}more than {MAX_REDIRECTS} redirects") from None
+    except requests.exceptions.SSLError as exc:
+        raise ProbeError(source, f"{doing}TLS failed: {_reason(exc)}") from None
+    except requests.ConnectionError as exc:
+        raise ProbeError(source, f"{doing}cannot connect: {_reason(exc)}") from None
+    except requests.RequestException as exc:
+        raise ProbeError(source, f"{doing}request failed: {_reason(exc)}") from None
 
 
 def _reason(exc: Exception) -> str:

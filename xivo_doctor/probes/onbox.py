@@ -129,9 +129,7 @@ class OnBoxProbe:
     def _table(self, xivo: Xivo, name: str) -> list[dict[str, Any]]:
         if not self.has_database(xivo):
             raise ProbeError(self.database_source(xivo), "no on_box.database in the topology")
-        tables = self.probes.cached(("onbox-db", xivo.name), lambda: _failure_kept(lambda: self._read(xivo)))
-        if isinstance(tables, ProbeError):
-            raise tables
+        tables = self.probes.cached(("onbox-db", xivo.name), lambda: self._read(xivo))
         found = tables[name]
         if isinstance(found, ProbeError):
             raise found
@@ -261,14 +259,6 @@ def _attempt(source: str, kind: str, read) -> UuidReading:
     except ProbeError as exc:
         return UuidReading(source, kind, unavailable=str(exc))
     return UuidReading(source, kind, str(value).strip() if value else None)
-
-
-def _failure_kept(compute):
-    """Cache a failure too: a database that is down is tried once per run, not once per item."""
-    try:
-        return compute()
-    except ProbeError as exc:
-        return exc
 
 
 def _uuid_in(path: str, text: str | None) -> str | None:

@@ -85,18 +85,13 @@ class RabbitProbe:
         return self._state(xivo)["now"]
 
     def _state(self, xivo: Xivo) -> dict[str, Any]:
-        outcome = self._state_or_error(xivo)
-        if isinstance(outcome, ProbeError):
-            raise outcome
-        return outcome
+        return self.probes.cached(("rabbitmq-federation", xivo.name), lambda: self._read(xivo))
 
     def _state_or_error(self, xivo: Xivo) -> dict[str, Any] | ProbeError:
-        def attempt() -> dict[str, Any] | ProbeError:
-            try:
-                return self._read_ctl(xivo) if self.on_box(xivo) else self._read_api(xivo)
-            except ProbeError as exc:  # remembered: an unreachable source costs one attempt per run
-                return exc
-        return self.probes.cached(("rabbitmq-federation", xivo.name), attempt)
+        return self.probes.outcome(("rabbitmq-federation", xivo.name), lambda: self._read(xivo))
+
+    def _read(self, xivo: Xivo) -> dict[str, Any]:
+        return self._read_ctl(xivo) if self.on_box(xivo) else self._read_api(xivo)
 
     def _read_ctl(self, xivo: Xivo) -> dict[str, Any]:
         vhost, source = _erlang_binary(xivo.rabbitmq.vhost), f"rabbitmqctl on {xivo.name}"

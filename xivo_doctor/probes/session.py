@@ -101,12 +101,23 @@ class Probes:
         return self._probe("web", WebProbe)
 
     def cached(self, key: tuple, compute):
-        """Compute once per run (per key); concurrent callers wait for the first."""
+        """Compute once per run (per key); concurrent callers wait for the first. A ProbeError is
+        remembered and raised again: an unreachable source costs one attempt per run, not one per item."""
+        found = self.outcome(key, compute)
+        if isinstance(found, ProbeError):
+            raise found
+        return found
+
+    def outcome(self, key: tuple, compute):
+        """As `cached`, but a ProbeError comes back as a value, for callers that report it as data."""
         with self._lock:
             lock = self._key_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._cache:
-                self._cache[key] = compute()
+                try:
+                    self._cache[key] = compute()
+                except ProbeError as exc:
+                    self._cache[key] = exc
             return self._cache[key]
 
     @property
