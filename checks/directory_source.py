@@ -12,24 +12,12 @@ otherwise no profile searches it. Rows on localhost are the internal directory: 
 
 from __future__ import annotations
 
-import re
-
 from xivo_doctor.check import FixContext, cannot_check_from_here, check
 from xivo_doctor.results import FixOut
+from xivo_doctor.xivo_directories import by_peer, parse_uri
 
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 CONFD_CLIENT_PORT = 9486  # xivo_confd_client's default when the URI has no port
 LOOKUP_TIMEOUT_MS = 2900  # dird's lookup timeout; its confd timeout is 4 s (XIVO-FACTS §6.2)
-_URI = re.compile(r"^(?P<scheme>[a-zA-Z][\w+.-]*)://(?:[^@/]*@)?(?P<host>\[[^\]]*\]|[^:/?#]*)(?::(?P<port>\d*))?")
-
-
-def parse_uri(text: str | None) -> tuple[str, str, int | None]:
-    """(scheme, host, port) of a directory URI, as confgend splits it (scheme://host[:port])."""
-    match = _URI.match(text or "")
-    if not match:
-        return "", "", None
-    port = match["port"]
-    return match["scheme"].lower(), match["host"].strip("[]").lower(), int(port) if port else None
 
 
 def directory_fix(ctx: FixContext) -> FixOut:
@@ -88,27 +76,21 @@ def test_directory_source(xivo, topology, probes, evidence):
     if not probes.onbox.has_database(xivo):
         cannot_check_from_here(f"the directories are in {xivo.name}'s asterisk database: give on_box.database "
                                f"for {xivo.name} or run xivo-doctor on {xivo.name}")
-    peers = {x.address.lower(): x for x in topology.xivos if x.name != xivo.name}
+    peers = [x for x in topology.xivos if x.name != xivo.name]
     definitions = probes.onbox.ctidirectories(xivo)
     listed = {n for c in probes.onbox.cticontexts(xivo) for n in c["directory_names"]}
     evidence["source"] = f"{probes.onbox.database_source(xivo)}; GET /1.1/infos sent from {xivo.name}"
     seen: dict[str, list[dict]] = {}
-    problems, notes, elsewhere, unknown = [], [], [], []
-    for row in (d for d in probes.onbox.directories(xivo) if d["dirtype"] == "xivo"):
-        _scheme, host, _port = parse_uri(row["uri"])
-        if host in LOCAL_HOSTS or host == xivo.address.lower():
-            continue  # the internal directory (populate.sql's http://localhost:9487)
-        if host not in peers:
-            elsewhere.append(f"{row['name']} ({row['uri']})")
-            continue
-        peer = peers[host]
+    problems, notes, unknown = [], [], []
+    remote, elsewhere = by_peer(probes.onbox.directories(xivo), "xivo", xivo, topology)
+    for row, peer in remote:
         entry = {"directory": row["name"], "uri": row["uri"]}
         seen.setdefault(peer.name, []).append(entry)
         problems += _definition_problems(row, peer, definitions, listed)
         problems += _request_problems(row, peer, xivo, probes, entry, notes, unknown)
     problems += [{"peer": p.name, "kind": "missing",
                   "text": f"no directory for {p.name} on {xivo.name} (the manual wants one per remote XiVO)"}
-                 for p in peers.values() if p.name not in seen]
+                 for p in peers if p.name not in seen]
     evidence["directories"] = seen
     if elsewhere:
         evidence["not_declared_xivos"] = elsewhere  # shown, not judged: not part of this topology

@@ -15,9 +15,9 @@ from __future__ import annotations
 from xivo_doctor.check import FixContext, cannot_check_from_here, check, not_applicable
 from xivo_doctor.probes.onbox import VERSION_FILE
 from xivo_doctor.results import FixOut
+from xivo_doctor.xivo_directories import by_peer
 from xivo_doctor.xivo_versions import phonebook_sharing_applies
 
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 PHONEBOOK_PATH = "/service/ipbx/json.php/restricted/pbx_services/phonebook"
 SEARCH_TERM = "xivo-doctor"  # shows as such in the peer's nginx access log
 
@@ -88,22 +88,16 @@ def test_phonebook_restricted(xivo, topology, probes, evidence):
     if not probes.onbox.has_database(xivo):
         cannot_check_from_here(f"the directories are in {xivo.name}'s asterisk database: give on_box.database "
                                f"for {xivo.name} or run xivo-doctor on {xivo.name}")
-    peers = {x.address.lower(): x for x in topology.xivos if x.name != xivo.name}
+    peers = [x for x in topology.xivos if x.name != xivo.name]
     evidence["source"] = f"{probes.onbox.database_source(xivo)}; json.php search sent from {xivo.name}"
     seen: dict[str, list[dict]] = {}
-    problems, elsewhere, unknown = [], [], []
-    for row in (d for d in probes.onbox.directories(xivo) if d["dirtype"] == "phonebook"):
-        host = _host(row["uri"])
-        if host in LOCAL_HOSTS or host == xivo.address.lower():
-            continue  # this XiVO's own phonebook (dird's default URL is localhost's private one)
-        if host not in peers:
-            elsewhere.append(f"{row['name']} ({row['uri']})")
-            continue
-        peer = peers[host]
+    problems, unknown = [], []
+    remote, elsewhere = by_peer(probes.onbox.directories(xivo), "phonebook", xivo, topology)
+    for row, peer in remote:
         entry = {"directory": row["name"], "url": row["uri"]}
         seen.setdefault(peer.name, []).append(entry)
         problems += _judge(row, peer, xivo, probes, entry, unknown)
-    for peer in peers.values():
+    for peer in peers:
         if peer.name not in seen and peer.webservices.phonebook_sharing and \
                 phonebook_sharing_applies(_version(probes, peer)[0]):
             problems.append({"peer": peer.name, "kind": "missing",
@@ -120,11 +114,6 @@ def test_phonebook_restricted(xivo, topology, probes, evidence):
     if unknown:
         cannot_check_from_here(f"the peers authorise {xivo.name} by its address, so the search must come from "
                                f"{xivo.name}: set on_box.source_address for {xivo.name} or run xivo-doctor there")
-
-
-def _host(uri: str | None) -> str:
-    rest = (uri or "").split("://", 1)[-1]
-    return rest.split("/", 1)[0].rsplit("@", 1)[-1].rsplit(":", 1)[0].strip("[]").lower()
 
 
 def _judge(row, peer, xivo, probes, entry, unknown) -> list[dict]:

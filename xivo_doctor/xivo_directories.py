@@ -1,0 +1,44 @@
+"""Which of a XiVO's directories point at which declared peer (XIVO-FACTS §6.1, §6.2).
+
+Place in the pipeline: a helper for evaluation, shared by `directory-source` (dirtype `xivo`) and
+`phonebook-restricted` (dirtype `phonebook`); no I/O. A directory is matched to a peer by the host
+of its URI, parsed the way xivo-confgend splits it (`scheme://host[:port]`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from xivo_doctor.topology.model import Topology, Xivo
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+_URI = re.compile(r"^(?P<scheme>[a-zA-Z][\w+.-]*)://(?:[^@/]*@)?(?P<host>\[[^\]]*\]|[^:/?#]*)(?::(?P<port>\d*))?")
+
+
+def parse_uri(text: str | None) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a directory URI; ("", "", None) when it is not one."""
+    match = _URI.match(text or "")
+    if not match:
+        return "", "", None
+    port = match["port"]
+    return match["scheme"].lower(), match["host"].strip("[]").lower(), int(port) if port else None
+
+
+def by_peer(rows: Iterable[Mapping[str, Any]], dirtype: str, xivo: Xivo, topology: Topology,
+            ) -> tuple[list[tuple[Mapping[str, Any], Xivo]], list[str]]:
+    """The `dirtype` rows of `xivo` pointing at a declared peer, and those pointing at hosts the
+    topology does not declare ("name (uri)"). Rows pointing at the XiVO itself are its own
+    directories (the internal `http://localhost:9487`, dird's local phonebook) and are left out."""
+    peers = {x.address.lower(): x for x in topology.xivos if x.name != xivo.name}
+    matched, elsewhere = [], []
+    for row in (r for r in rows if r["dirtype"] == dirtype):
+        host = parse_uri(row["uri"])[1]
+        if host in LOCAL_HOSTS or host == xivo.address.lower():
+            continue
+        if host in peers:
+            matched.append((row, peers[host]))
+        else:
+            elsewhere.append(f"{row['name']} ({row['uri']})")
+    return matched, elsewhere
