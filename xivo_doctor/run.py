@@ -21,6 +21,7 @@ from xivo_doctor.classify import classify
 from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import UsageError
 from xivo_doctor.probes import Probes
+from xivo_doctor.redact import Redactor
 from xivo_doctor.results import Report, Result
 from xivo_doctor.topology import Topology, find_topology, load_topology
 from xivo_doctor.topology.model import Pair, Xivo
@@ -44,6 +45,7 @@ class Run:
     checks: Sequence[str] = ()
     nodes: Sequence[str] = ()
     passive: bool = False
+    redact_addresses: bool = False  # pseudonyms for IP addresses and host names in every output
     listener: Listener = field(default_factory=Listener)
     deadline: Deadline | None = None
     results: list[Result] = field(default_factory=list)
@@ -51,6 +53,7 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     _probes: Probes | None = None
+    _secrets: Redactor | None = None
 
     def loaded_topology(self) -> Topology:
         if self.topology is None:
@@ -103,7 +106,8 @@ class Run:
         duration_s: float,
     ) -> Result:
         """Classify one item, remember it (it may block later items) and tell the listener."""
-        result = classify(
+        # Redacted here, before anything keeps or shows it: no renderer ever holds a secret.
+        result = self.secret_redactor().redact_result(classify(
             spec,
             target.id,
             exc=exc,
@@ -111,14 +115,20 @@ class Run:
             fix_context=FixContext(self.loaded_topology(), target.xivo, target.peer, {}),
             blocked_by=blocked_by,
             duration_s=duration_s,
-        )
+        ))
         self.results.append(result)
         self.blocking.record(result, target)
         self.listener.item_done(result)
         return result
 
+    def secret_redactor(self) -> Redactor:
+        """Masks secrets only: addresses get their pseudonyms once, over the whole report."""
+        if self._secrets is None:
+            self._secrets = Redactor.for_topology(self.loaded_topology())
+        return self._secrets
+
     def report(self) -> Report:
-        return Report(
+        report = Report(
             results=tuple(self.results),
             started_at=self.started_at,
             duration_s=round(time.monotonic() - self.started, 3),
@@ -127,3 +137,4 @@ class Run:
             timeout_s=self.the_deadline().seconds,
             doctor_version=__version__,
         )
+        return Redactor.for_topology(self.topology, addresses=self.redact_addresses).report(report)

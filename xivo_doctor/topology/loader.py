@@ -233,6 +233,9 @@ class Source:
     def __init__(self, file: str, base: Path) -> None:
         self.file = file  # as the user named it, for messages
         self.base = base  # the file's directory, absolute: relative paths in the file start there
+        # Every value `${VAR}` expanded to, by key path: redaction masks them in every output
+        # (an admin puts in the environment what should not be written down).
+        self.env_values: dict[str, str] = {}
 
     def error(self, node: Node, message: str, *, key: str | None = None,
               line: int | None = None) -> TopologyError:
@@ -251,6 +254,7 @@ class Source:
             if name not in os.environ:
                 raise self.error(node, f"environment variable {name} is not set; export it before "
                                        "running, or write the value")
+            self.env_values[node.path] = os.environ[name]
             return os.environ[name]
 
         return _ENV_REF.sub(replace, node.value)

@@ -10,6 +10,7 @@ network call only through an explicit `.reveal()`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ class OnBoxAccess:
     database: Secret | None = None  # DSN of the `asterisk` database (may hold a password)
     rabbitmqctl: tuple[str, ...] | None = None  # argv prefix that runs rabbitmqctl for this XiVO
     source_address: str | None = None  # the address requests "from this XiVO" are sent from
+    consul: tuple[str, ...] | None = None  # argv prefix that runs `consul` for this XiVO (support bundle)
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,8 @@ class Topology:
     probe_timeout: float = 3.0  # seconds, per network operation (the run's deadline is -t)
     # line of each declared XiVO in the file, for messages that point back at it
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # values `${VAR}` expanded to (except names and addresses): masked in every output
+    env_values: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def xivo(self, name: str) -> Xivo:
         for x in self.xivos:
@@ -182,6 +186,26 @@ class Topology:
             "name": self.name,
             "file": str(self.source),
             "federation": self.federation,
-            "xivos": [{"name": x.name, "address": x.address, "version": x.version} for x in self.xivos],
+            "probe_timeout": self.probe_timeout,
+            "xivos": [{"name": x.name, "address": x.address, "version": x.version, "settings": _settings(x)}
+                      for x in self.xivos],
             "pairs": [p.id for p in self.pairs],
         }
+
+
+def _settings(xivo: Xivo) -> dict[str, Any]:
+    """The XiVO's access settings as loaded, for a support engineer reading a report: every key,
+    a secret shown only as the mask (the value never leaves the model)."""
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, Secret):
+            return str(value) if value else None
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return {section: plain(getattr(xivo, section))
+            for section in ("consul", "rabbitmq", "ctid", "confd", "webservices", "on_box")}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ SECTIONS: dict[str, Table] = {
         "root": Key(directory, "/"),
         "database": Key(secret, '"${XIVO_DATABASE}"', "/etc/xivo-doctor/database.secret"),
         "rabbitmqctl": Key(command, "[rabbitmqctl]"), "source_address": Key(ip_address, "192.168.1.124"),
+        "consul": Key(command, "[consul]"),
     },
 }
 TOP_KEYS = ("name", "probe_timeout", "defaults", "xivos", "federation")
@@ -301,5 +303,8 @@ def build_topology(tree: Node, file: str, source: Path) -> Topology:
         defaults = _settings(src, defaults_node)
     xivos, lines = _xivos(src, tree, defaults)
     federation, pairs = _pairs(src, tree, xivos)
+    # A XiVO's name and address identify it in every report; `--redact-addresses` hides those.
+    env_values = tuple(v for path, v in src.env_values.items()
+                       if v and not re.search(r"\.(name|address)$", path) and path != "name")
     return Topology(name=name, source=source, xivos=tuple(xivos), pairs=tuple(pairs),
-                    federation=federation, probe_timeout=timeout, lines=lines)
+                    federation=federation, probe_timeout=timeout, lines=lines, env_values=env_values)
