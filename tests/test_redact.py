@@ -113,7 +113,7 @@ def test_addresses_get_stable_pseudonyms_across_the_whole_report(topology):
         _result(message="192.168.1.125 refused; see 192.168.1.124 and 10.20.30.40"),
         Result(check="consul-wan", target="xivo-1", status=Status.FAIL, title="wan",
                message="paris.acme.example (xivo-lab-3) not in the pool of xivo-lab-1",
-               evidence={"datacenter": "xivo-lab-1", "datacenters": {"xivo-lab-3": "paris"},
+               evidence={"datacenter": "xivo-lab-1", "datacenters_of_xivos": {"xivo-1": "xivo-lab-3", "paris": "x"},
                          "advertised": "127.0.0.1", "other": "10.20.30.40"}),
     ]
     out = Redactor.for_topology(topology, addresses=True).report(_report(results, topology))
@@ -129,6 +129,7 @@ def test_addresses_get_stable_pseudonyms_across_the_whole_report(topology):
         assert real not in text
     assert out.topology["xivos"][2]["address"] == "host-1.example"
     assert out.topology["xivos"][0]["name"] == "xivo-1"  # names are the topology's own labels: kept
+    assert second.evidence["datacenters_of_xivos"] == {"xivo-1": "host-3.example", "paris": "host-4.example"}
 
 
 def test_pseudonyms_leave_file_names_versions_and_doc_references_alone():
@@ -157,3 +158,10 @@ xivos: [{name: xivo-1, address: 10.1.1.1}, {name: xivo-2, address: 10.1.1.2}]
     assert r.text("exchange xivo, user xivo, uri amqp://xivo:xivo@10.1.1.2") == \
         f"exchange xivo, user xivo, uri amqp://xivo:{MASK}@10.1.1.2"
     assert r.value({"password": "xivo"}) == {"password": MASK}
+
+
+def test_addresses_at_the_end_of_a_sentence_and_in_erlang_terms_get_pseudonyms():
+    r = Redactor(addresses=True)
+    assert r.text("connecting to 192.0.2.7. Then {peer_host,{192,0,2,7}} and {127,0,0,1}") == \
+        "connecting to 10.0.1.1. Then {peer_host,{10,0,1,1}} and {127,0,0,1}"
+    assert r.text("1.2.3.4.5 and 10.0.0.300") == "1.2.3.4.5 and 10.0.0.300"  # not addresses

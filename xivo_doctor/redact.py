@@ -53,10 +53,14 @@ _SECRET_PARAM = re.compile(
 # Evidence keys whose string value is a secret by its name.
 _SECRET_KEY = re.compile(r"(^|_)(password|passwd|token|secret|credentials?)$", re.IGNORECASE)
 
-_IPV4 = re.compile(r"(?<![\w.])(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?![\w.]|\.\d)")
+_IPV4 = re.compile(r"(?<![\w.])(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?!\w|\.\d)")
+# Erlang spells an IPv4 address {127,10,0,2} (rabbitmqctl output, RabbitMQ logs).
+_ERLANG_IPV4 = re.compile(r"\{(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})\}")
 # Candidates only: `ipaddress` decides (a time like 10:11:12 is not an address).
 _IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
-_FQDN = re.compile(r"(?<![\w.@/-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])")
+# Three labels at least: two-label dotted words are mostly identifiers (infos.uuid, json.php);
+# the XiVOs' own host names come from the topology and the evidence, whatever their length.
+_FQDN = re.compile(r"(?<![\w.@/-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){2,}[A-Za-z]{2,24}(?![\w-])")
 # Evidence keys that name a host (Consul datacenters and node names are XiVO host names).
 _HOST_KEY = re.compile(r"^(datacenters?|dc|node|node_name|hostname|host|datacenters_of_xivos)$", re.IGNORECASE)
 _KEPT = {"127.0.0.1", "0.0.0.0", "::1", "::", "localhost"}
@@ -69,7 +73,7 @@ class Redactor:
     """Masks secrets in text and data; optionally gives addresses stable pseudonyms."""
 
     def __init__(self, secrets: Iterable[str] = (), *, addresses: bool = False,
-                 known_addresses: Iterable[str] = ()) -> None:
+                 known_addresses: Iterable[str] = (), names: Iterable[str] = ()) -> None:
         values = {s for s in secrets if s and s != MASK}
         values |= {quote(s, safe="") for s in values}
         # Longest first: a secret containing another is masked whole. A short one (a password
@@ -81,6 +85,8 @@ class Redactor:
         self._ips: dict[str, str] = {}
         self._hosts: dict[str, str] = {}
         self._others = 0  # addresses met that are not a XiVO's
+        # The topology's own labels (XiVO names): item ids and fixes name them; never pseudonyms.
+        self._names = {n.lower() for n in names if n}
         for rank, address in enumerate(known_addresses, start=1):
             self._pseudonym(address, rank)
 
@@ -99,7 +105,8 @@ class Redactor:
                 names.add(x.rabbitmq.management.user or "")
         folded = {n.lower() for n in names if n}
         secrets = [s for s in (*topology.secrets(), *topology.env_values) if s.lower() not in folded]
-        return cls(secrets, addresses=addresses, known_addresses=[x.address for x in topology.xivos])
+        return cls(secrets, addresses=addresses, known_addresses=[x.address for x in topology.xivos],
+                   names=[topology.name, *(x.name for x in topology.xivos)])
 
     # -- text --------------------------------------------------------------------------------
     def text(self, value: str) -> str:
@@ -174,13 +181,17 @@ class Redactor:
                 self._ips[key] = f"10.0.0.{n}" if rank is not None else f"10.0.1.{n}"
         return self._ips[key]
 
+    def _erlang_address(self, match: re.Match[str]) -> str:
+        dotted = ".".join(match.groups())
+        if not _is_ip(dotted):
+            return match.group()
+        return "{" + self._pseudonym(dotted).replace(".", ",") + "}"
+
     def _learn_hosts(self, data: Any, key: str = "") -> None:
+        """Host names are the string values under host-like keys, at any depth below them."""
         if isinstance(data, Mapping):
             for k, v in data.items():
-                if _HOST_KEY.match(str(k)) and isinstance(v, Mapping):
-                    for name in v:  # {datacenter: ...} keyed by host name
-                        self._learn_host(str(name))
-                self._learn_hosts(v, str(k))
+                self._learn_hosts(v, key if _HOST_KEY.match(key) else str(k))
         elif isinstance(data, list):
             for v in data:
                 self._learn_hosts(v, key)
@@ -189,17 +200,20 @@ class Redactor:
 
     def _learn_host(self, name: str) -> None:
         name = name.strip()
-        if name and " " not in name and not _IPV4.fullmatch(name) and name.lower() not in _KEPT:
+        if name and " " not in name and not _IPV4.fullmatch(name) and name.lower() not in _KEPT | self._names:
             self._pseudonym(name)
 
     def _addresses(self, value: str) -> str:
         value = _IPV4.sub(lambda m: self._pseudonym(m.group()), value)
+        value = _ERLANG_IPV4.sub(self._erlang_address, value)
         value = _IPV6.sub(lambda m: self._pseudonym(m.group()) if _is_ip(m.group()) else m.group(), value)
-        value = _FQDN.sub(lambda m: m.group() if _NOT_HOSTS.search(m.group()) else self._pseudonym(m.group()), value)
+        value = _FQDN.sub(lambda m: m.group() if _NOT_HOSTS.search(m.group()) or m.group().lower() in self._names
+                          else self._pseudonym(m.group()), value)
         if self._hosts:
             known = sorted((h for h in self._hosts if "." not in h), key=len, reverse=True)
             if known:
-                short = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, known)) + r")(?![\w-])", re.IGNORECASE)
+                # Also after a dot: a Consul member is named `<node>.<datacenter>`.
+                short = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, known)) + r")(?![\w-])", re.IGNORECASE)
                 value = short.sub(lambda m: self._hosts[m.group().lower()], value)
         return value
 

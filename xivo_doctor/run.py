@@ -54,6 +54,7 @@ class Run:
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     _probes: Probes | None = None
     _secrets: Redactor | None = None
+    output_redactor: Redactor | None = None  # the one that redacted the report (set by `report`)
 
     def loaded_topology(self) -> Topology:
         if self.topology is None:
@@ -137,4 +138,6 @@ class Run:
             timeout_s=self.the_deadline().seconds,
             doctor_version=__version__,
         )
-        return Redactor.for_topology(self.topology, addresses=self.redact_addresses).report(report)
+        # Kept: what is collected after the run (a bundle's logs) must get the same pseudonyms.
+        self.output_redactor = Redactor.for_topology(self.topology, addresses=self.redact_addresses)
+        return self.output_redactor.report(report)
