@@ -322,6 +322,16 @@ def test_defaults_merge_and_override(tmp_path: Path) -> None:
                                     source_address="127.10.0.2")
 
 
+def test_on_box_consul_command(tmp_path: Path) -> None:
+    """`on_box.consul`: the argv prefix that runs consul for that XiVO (the support bundle's commands)."""
+    path = write(tmp_path, TWO + "    on_box: {consul: sudo -u consul /usr/bin/consul}\n")
+    x1, x2 = load_topology(path).xivos
+    assert x2.on_box == OnBoxAccess(consul=("sudo", "-u", "consul", "/usr/bin/consul"))
+    assert x1.on_box is None
+    assert error_of(write(tmp_path, TWO + "    on_box: {consul: []}\n", "empty.yml")).endswith(
+        "xivos[1].on_box.consul: expected a command, got an empty one; write e.g. consul: [consul]")
+
+
 def test_env_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XD_SITE", "paris")
     monkeypatch.setenv("XD_PW", "pa$$word")

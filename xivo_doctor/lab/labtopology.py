@@ -30,6 +30,7 @@ def write_topology(state: LabState) -> None:
                 "root": f"{base}/root",
                 "database_file": f"{base}/database.dsn",
                 "rabbitmqctl": [str(lab / base / "bin" / "rabbitmqctl")],
+                "consul": [str(lab / base / "bin" / "consul")],
                 "source_address": node.address,
             },
         })

@@ -128,11 +128,12 @@ class Probes:
     def runs_on_a_xivo(self) -> bool:
         """True when this host holds one of the XiVOs' addresses (it can bind to it)."""
         if self._on_a_xivo is None:
-            self._on_a_xivo = any(_is_local(x.address) for x in self.topology.xivos)
+            self._on_a_xivo = any(is_local(x.address) for x in self.topology.xivos)
         return self._on_a_xivo
 
 
-def _is_local(address: str) -> bool:
+def is_local(address: str) -> bool:
+    """True when this host can bind to `address`: it is this machine's (a XiVO's own, or the lab's)."""
     try:
         infos = socket.getaddrinfo(address, 0, type=socket.SOCK_STREAM)
     except socket.gaierror:

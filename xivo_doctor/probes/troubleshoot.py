@@ -1,0 +1,282 @@
+"""What the manual's troubleshooting reads on a XiVO, for the support bundle: log tails and command outputs.
+
+Place in the pipeline: acquisition, read-only, run after the checks (`bundle.write_bundle` calls it).
+For each XiVO whose on-box data this host can read (`on_box` in the topology, its `root` present),
+it takes (XIVO-FACTS §8, "Contact-Sharing troubleshooting"):
+- the last lines of /var/log/xivo-dird.log, xivo-ctid.log, xivo-confd.log, nginx/xivo.access.log
+  (phonebook sharing), the newest /var/log/rabbitmq/*.log, and consul's log: on a XiVO consul logs
+  to syslog (`enable_syslog: true`), so the "consul" lines of /var/log/syslog; the lab writes
+  /var/log/consul.log, read too when present. Each tail: at most 256 kB read from the end, then
+  at most 200 lines; never a whole file, never a FIFO or device (opened non-blocking, regular
+  files only); bytes that are not UTF-8 decoded with replacement characters.
+- the manual's commands, `rabbitmqctl eval 'rabbit_federation_status:status().'`,
+  `consul members -wan`, `consul-cli agent services --ssl --ssl-verify=false`, and the federation
+  state the manual's procedure sets, `rabbitmqctl list_parameters` / `list_policies`. Not
+  `consul monitor`: it streams until interrupted, so it would only ever time out. Each command: no
+  shell, stdin closed, its own process group killed on timeout, min(5 s, the run's time left),
+  output capped at 256 kB.
+Nothing here is fatal: what cannot be read comes back with the reason (not found, permission
+denied, timed out after N s, exit code N). Every text returned went through `redactor.text`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from xivo_doctor.probes.session import is_local
+from xivo_doctor.topology.model import Topology, Xivo
+
+if TYPE_CHECKING:
+    from xivo_doctor.deadline import Deadline
+    from xivo_doctor.redact import Redactor
+
+MAX_LINES = 200
+MAX_BYTES = 256 * 1024
+COMMAND_TIMEOUT = 5.0  # s: local commands; rabbitmqctl's Erlang start-up takes 0.3-0.5 s (LAB-NOTES §A.3)
+EXIT_GRACE = 0.2  # s: after the command exits, how long a child it left holding the output may keep it
+# (name in the bundle, path on the XiVO), XIVO-FACTS §8
+LOGS = (("xivo-dird.log", "/var/log/xivo-dird.log"), ("xivo-ctid.log", "/var/log/xivo-ctid.log"),
+        ("xivo-confd.log", "/var/log/xivo-confd.log"), ("nginx-xivo.access.log", "/var/log/nginx/xivo.access.log"))
+RABBITMQ_LOG_DIR = "/var/log/rabbitmq"
+SYSLOG, LAB_CONSUL_LOG = "/var/log/syslog", "/var/log/consul.log"
+
+
+@dataclass(frozen=True)
+class Collected:
+    """One log tail or command output of one XiVO. `text` is None when nothing could be read;
+    `problem` says why it is missing or incomplete (None: collected in full)."""
+
+    xivo: str
+    kind: str  # "log" | "command"
+    name: str  # file name in the bundle, e.g. "xivo-ctid.log", "consul-members-wan.txt"
+    source: str  # the path on the XiVO, or the command line (redacted)
+    text: str | None
+    problem: str | None = None
+    truncated: bool = False  # only the end of a log, or the start of an output, was kept
+
+
+@dataclass(frozen=True)
+class Troubleshooting:
+    items: tuple[Collected, ...]
+    not_collected: tuple[tuple[str, str], ...]  # (xivo, why nothing was read from it)
+
+
+def collect(topology: Topology, redactor: Redactor, *, deadline: Deadline | None = None,
+            timeout: float = COMMAND_TIMEOUT) -> Troubleshooting:
+    """Every reachable XiVO's logs and command outputs; the commands of all XiVOs run concurrently."""
+    items: list[Collected] = []
+    skipped: list[tuple[str, str]] = []
+    jobs: list[tuple[Xivo, str, tuple[str, ...] | None, str]] = []
+    for xivo in topology.xivos:
+        why = _unreadable(xivo)
+        if why:
+            skipped.append((xivo.name, why))
+            continue
+        items += _logs(xivo, redactor)
+        jobs += _commands(xivo)
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(jobs))), thread_name_prefix="troubleshoot") as pool:
+        items += pool.map(lambda job: _run_job(*job, redactor=redactor, deadline=deadline, timeout=timeout), jobs)
+    return Troubleshooting(tuple(items), tuple(skipped))
+
+
+def _unreadable(xivo: Xivo) -> str | None:
+    if xivo.on_box is None:
+        return "the topology gives no on_box access to it (the doctor reads logs only where it runs on the XiVO)"
+    if not Path(xivo.on_box.root).is_dir():
+        return f"on_box.root {xivo.on_box.root} is not a directory here"
+    return None
+
+
+# -- logs ------------------------------------------------------------------------------------------
+def _logs(xivo: Xivo, redactor: Redactor) -> list[Collected]:
+    assert xivo.on_box is not None
+    root = Path(xivo.on_box.root)
+    wanted = [(name, path, None) for name, path in LOGS]
+    out = []
+    try:
+        newest = _newest_log(root / RABBITMQ_LOG_DIR.lstrip("/"))
+        wanted.append((f"rabbitmq-{newest.name}", f"{RABBITMQ_LOG_DIR}/{newest.name}", None))
+    except OSError as exc:
+        out.append(Collected(xivo.name, "log", "rabbitmq.log", f"{RABBITMQ_LOG_DIR}/*.log", None, os_reason(exc)))
+    wanted.append(("consul-syslog.log", SYSLOG, "consul"))
+    if (root / LAB_CONSUL_LOG.lstrip("/")).exists():
+        wanted.append(("consul.log", LAB_CONSUL_LOG, None))
+    for name, path, keep in wanted:
+        try:
+            text, truncated = tail(root / path.lstrip("/"), keep=keep)
+        except OSError as exc:
+            out.append(Collected(xivo.name, "log", name, path, None, os_reason(exc)))
+            continue
+        shown = path + (f" (lines with {keep!r})" if keep else "")
+        out.append(Collected(xivo.name, "log", name, shown, redactor.text(text), None, truncated))
+    return out
+
+
+def _newest_log(folder: Path) -> Path:
+    """The *.log file written last (the non-empty one on a tie: a node's log beside its empty
+    upgrade log). Raises OSError: the folder cannot be listed, or holds no log."""
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(".log") and entry.is_file():
+                info = entry.stat()
+                found.append((info.st_mtime, info.st_size, entry.name))
+    if not found:
+        raise FileNotFoundError(0, "not found")
+    return folder / max(found)[2]
+
+
+def tail(path: Path, *, max_lines: int = MAX_LINES, max_bytes: int = MAX_BYTES,
+         keep: str | None = None) -> tuple[str, bool]:
+    """The last `max_lines` lines (those containing `keep`, if given) within the last `max_bytes`
+    bytes of `path`, and whether anything before them was left out. Raises OSError."""
+    # O_NONBLOCK: opening a FIFO planted at a log's path must not wait for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise OSError(0, "a directory, not a file" if stat.S_ISDIR(info.st_mode) else "not a regular file")
+    with os.fdopen(fd, "rb") as file:
+        start = max(0, info.st_size - max_bytes)
+        file.seek(start)
+        data = file.read(max_bytes)
+    if start > 0:  # began mid-line (maybe mid-character): drop the partial first line
+        data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+    lines = data.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if keep is not None:
+        lines = [line for line in lines if keep in line.lower()]
+    truncated = start > 0 or len(lines) > max_lines
+    lines = lines[-max_lines:]
+    return "".join(line + "\n" for line in lines), truncated
+
+
+def os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+# -- commands --------------------------------------------------------------------------------------
+def _commands(xivo: Xivo) -> list[tuple[Xivo, str, tuple[str, ...] | None, str]]:
+    """(xivo, slug, argv or None, why not) for each troubleshooting command of `xivo`.
+
+    A command the topology does not give (`on_box.rabbitmqctl`, `on_box.consul`) is looked up on
+    PATH only when this host is that XiVO: run here, it would describe this host, not the XiVO."""
+    assert xivo.on_box is not None
+    here = is_local(xivo.address)
+    vhost = xivo.rabbitmq.vhost
+
+    def prefix(given: tuple[str, ...] | None, default: str, key: str) -> tuple[tuple[str, ...] | None, str]:
+        if given:
+            return given, ""
+        if here:
+            return (default,), ""
+        return None, f"not run: no {key} in the topology, and this host is not {xivo.name}"
+
+    ctl, ctl_why = prefix(xivo.on_box.rabbitmqctl, "rabbitmqctl", "on_box.rabbitmqctl")
+    consul, consul_why = prefix(xivo.on_box.consul, "consul", "on_box.consul")
+    cli, cli_why = ("consul-cli",), ""
+    if not here:  # it has no topology key: it exists only on the XiVO itself
+        cli, cli_why = None, f"not run: consul-cli runs only on the XiVO itself, and this host is not {xivo.name}"
+    specs = [
+        ("rabbitmqctl-federation-status", ctl, ("eval", "rabbit_federation_status:status()."), ctl_why),
+        ("rabbitmqctl-list-parameters", ctl, ("list_parameters", "-p", vhost), ctl_why),
+        ("rabbitmqctl-list-policies", ctl, ("list_policies", "-p", vhost), ctl_why),
+        ("consul-members-wan", consul, ("members", "-wan"), consul_why),
+        ("consul-cli-agent-services", cli, ("agent", "services", "--ssl", "--ssl-verify=false"), cli_why),
+    ]
+    return [(xivo, slug, (*base, *args) if base else None, why or "") for slug, base, args, why in specs]
+
+
+def _run_job(xivo: Xivo, slug: str, argv: tuple[str, ...] | None, why: str, *, redactor: Redactor,
+             deadline: Deadline | None, timeout: float) -> Collected:
+    name = f"{slug}.txt"
+    if argv is None:
+        return Collected(xivo.name, "command", name, slug, None, why)
+    line = redactor.text(shlex.join(argv))
+    budget = timeout if deadline is None else min(timeout, deadline.remaining())
+    if budget <= 0:
+        return Collected(xivo.name, "command", name, line, None,
+                         f"not run: the run's deadline ({deadline.seconds:g} s, -t) had passed")
+    ran = run_bounded(argv, budget)
+    if ran.problem is not None and ran.output is None:
+        return Collected(xivo.name, "command", name, line, None, ran.problem)
+    return Collected(xivo.name, "command", name, line, redactor.text(ran.output or ""), ran.problem, ran.truncated)
+
+
+@dataclass(frozen=True)
+class Ran:
+    output: str | None  # stdout and stderr interleaved, as a terminal shows them; None: did not start
+    exit_code: int | None
+    problem: str | None  # not found / permission denied / timed out after N s / exit code N
+    truncated: bool = False
+
+
+def run_bounded(argv: Sequence[str], timeout: float, *, max_bytes: int = MAX_BYTES,
+                clock: Callable[[], float] = time.monotonic) -> Ran:
+    """Run `argv` (no shell, stdin closed, own process group) for at most `timeout` s, keeping
+    the first `max_bytes` bytes of its output; on timeout its whole process group is killed."""
+    if os.sep not in argv[0] and shutil.which(argv[0]) is None:
+        return Ran(None, None, f"{argv[0]}: not found on PATH")
+    try:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as exc:
+        return Ran(None, None, f"{argv[0]}: {os_reason(exc)}")
+    end = clock() + timeout
+    kept, dropped, timed_out, exited_at = bytearray(), False, False, None
+    assert proc.stdout is not None
+    with proc.stdout, selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            now = clock()
+            if now >= end:
+                timed_out = True
+                break
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at >= EXIT_GRACE:
+                break  # exited, but something it started still holds the pipe: stop reading
+            if not sel.select(min(end - now, EXIT_GRACE if exited_at is not None else 0.1)):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            room = max_bytes - len(kept)
+            kept += chunk[:room]  # past the cap, keep draining so the command is not blocked writing
+            dropped = dropped or len(chunk) > room
+    if not timed_out:
+        try:
+            proc.wait(timeout=max(0.0, end - clock()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    if timed_out:
+        _kill_group(proc)
+    output = kept.decode("utf-8", "replace")
+    if timed_out:
+        return Ran(output, None, f"timed out after {round(timeout, 1):g} s", dropped)
+    problem = f"exit code {proc.returncode}" if proc.returncode != 0 else None
+    return Ran(output, proc.returncode, problem, dropped)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group already ended
+        os.killpg(proc.pid, signal.SIGKILL)  # our own child's session: it and whatever it started
+    proc.wait()
