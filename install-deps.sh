@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
-# Installs what xivo-doctor, its lab and its tests need on a fresh Debian machine. Idempotent:
-# packages already present are not fetched again. Needs root (or sudo) for apt-get.
+# Installs what xivo-doctor and its lab need on a fresh Debian machine; with --tests, what its
+# tests need too. Idempotent: packages already present are not fetched again. Needs root (or sudo)
+# for apt-get.
+#   ./install-deps.sh            the doctor and its lab (enough for `xivo-doctor demo`)
+#   ./install-deps.sh --tests    also a headless browser, for tests/test_browser.py
 set -euo pipefail
 cd "$(dirname "$0")"
+
+tests=no
+for arg in "$@"; do
+  case "$arg" in
+    --tests) tests=yes ;;
+    *) echo "usage: $0 [--tests]" >&2; exit 2 ;;
+  esac
+done
 
 # rabbitmq-server and serf run the lab's real RabbitMQ nodes and WAN gossip; postgresql its
 # `asterisk` databases (LAB-NOTES §A, §B, §D).
 debs=(rabbitmq-server serf postgresql)
+# The HTML report is tested in Debian's Chromium (headless), and its screenshot needs a font
+# with the report's symbols (chromium depends on no font package; without one: boxes).
+if [ "$tests" = yes ]; then
+  debs+=(chromium fonts-dejavu-core)
+fi
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
