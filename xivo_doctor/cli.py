@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from xivo_doctor import __version__
+from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import DoctorError, UsageError
+from xivo_doctor.redact import Redactor
 from xivo_doctor.results import Verdict
+
+if TYPE_CHECKING:
+    from xivo_doctor.results import Report
+    from xivo_doctor.run import Run
 
 UNKNOWN = Verdict.UNKNOWN.exit_code
 
@@ -34,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "/etc/xivo-doctor/topology.yml, then the running lab's)")
     run.add_argument("--json", metavar="FILE", help="write the result JSON (schema xivo-doctor/1); - for stdout")
     run.add_argument("--junit", metavar="FILE", help="write JUnit XML, one testcase per item")
+    run.add_argument("--html", metavar="FILE", help="write the self-contained HTML report (for a support ticket)")
+    run.add_argument("--bundle", metavar="FILE", help="write a support bundle (.tar.gz): the reports, the redacted "
+                     "topology and, on a XiVO, its troubleshooting logs and commands")
+    run.add_argument("--redact-addresses", action="store_true",
+                     help="replace IP addresses and host names with stable pseudonyms in every output")
     run.add_argument("--check", metavar="ID", action="append", default=[], help="only this check (repeatable)")
     run.add_argument("--node", metavar="NAME", action="append", default=[], help="only this XiVO (repeatable)")
     run.add_argument("-t", "--timeout", metavar="SECONDS", type=_seconds, default=30.0,
@@ -45,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity.add_argument("-v", "--verbose", action="store_true", help="show passing evidence, tracebacks")
 
     commands.add_parser("checks", help="list every check: id, title, doc reference")
+    again = commands.add_parser("report", help="print the summary of a saved HTML report (or result JSON) again")
+    again.add_argument("file", metavar="FILE", help="a report written by --html (or --json)")
+    again.add_argument("-v", "--verbose", action="store_true", help="show passing evidence too")
     from xivo_doctor import cli_lab
 
     cli_lab.add_commands(commands)
@@ -70,22 +86,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return command_run(args)
+        if args.command == "report":
+            return command_report(args)
         if args.command in ("lab", "demo"):
             from xivo_doctor import cli_lab
 
             return cli_lab.command_lab(args) if args.command == "lab" else cli_lab.command_demo(args)
         return command_checks()
     except DoctorError as exc:
-        _error(str(exc))
+        _error(redact(str(exc)))
         return UNKNOWN
     except KeyboardInterrupt:
         _error("interrupted")
         return UNKNOWN
     except Exception as exc:  # a bug: still one line and UNKNOWN, never a bare traceback
         if getattr(args, "verbose", False):
-            traceback.print_exc()
-        _error(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback; please report it)")
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        _error(redact(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback; please report it)"))
         return UNKNOWN
+
+
+# Masks what the command's topology holds once it is loaded; before that, credentials in URIs and
+# headers still are (an exception message may quote a DSN or a URL).
+_redactor = Redactor()
+
+
+def redact(text: str) -> str:
+    return _redactor.text(text)
 
 
 def _error(message: str) -> None:
@@ -109,7 +136,6 @@ def command_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from xivo_doctor import registry
-    from xivo_doctor.deadline import Deadline
     from xivo_doctor.plugin import run_checks
     from xivo_doctor.render.progress import LiveProgress
     from xivo_doctor.render.terminal import render_terminal
@@ -118,6 +144,8 @@ def command_run(args: argparse.Namespace) -> int:
 
     deadline = Deadline(args.timeout)  # the whole run counts, start-up included
     topology = load_topology(find_topology(args.topology))
+    global _redactor
+    _redactor = Redactor.for_topology(topology)
     known = [spec.id for spec in registry.discover()]
     for wanted in args.check:
         if wanted not in known:
@@ -139,19 +167,48 @@ def command_run(args: argparse.Namespace) -> int:
             checks=tuple(args.check),
             nodes=tuple(args.node),
             passive=args.passive,
+            redact_addresses=args.redact_addresses,
             listener=progress,
         )
         report = run_checks(run)
     render_terminal(report, console, quiet=args.quiet, verbose=args.verbose)
-    from xivo_doctor.render.json_report import write_json
-    from xivo_doctor.render.junit import write_junit
+    write_outputs(args, report, run)
+    return report.exit_code
 
-    for dest, write in ((args.json, write_json), (args.junit, write_junit)):
+
+def write_outputs(args: argparse.Namespace, report: Report, run: Run) -> None:
+    """The files asked for; the report is already redacted (Run.report), so is every file."""
+    writers = {"json": "xivo_doctor.render.json_report:write_json", "junit": "xivo_doctor.render.junit:write_junit",
+               "html": "xivo_doctor.render.html:write_html"}
+    for option, where in writers.items():
+        dest = getattr(args, option)
         if dest:
+            module, name = where.split(":")
+            write = getattr(importlib.import_module(module), name)  # only what is asked for is imported
             try:
                 write(report, dest)
             except OSError as exc:
                 raise DoctorError(f"cannot write {dest}: {exc.strerror or exc}; choose a writable path") from None
+    if args.bundle:
+        from xivo_doctor.bundle import write_bundle
+
+        redactor = run.output_redactor or Redactor.for_topology(run.topology, addresses=args.redact_addresses)
+        summary = write_bundle(report, args.bundle, topology=run.loaded_topology(), redactor=redactor,
+                               # its own budget: a run cut by its deadline is when a bundle is most needed
+                               argv=sys.argv, deadline=Deadline(args.timeout))
+        if not args.quiet:
+            print(f"bundle: {args.bundle} ({summary})", file=sys.stderr if args.json == "-" else sys.stdout)
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """The terminal summary of a saved report, read back from the JSON it embeds."""
+    from rich.console import Console
+
+    from xivo_doctor.render.readback import load_report
+    from xivo_doctor.render.terminal import render_terminal
+
+    report = load_report(args.file)
+    render_terminal(report, Console(highlight=False), verbose=args.verbose)
     return report.exit_code
 
 

@@ -91,7 +91,7 @@ def command_lab(args: argparse.Namespace) -> int:
 
 
 def command_demo(args: argparse.Namespace) -> int:
-    """Start the lab unless it runs, check it, and write the report under reports/."""
+    """Start the lab unless it runs, check it, and write the reports (HTML, JSON, JUnit) under reports/."""
     from xivo_doctor.cli import main as cli_main
     from xivo_doctor.lab import lifecycle
     from xivo_doctor.lab.state import LabError, LabState
@@ -103,10 +103,12 @@ def command_demo(args: argparse.Namespace) -> int:
     except LabError as exc:
         raise LabCommandError(str(exc)) from None
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    report = args.reports / f"demo-{stamp}.json"
-    code = cli_main(["run", "-T", str(args.dir / "topology.yml"), "--json", str(report),
+    report = args.reports / f"demo-{stamp}.html"
+    code = cli_main(["run", "-T", str(args.dir / "topology.yml"), "--html", str(report),
+                     "--json", str(args.reports / f"demo-{stamp}.json"),
                      "--junit", str(args.reports / f"demo-{stamp}.junit.xml")])
-    print(f"\nreport: {report} (and .junit.xml). Next: `xivo-doctor lab faults` lists what can break; "
+    print(f"\nreport: {report} (open it in a browser; also .json and .junit.xml). "
+          "Next: `xivo-doctor lab faults` lists what can break; "
           "`xivo-doctor lab break federation-wrong-password`, then `xivo-doctor demo` again; "
           "`xivo-doctor lab heal` to repair")
     return code
