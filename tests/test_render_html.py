@@ -20,13 +20,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import render_samples as S
 
 from xivo_doctor.errors import UsageError
-from xivo_doctor.render import html, html_model, picture, readback
+from xivo_doctor.render import html, html_model, picture, readback, words
 from xivo_doctor.render.json_report import report_from_dict, report_to_dict, to_json
 from xivo_doctor.results import FixOut, Report, Result, Status
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "xivo_doctor" / "render" / "templates"
-DEMOS = sorted((REPO / "reports").glob("demo-*.json"))
+# Real lab runs kept as fixtures (reports/ is empty in a fresh clone): a WAN fault, and the
+# broken-federation report the browser test saved as the README's example.
+DEMOS = [REPO / "tests" / "data" / "demo-consul-not-joined.json", REPO / "reports" / "example-report.html"]
 VOID = {"meta", "link", "br", "img", "input", "hr", "col", "area", "base", "wbr", "source", "track", "embed"}
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 HOSTILE = [
@@ -209,12 +211,12 @@ def test_verdict_line_is_the_title_and_a_ticket_title():
     ])
     parsed = page(report)
     expected = "CRITICAL — rabbitmq-federation xivo-1←xivo-2: ACCESS_REFUSED (+1 more)"
-    assert html_model.headline(report) == expected
+    assert words.headline(report) == expected
     assert parsed.root.find_all("title")[0].text() == expected
     assert parsed.one("verdict").text() == expected
-    assert html_model.headline(S.ok_report(2)) == "OK — 2 items pass on 2 XiVOs (lab)"
-    assert html_model.headline(S.unknown_report()).startswith("UNKNOWN — could not check consul-wan xivo-1: timed out")
-    assert html_model.headline(S.warning_report()).startswith("WARNING — uuid-unique xivo-2: XIVO_UUID in")
+    assert words.headline(S.ok_report(2)) == "OK — 2 items pass on 2 XiVOs (lab)"
+    assert words.headline(S.unknown_report()).startswith("UNKNOWN — could not check consul-wan xivo-1: timed out")
+    assert words.headline(S.warning_report()).startswith("WARNING — uuid-unique xivo-2: XIVO_UUID in")
 
 
 def test_fix_these_first_lists_root_causes_in_order_with_commands_doc_and_blocks():
@@ -329,12 +331,11 @@ def test_picture_of_ten_xivos_draws_every_expected_link_with_its_status():
     assert (there.cx, there.cy) != (back.cx, back.cy)  # the two directions bow apart: both visible
 
 
-@pytest.mark.skipif(not DEMOS, reason="no demo report under reports/")
 def test_picture_of_a_real_wan_fault_blames_the_failing_item():
-    """demo: consul-wan[xivo-1] passes (the fault is reported on xivo-2) while its pool lacks xivo-2."""
-    report = next((r for r in map(readback.load_report, DEMOS) if r.verdict.value == "CRITICAL"), None)
-    if report is None:
-        pytest.skip("no CRITICAL demo report")
+    """A real lab run after `lab break consul-not-joined` (kept under tests/data): consul-wan[xivo-1]
+    passes (the fault is reported on xivo-2) while its pool lacks xivo-2."""
+    report = readback.load_report(DEMOS[0])
+    assert report.verdict.value == "CRITICAL"
     wan = next(p for p in picture.build_picture(report).panels if p.key == "consul-wan")
     assert [(k.mark.status, k.mark.item) for k in wan.links] == [("fail", "consul-wan[xivo-2]")]
 
@@ -365,7 +366,7 @@ def test_environment_shows_run_facts_each_xivo_and_the_whole_topology():
 
 @pytest.mark.parametrize("make", [S.critical_report, S.ok_report, hostile_report, lambda: S.big_report(10)]
                          + [lambda p=p: readback.load_report(p) for p in DEMOS],
-                         ids=["critical", "ok", "hostile", "ten-xivos"] + [p.stem for p in DEMOS])
+                         ids=["critical", "ok", "hostile", "ten-xivos"] + [p.name for p in DEMOS])
 def test_read_back_round_trip(make, tmp_path):
     report = make()
     dest = tmp_path / "deep" / "er" / "report.html"
@@ -458,5 +459,5 @@ def test_the_ticket_title_drops_a_raw_error_quoted_in_parentheses():
     message = ("the link from 'xivo-2' is in error ({auth_failure,\"ACCESS_REFUSED - Login was refused using "
                "authentication mechanism PLAIN.\"}): wrong user or password in the upstream URI")
     r = Result(check="rabbitmq-federation", target="xivo-1->xivo-2", status=Status.FAIL, title="t", message=message)
-    assert html_model.headline(S.report([r])) == ("CRITICAL — rabbitmq-federation xivo-1←xivo-2: the link from "
+    assert words.headline(S.report([r])) == ("CRITICAL — rabbitmq-federation xivo-1←xivo-2: the link from "
                                                   "'xivo-2' is in error: wrong user or password in the upstream URI")
