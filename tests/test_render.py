@@ -63,7 +63,7 @@ def test_json_shape_counts_and_results():
     doc = json_report.report_to_dict(S.critical_report())
     assert list(doc) == [
         "schema", "verdict", "exit_code", "started_at", "duration_s", "vantage", "timeout_s",
-        "doctor_version", "topology", "counts", "results",
+        "doctor_version", "topology", "counts", "results", "changes",
     ]  # fmt: skip
     assert doc["counts"] == {"pass": 3, "warn": 1, "fail": 1, "error": 1, "skip": 2}
     assert doc["topology"] == S.TOPOLOGY

@@ -132,10 +132,16 @@ class Report:
     timeout_s: float
     doctor_version: str
     schema: str = SCHEMA
+    # What changed since the previous run kept by `--history DIR` (`history.compare`): None without
+    # history; else {"previous": started_at or None, "runs": n, "new_failures": [...],
+    # "resolved": [...], "flapping": [...]} of item ids.
+    changes: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "results", tuple(self.results))
         object.__setattr__(self, "topology", freeze(self.topology))
+        if self.changes is not None:
+            object.__setattr__(self, "changes", freeze(self.changes))
 
     @property
     def verdict(self) -> Verdict:

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from xivo_doctor.render.picture import FEDERATION, build_picture, declared_xivos, xivo_names
+from xivo_doctor.render.picture import build_picture, declared_xivos, xivo_names
 from xivo_doctor.render.terminal import blocked_by_result
-from xivo_doctor.results import Report, Result, Status, Verdict, thaw
+from xivo_doctor.render.words import headline
+from xivo_doctor.results import Report, Result, Status, thaw
 
 GLYPHS = {"pass": "✓", "warn": "!", "fail": "✗", "error": "?", "skip": "–", "none": "·"}
 STATUS_ORDER = ("fail", "error", "warn", "pass", "skip")
@@ -26,7 +27,6 @@ MANUAL_PAGES = {  # the two manual pages the checks cite (/work/shared/docs, XIV
     "contact_and_presence_sharing.rst": "Contact and Presence Sharing",
     "phonebook_sharing.rst": "Phonebook Sharing",
 }
-TITLE_MESSAGE_CHARS = 200
 XIVO_WORD, ADDRESS_WORD = "<XiVO>", "<address>"  # the row's own XiVO in a data source its table shares
 # How much of a passing item is repeated as HTML, by the size of the embedded JSON, which holds all
 # of it anyway. A report must stay under 300 kB for 10 XiVOs (issue 5), whose JSON alone is about
@@ -114,38 +114,6 @@ def slugs(report: Report) -> dict[str, str]:
         used.add(slug)
         out.setdefault(r.item_id, slug)
     return out
-
-
-def display(r: Result) -> str:
-    """The item in words: `consul-wan xivo-2`; a federation pair `down->up` as `down←up`, the way
-    its messages flow (XIVO-FACTS §5), other pairs as `a→b`."""
-    if r.target == "*":
-        return r.check
-    down, arrow, up = r.target.partition("->")
-    if not arrow:
-        return f"{r.check} {r.target}"
-    return f"{r.check} {down}←{up}" if r.check == FEDERATION else f"{r.check} {down}→{up}"
-
-
-def headline(report: Report) -> str:
-    """The verdict in one line, fit for a ticket title (and the page's <title>)."""
-    verdict, counts = report.verdict, report.counts()
-    if verdict is Verdict.OK:
-        n, xivos = counts["pass"], len(xivo_names(report))
-        name = scalar(report.topology.get("name") or "")
-        return (f"OK — {n} {'item passes' if n == 1 else 'items pass'} on {xivos} XiVO{'s' if xivos != 1 else ''}"
-                + (f" ({name})" if name else ""))
-    wanted = {Verdict.CRITICAL: (Status.FAIL,), Verdict.WARNING: (Status.WARN,), Verdict.UNKNOWN: (Status.ERROR,)}
-    items = report.with_status(*wanted[verdict])
-    first = items[0]
-    more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
-    lead = "could not check " if verdict is Verdict.UNKNOWN else ""
-    message = next((line.strip() for line in first.message.splitlines() if line.strip()), "")
-    # A raw error quoted in parentheses (RabbitMQ's `{auth_failure,...}`) belongs in the details,
-    # not in a ticket title: the plain-words cause around it stays.
-    message = re.sub(r"\s*\([^()]{30,}\)", "", message)
-    message = message if len(message) <= TITLE_MESSAGE_CHARS else message[: TITLE_MESSAGE_CHARS - 1] + "…"
-    return f"{verdict.value} — {lead}{display(first)}{': ' + message if message else ''}{more}"
 
 
 def scalar(value: Any) -> str:

@@ -67,6 +67,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "topology": thaw(report.topology),
         "counts": report.counts(),
         "results": [result_to_dict(r) for r in report.results],
+        "changes": thaw(report.changes) if report.changes is not None else None,
     }
 
 
@@ -165,4 +166,5 @@ def report_from_dict(doc: Any) -> Report:
         topology=_field(doc, "topology", dict, ""),
         timeout_s=_field(doc, "timeout_s", (int, float), ""),
         doctor_version=_field(doc, "doctor_version", str, ""),
+        changes=doc.get("changes") if isinstance(doc.get("changes"), dict) else None,
     )
