@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import sys
-import tempfile
-from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
 
 from xivo_doctor.render.html_model import page_model
 from xivo_doctor.render.json_report import report_to_dict
+from xivo_doctor.render.output_file import write_output
 from xivo_doctor.results import Report
 
 # Characters that could end or confuse a <script> element's content, and the JSON escapes that
@@ -76,21 +73,5 @@ def render_html(report: Report) -> str:
 
 
 def write_html(report: Report, dest: str) -> None:
-    """Write the page to `dest` (`-`: standard output), atomically: written beside it, then
-    renamed, so a reader never sees half a page; parent directories are created."""
-    text = render_html(report)
-    if dest == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    path = Path(dest)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the page to `dest` (`-`: standard output), atomically (render/output_file.py)."""
+    write_output(dest, render_html(report))

@@ -14,14 +14,12 @@ from a JSON file or from the block embedded in an HTML report, see `readback.py`
 from __future__ import annotations
 
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from xivo_doctor.errors import UsageError
+from xivo_doctor.render.output_file import write_output
 from xivo_doctor.results import SCHEMA, FixOut, Report, Result, Status, thaw
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "result-schema.json"
@@ -77,27 +75,9 @@ def to_json(report: Report) -> str:
 
 
 def write_json(report: Report, dest: str) -> None:
-    """Write the document to `dest`; `-` means standard output.
-
-    A file is replaced atomically (written beside it, then renamed), so a monitoring system
-    reading it never sees half a document. Parent directories are created.
-    """
-    text = to_json(report)
-    if dest == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    path = Path(dest)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the document to `dest`; `-` means standard output. A file is replaced atomically
+    (render/output_file.py), so a monitoring system reading it never sees half a document."""
+    write_output(dest, to_json(report))
 
 
 def load_schema() -> dict[str, Any]:

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from xivo_doctor.render.output_file import write_output
 from xivo_doctor.results import Report, Result, Status, thaw
 
 # Characters outside the XML 1.0 `Char` production (tab, LF and CR are allowed).
@@ -146,11 +146,5 @@ def to_junit_xml(report: Report) -> str:
 
 
 def write_junit(report: Report, path: str | Path) -> None:
-    """Write the JUnit document to `path` (UTF-8), creating parent directories; `-` = stdout."""
-    if str(path) == "-":
-        sys.stdout.write(to_junit_xml(report))
-        sys.stdout.flush()
-        return
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(to_junit_xml(report), encoding="utf-8")
+    """Write the JUnit document to `path` (UTF-8, atomically, parents created); `-` = stdout."""
+    write_output(path, to_junit_xml(report))
