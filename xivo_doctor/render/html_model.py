@@ -4,7 +4,8 @@ Place in the pipeline: presentation: reads the (already redacted) Report, never 
 renders this model with the templates; no markup is built here. Every string in it came from the
 inspected systems or the topology and may be hostile: the templates escape all of it.
 
-The page, top to bottom: the verdict line (a ticket title), what to fix first, the picture
+The page, top to bottom: the verdict line (a ticket title), what changed since the previous run
+(with a history, `html_changes.py`), what to fix first, the picture
 (`picture.py`), the check x XiVO and pair matrices, every item grouped by check, the environment.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xivo_doctor.render.html_changes import changes_view
 from xivo_doctor.render.picture import build_picture, declared_xivos, xivo_names
 from xivo_doctor.render.terminal import blocked_by_result
 from xivo_doctor.render.words import headline
@@ -250,6 +252,7 @@ def page_model(report: Report, json_size: int) -> dict[str, Any]:
         "report": report,
         "topology_name": scalar(report.topology.get("name") or ""),
         "headline": headline(report),
+        "changes": changes_view(report),
         "verdict": report.verdict.value,
         "counts": [(s, counts[s]) for s in STATUS_ORDER],
         "root_causes": [views[id(r)] for r in report.root_causes()],

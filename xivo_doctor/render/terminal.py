@@ -1,4 +1,4 @@
-"""The terminal output: results per check, what to fix, and the verdict line.
+"""The terminal output: results per check, what to fix, what changed (with a history), the verdict line.
 
 Place in the pipeline: presentation: reads the Report, never probes.
 
@@ -228,11 +228,44 @@ def _fix_section(report: Report, console: Console) -> None:
         _fix_item(report, console, r)
 
 
+def _changes_section(report: Report, console: Console) -> None:
+    """What changed since the previous run kept by `--history` (`Report.changes`), if it is known."""
+    changes = report.changes
+    if changes is None:
+        return
+    _out(console)
+    previous = changes.get("previous")
+    runs = changes.get("runs", 1)
+    if not previous:
+        _out(console, Text("Changes", style="bold underline"))
+        _out(console, "  first run kept in this history: nothing to compare yet")
+    else:
+        heading = Text(f"Changes since {clean(previous)}", style="bold underline")
+        heading.append(f"  ({runs} runs kept)", style="dim")
+        _out(console, heading)
+        lists = [("new failures", "new_failures", "bold red"), ("resolved", "resolved", "bold green"),
+                 ("flapping", "flapping", "bold yellow")]
+        shown = [(label, changes.get(key) or (), style) for label, key, style in lists]
+        if not any(items for _label, items, _style in shown):
+            _out(console, "  nothing changed")
+        for label, items, style in shown:
+            if items:
+                line = Text("  ")
+                line.append(f"{label}:", style=style)
+                line.append(" " + ", ".join(clean(i) for i in items))
+                _out(console, line)
+    ignored = changes.get("ignored") or ()
+    if ignored:
+        _out(console, Text("  ignored (unreadable): " + ", ".join(clean(i) for i in ignored), style="dim"))
+
+
 def render_terminal(report: Report, console: Console, *, quiet: bool = False, verbose: bool = False) -> None:
-    """Print the report: results, what to fix, then the verdict line (only that when `quiet`)."""
+    """Print the report: results, what to fix, what changed since the previous run (with a
+    history), then the verdict line (only that when `quiet`)."""
     line = Text(verdict_line(report), style=VERDICT_STYLE[report.verdict])
     if not quiet:
         _results_section(report, console, verbose=verbose)
         _fix_section(report, console)
+        _changes_section(report, console)
         _out(console)
     _out(console, line, soft_wrap=True)
