@@ -8,13 +8,18 @@ nothing here names a check.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xivo_doctor.check import CheckSpec, spec_of
-from xivo_doctor.errors import CheckDefinitionError
+from xivo_doctor.errors import CheckDefinitionError, UsageError
+
+if TYPE_CHECKING:
+    from xivo_doctor.topology.model import Topology
 
 
 def checks_dir() -> Path:
@@ -94,3 +99,17 @@ def order(specs: Iterable[CheckSpec]) -> list[CheckSpec]:
     for spec in specs:
         visit(spec)
     return list(done.values())
+
+
+def validate_selection(checks: Sequence[str], nodes: Sequence[str], topology: Topology) -> None:
+    """Refuse an unknown `--check` or `--node` before anything runs (UsageError, one line)."""
+    known = [spec.id for spec in discover()]
+    for wanted in checks:
+        if wanted not in known:
+            close = difflib.get_close_matches(wanted, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known checks: {', '.join(known)}"
+            raise UsageError(f"--check {wanted}: no such check; {hint}")
+    names = [x.name for x in topology.xivos]
+    for node in nodes:
+        if node not in names:
+            raise UsageError(f"--node {node}: no such XiVO in {topology.source}; known: {', '.join(names)}")

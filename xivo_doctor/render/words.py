@@ -48,5 +48,7 @@ def cause(report: Report) -> str:
     # A raw error quoted in parentheses (RabbitMQ's `{auth_failure,...}`) belongs in the details,
     # not in a ticket title: the plain-words cause around it stays.
     message = re.sub(r"\s*\([^()]{30,}\)", "", message)
+    if lead:  # an error's message already says it: "could not check: ..."
+        message = re.sub(r"^could not check:\s*", "", message)
     message = message if len(message) <= TITLE_MESSAGE_CHARS else message[: TITLE_MESSAGE_CHARS - 1] + "…"
     return f"{lead}{display(first)}{': ' + message if message else ''}{more}"
