@@ -3,7 +3,8 @@
 # tests need too. Idempotent: packages already present are not fetched again. Needs root (or sudo)
 # for apt-get.
 #   ./install-deps.sh            the doctor and its lab (enough for `xivo-doctor demo`)
-#   ./install-deps.sh --tests    also a headless browser, for tests/test_browser.py
+#   ./install-deps.sh --tests    also a headless browser (tests/test_browser.py) and Nagios Core
+#                                (tests/test_nagios_core.py)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,8 +21,10 @@ done
 debs=(rabbitmq-server serf postgresql)
 # The HTML report is tested in Debian's Chromium (headless), and its screenshot needs a font
 # with the report's symbols (chromium depends on no font package; without one: boxes).
+# `xivo-doctor nagios` is proven under Debian's real Nagios Core, which the test runs itself with
+# its own config and files (the package's `nagios4` service, if apt starts it, is never used).
 if [ "$tests" = yes ]; then
-  debs+=(chromium fonts-dejavu-core)
+  debs+=(chromium fonts-dejavu-core nagios4-core)
 fi
 missing=()
 for pkg in "${debs[@]}"; do
