@@ -5,14 +5,17 @@ Places: the topology (a `${ENV}` Consul token, a `*_file` RabbitMQ password, an 
 password, the database DSN from a file), the inspected systems (a federation upstream URI with a
 password the topology never knew, a directory's xivo_password, a web services user's passwd, the
 Consul master token on disk), and the logs the bundle collects (lines quoting the token and a URI
-with credentials). Outputs: the terminal (normal, -v, -q), stderr, JSON, JUnit, HTML and every
-file of the support bundle. The lab is changed the way an admin would and put back at the end.
+with credentials). Outputs: the terminal (normal, -v, -q), stderr, JSON, JUnit, HTML, every
+file of the support bundle, and the Nagios plugin's output (normal and -v). The lab is changed
+the way an admin would and put back at the end.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -94,6 +97,13 @@ def _outputs(topology: Path, out: Path, capsys, *extra: str) -> dict[str, str]:
         main(["run", "-T", str(topology), mode, *extra])
         captured = capsys.readouterr()
         texts[f"terminal {mode}"], texts[f"stderr {mode}"] = captured.out, captured.err
+    # The Nagios plugin, as Nagios runs it: its own process, stdout is what Nagios records. (It
+    # has no --redact-addresses: its output stays in the admin's own monitoring.)
+    for mode in ((), ("-v",)) if not extra else ():
+        plugin = subprocess.run(["xivo-doctor", "nagios", "-T", str(topology), "-t", "20", *mode],
+                                capture_output=True, text=True, timeout=60, env={**os.environ})
+        assert plugin.stdout.startswith("XIVO-DOCTOR CRITICAL"), plugin.stdout + plugin.stderr
+        texts[f"nagios {mode}"], texts[f"nagios stderr {mode}"] = plugin.stdout, plugin.stderr
     for name in ("json", "junit", "html"):
         texts[name] = files[name].read_text()
     with tarfile.open(files["bundle"]) as tar:

@@ -9,16 +9,16 @@ with its traceback only under `-v`.
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xivo_doctor import __version__
 from xivo_doctor.deadline import Deadline
-from xivo_doctor.errors import DoctorError, UsageError
+from xivo_doctor.errors import DoctorError
 from xivo_doctor.redact import Redactor
 from xivo_doctor.results import Verdict
 
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity = run.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print the verdict line only")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="show passing evidence, tracebacks")
+    run.add_argument("--quiet-ok", action="store_true",
+                     help="as -q, and print nothing at all when the verdict is OK (cron mails only problems)")
+    run.add_argument("--history", metavar="DIR", help="keep the last results in DIR and say what changed since the "
+                     "previous run: new failures, resolved, flapping")
 
     commands.add_parser("checks", help="list every check: id, title, doc reference")
     again = commands.add_parser("report", help="print the summary of a saved HTML report (or result JSON) again")
@@ -64,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     from xivo_doctor import cli_lab
 
     cli_lab.add_commands(commands)
+    from xivo_doctor import cli_nagios
+
+    cli_nagios.add_command(commands)
     return parser
 
 
@@ -86,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return command_run(args)
+        if args.command == "nagios":
+            from xivo_doctor import cli_nagios
+
+            return cli_nagios.command_nagios(args)
         if args.command == "report":
             return command_report(args)
         if args.command in ("lab", "demo"):
@@ -136,43 +147,47 @@ def command_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from xivo_doctor import registry
+    from xivo_doctor.history import ensure_directory, with_changes
     from xivo_doctor.plugin import run_checks
     from xivo_doctor.render.progress import LiveProgress
     from xivo_doctor.render.terminal import render_terminal
     from xivo_doctor.run import Run
+    from xivo_doctor.runlock import RunLock, run_key
     from xivo_doctor.topology import find_topology, load_topology
 
     deadline = Deadline(args.timeout)  # the whole run counts, start-up included
-    topology = load_topology(find_topology(args.topology))
+    topology_path = find_topology(args.topology)
+    topology = load_topology(topology_path)
     global _redactor
     _redactor = Redactor.for_topology(topology)
-    known = [spec.id for spec in registry.discover()]
-    for wanted in args.check:
-        if wanted not in known:
-            close = difflib.get_close_matches(wanted, known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known checks: {', '.join(known)}"
-            raise UsageError(f"--check {wanted}: no such check; {hint}")
-    names = [x.name for x in topology.xivos]
-    for node in args.node:
-        if node not in names:
-            raise UsageError(f"--node {node}: no such XiVO in {topology.source}; known: {', '.join(names)}")
+    registry.validate_selection(args.check, args.node, topology)
+
+    history = ensure_directory(Path(args.history)) if args.history else None  # a wrong DIR costs no probing
+    args.quiet = args.quiet or args.quiet_ok  # write_outputs prints nothing either
 
     # With the JSON on stdout, the human-readable output moves to stderr.
     console = Console(stderr=args.json == "-", highlight=False)
-    with LiveProgress(console) as progress:
-        run = Run(
-            topology=topology,
-            timeout=args.timeout,
-            deadline=deadline,
-            checks=tuple(args.check),
-            nodes=tuple(args.node),
-            passive=args.passive,
-            redact_addresses=args.redact_addresses,
-            listener=progress,
-        )
-        report = run_checks(run)
-    render_terminal(report, console, quiet=args.quiet, verbose=args.verbose)
-    write_outputs(args, report, run)
+    # Held until the files and the history are written; a second run of the same topology and
+    # selection raises AlreadyRunning (one line, exit 3) instead of piling up (runlock.py).
+    key = run_key(topology_path, args.check, args.node)
+    with RunLock(key):
+        with LiveProgress(console) as progress:
+            run = Run(
+                topology=topology,
+                timeout=args.timeout,
+                deadline=deadline,
+                checks=tuple(args.check),
+                nodes=tuple(args.node),
+                passive=args.passive,
+                redact_addresses=args.redact_addresses,
+                listener=progress,
+            )
+            report = run_checks(run)
+        if history is not None:
+            report = with_changes(report, history, key=key)
+        if not (args.quiet_ok and report.verdict is Verdict.OK):
+            render_terminal(report, console, quiet=args.quiet, verbose=args.verbose)
+        write_outputs(args, report, run)
     return report.exit_code
 
 
