@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from xivo_doctor import __version__
 from xivo_doctor.deadline import Deadline
-from xivo_doctor.errors import DoctorError, TopologyError
+from xivo_doctor.errors import DoctorError
 from xivo_doctor.redact import Redactor
 from xivo_doctor.results import Verdict
 
@@ -104,10 +104,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return cli_lab.command_lab(args) if args.command == "lab" else cli_lab.command_demo(args)
         return command_checks()
-    except TopologyError as exc:
-        # The loader never quotes a secret's value; its messages name keys (`consul.token: ...`).
-        _error(_redactor.credentials(str(exc)))
-        return UNKNOWN
     except DoctorError as exc:
         _error(redact(str(exc)))
         return UNKNOWN

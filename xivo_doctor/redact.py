@@ -118,14 +118,6 @@ class Redactor:
             value = self._addresses(value)
         return value
 
-    def credentials(self, value: str) -> str:
-        """Known secrets and URI credentials only: for text that names keys rather than values
-        (a topology error says `consul.token: expected a string`, which the `token:` rule of
-        `text` would read as a token)."""
-        if self._secrets is not None:
-            value = self._secrets.sub(MASK, value)
-        return _URI_CREDENTIALS.sub(lambda m: m.group("head") + MASK + "@", value)
-
     def value(self, value: Any, key: str = "") -> Any:
         """Deep copy of JSON-like data with every string (keys too) redacted."""
         if isinstance(value, Mapping):
