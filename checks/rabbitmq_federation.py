@@ -16,10 +16,10 @@ manual's "Configuring RabbitMQ" leaves it (XIVO-FACTS §5), it verifies:
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 
 from xivo_doctor.check import FixContext, cannot_check_from_here, check
+from xivo_doctor.netaddr import is_ip_address
 from xivo_doctor.probes import federation_status as fs
 from xivo_doctor.results import FixOut
 
@@ -231,21 +231,13 @@ def _same_host(host, address, rabbit) -> tuple[bool, str | None]:
         return False, None
     if host.lower() == address.lower():
         return True, None
-    if _is_ip(host) and _is_ip(address):
+    if is_ip_address(host) and is_ip_address(address):
         return False, None
-    mine = set(rabbit.resolve(host)) if not _is_ip(host) else {host}
-    theirs = set(rabbit.resolve(address)) if not _is_ip(address) else {address}
+    mine = set(rabbit.resolve(host)) if not is_ip_address(host) else {host}
+    theirs = set(rabbit.resolve(address)) if not is_ip_address(address) else {address}
     if not mine:
         return False, f"{host} does not resolve"
     return bool(mine & theirs), f"{host} -> {', '.join(sorted(mine))}"
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _policy(down, upstream, policies, evidence) -> tuple[str, str] | None:

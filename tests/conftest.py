@@ -55,3 +55,12 @@ def doctor_env():
     env = dict(os.environ)
     env.pop("CONSUL_HTTP_TOKEN", None)
     return env
+
+
+@pytest.fixture
+def runtime_dir(tmp_path, monkeypatch) -> Path:
+    """Lock files under the test's own directory, as a user session's XDG_RUNTIME_DIR."""
+    directory = tmp_path / "runtime"
+    directory.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
+    return directory

@@ -122,3 +122,12 @@ def test_an_unwritable_output_is_one_line_and_exit_3(tmp_path, capsys):
     assert code == 3
     assert err.startswith(f"xivo-doctor: error: cannot write {tmp_path / 'file' / 'out.json'}: ")
     assert err.endswith("; choose a writable path\n") and err.count("\n") == 1
+
+
+def test_a_topology_error_about_a_secret_key_is_not_eaten_by_redaction(tmp_path, capsys):
+    # The `token:`/`password:` rule for free text would take the word after the key for a secret.
+    topology = tmp_path / "t.yml"
+    topology.write_text("xivos:\n  - {name: a, address: 10.1.1.1, consul: {token: 5}}\n"
+                        "  - {name: b, address: 10.1.1.2}\n")
+    assert main(["run", "-T", str(topology)]) == 3
+    assert "xivos[0].consul.token: expected a string, got an int" in capsys.readouterr().err

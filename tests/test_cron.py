@@ -24,14 +24,6 @@ ALL = list(TEST_PORTS.values())
 
 
 @pytest.fixture
-def runtime_dir(tmp_path, monkeypatch) -> Path:
-    directory = tmp_path / "runtime"
-    directory.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
-    return directory
-
-
-@pytest.fixture
 def stack():
     with ExitStack() as s:
         yield s

@@ -32,15 +32,6 @@ with RunLock(run_key(sys.argv[1], sys.argv[2:], [])):
 """
 
 
-@pytest.fixture
-def runtime_dir(tmp_path, monkeypatch) -> Path:
-    """Lock files under the test's own directory, as a user session's XDG_RUNTIME_DIR."""
-    directory = tmp_path / "runtime"
-    directory.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
-    return directory
-
-
 def env_with(runtime: Path) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": str(runtime)}
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from xivo_doctor import __version__
 from xivo_doctor.deadline import Deadline
-from xivo_doctor.errors import DoctorError
+from xivo_doctor.errors import DoctorError, TopologyError
 from xivo_doctor.redact import Redactor
 from xivo_doctor.results import Verdict
 
@@ -104,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return cli_lab.command_lab(args) if args.command == "lab" else cli_lab.command_demo(args)
         return command_checks()
+    except TopologyError as exc:  # the loader never quotes a secret's value; it names keys
+        _error(_redactor.credentials(str(exc)))
+        return UNKNOWN
     except DoctorError as exc:
         _error(redact(str(exc)))
         return UNKNOWN
@@ -207,8 +210,8 @@ def write_outputs(args: argparse.Namespace, report: Report, run: Run) -> None:
     if args.bundle:
         from xivo_doctor.bundle import write_bundle
 
-        redactor = run.output_redactor or Redactor.for_topology(run.topology, addresses=args.redact_addresses)
-        summary = write_bundle(report, args.bundle, topology=run.loaded_topology(), redactor=redactor,
+        # the redactor that made the report: the logs collected now get the same pseudonyms
+        summary = write_bundle(report, args.bundle, topology=run.loaded_topology(), redactor=run.output_redactor,
                                # its own budget: a run cut by its deadline is when a bundle is most needed
                                argv=sys.argv, deadline=Deadline(args.timeout))
         if not args.quiet:

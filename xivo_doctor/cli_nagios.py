@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from xivo_doctor.deadline import Deadline
-from xivo_doctor.errors import DoctorError
+from xivo_doctor.errors import DoctorError, TopologyError
 from xivo_doctor.nagios_range import Thresholds, parse
 from xivo_doctor.redact import Redactor
 from xivo_doctor.render.nagios import Unfinished, exit_code, render, safe, unknown_line
@@ -205,7 +205,9 @@ def command_nagios(args: argparse.Namespace) -> int:
     masks = _Masks()
     try:
         text, code = _answer(args, deadline, out, masks)
-    except DoctorError as exc:  # bad option, topology, lock, history: could not check
+    except TopologyError as exc:  # names keys, never a secret's value (as in cli.main)
+        text, code = unknown_line(Redactor().credentials(str(exc))) + "\n", UNKNOWN
+    except DoctorError as exc:  # bad option, lock, history: could not check
         text, code = unknown_line(masks.text(str(exc))) + "\n", UNKNOWN
     except KeyboardInterrupt:
         text, code = unknown_line("interrupted") + "\n", UNKNOWN

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from xivo_doctor.netaddr import is_ip_address
 from xivo_doctor.results import FixOut, Report, Result, thaw
 
 if TYPE_CHECKING:
@@ -118,6 +119,14 @@ class Redactor:
             value = self._addresses(value)
         return value
 
+    def credentials(self, value: str) -> str:
+        """Known secrets and URI credentials only: for text that names keys, not values (a
+        topology error says `consul.token: expected a string`; the `token:` rule of `text` would
+        take `expected` for the token)."""
+        if self._secrets is not None:
+            value = self._secrets.sub(MASK, value)
+        return _URI_CREDENTIALS.sub(lambda m: m.group("head") + MASK + "@", value)
+
     def value(self, value: Any, key: str = "") -> Any:
         """Deep copy of JSON-like data with every string (keys too) redacted."""
         if isinstance(value, Mapping):
@@ -183,7 +192,7 @@ class Redactor:
 
     def _erlang_address(self, match: re.Match[str]) -> str:
         dotted = ".".join(match.groups())
-        if not _is_ip(dotted):
+        if not is_ip_address(dotted):
             return match.group()
         return "{" + self._pseudonym(dotted).replace(".", ",") + "}"
 
@@ -206,7 +215,7 @@ class Redactor:
     def _addresses(self, value: str) -> str:
         value = _IPV4.sub(lambda m: self._pseudonym(m.group()), value)
         value = _ERLANG_IPV4.sub(self._erlang_address, value)
-        value = _IPV6.sub(lambda m: self._pseudonym(m.group()) if _is_ip(m.group()) else m.group(), value)
+        value = _IPV6.sub(lambda m: self._pseudonym(m.group()) if is_ip_address(m.group()) else m.group(), value)
         value = _FQDN.sub(lambda m: m.group() if _NOT_HOSTS.search(m.group()) or m.group().lower() in self._names
                           else self._pseudonym(m.group()), value)
         if self._hosts:
@@ -216,14 +225,6 @@ class Redactor:
                 short = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, known)) + r")(?![\w-])", re.IGNORECASE)
                 value = short.sub(lambda m: self._hosts[m.group().lower()], value)
         return value
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 __all__ = ["MASK", "Redactor"]
