@@ -1,4 +1,5 @@
-"""Real sockets for the tests: listeners that accept, and black holes that never answer a SYN.
+"""Real sockets for the tests: listeners that accept, black holes that never answer a SYN, and
+hostile peers that accept and then misbehave (slow-loris, endless bodies, endless redirects, silence).
 
 A black hole is a listener with a backlog of 0 whose one queued slot is taken by a connection
 nobody accepts: further SYNs are dropped, so a connect times out exactly as behind a firewall
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 
 
 class Listener:
@@ -58,3 +59,117 @@ def serve(stack: ExitStack, kind: type, address: str, ports) -> None:
     for port in ports:
         server = kind(address, port)
         stack.callback(server.close)
+
+
+# -- hostile peers (tests/test_bounded.py): they accept, then misbehave ---------------------------------
+
+class Hostile:
+    """Accepts connections and hands each to `behave(conn, stopped)` in its own thread.
+
+    `sent` counts the bytes written to all connections (so a test can tell how much a client read).
+    """
+
+    def __init__(self, address: str, port: int, behave) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((address, port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.behave = behave
+        self.stopped = threading.Event()
+        self.sent = 0
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def send(self, conn: socket.socket, data: bytes) -> None:
+        conn.sendall(data)
+        with self._lock:
+            self.sent += len(data)
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            with self._lock:
+                self.connections += 1
+                self._conns.append(conn)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            self.behave(self, conn)
+        except OSError:
+            pass  # the client gave up: what we want
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self._thread.join(1)
+        with self._lock:
+            for conn in self._conns:
+                with suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    """The request's head (enough for these servers: no request has a body)."""
+    conn.settimeout(5)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def slow_loris(server: Hostile, conn: socket.socket) -> None:
+    """Headers that never end: one byte every 0.2 s (each byte resets a client's read timeout)."""
+    _read_request(conn)
+    while not server.stopped.is_set():
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: yes\r\n":
+            server.send(conn, bytes([byte]))
+            if server.stopped.wait(0.2):
+                return
+
+
+def slow_body(server: Hostile, conn: socket.socket) -> None:
+    """Valid headers announcing a gigabyte, then the body one byte every 0.2 s."""
+    _read_request(conn)
+    server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
+    while not server.stopped.wait(0.2):
+        server.send(conn, b" ")
+
+
+def huge_body(server: Hostile, conn: socket.socket) -> None:
+    """A gigabyte body sent as fast as the client reads it."""
+    _read_request(conn)
+    server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
+    chunk = b"[" + b"0," * 32767
+    left = 1_000_000_000
+    while left > 0 and not server.stopped.is_set():
+        server.send(conn, chunk[:left])
+        left -= len(chunk)
+
+
+def redirect_forever(server: Hostile, conn: socket.socket) -> None:
+    """Every request answered 302 to the next path, on the same keep-alive connection."""
+    while not server.stopped.is_set():
+        head = _read_request(conn)
+        if not head:
+            return
+        path = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b"/"
+        server.send(conn, b"HTTP/1.1 302 Found\r\nLocation: " + path.split(b"?")[0].rstrip(b"/") + b"/next\r\n"
+                          b"Content-Length: 0\r\n\r\n")
+
+
+def silent(server: Hostile, conn: socket.socket) -> None:
+    """Accepts TCP and never says a word: no AMQP greeting, no TLS ServerHello, no HTTP answer."""
+    server.stopped.wait()

@@ -464,11 +464,13 @@ def test_an_answer_within_the_timeout_plus_one_second_when_ports_never_answer(tm
 
 
 @pytest.mark.slow
-def test_an_answer_within_the_timeout_plus_one_second_when_a_probe_hangs(tmp_path):
-    """xivo-ctid's port answers its headers a byte at a time: the probe outlives the run's deadline,
-    the plugin still answers at -t + grace and exits 3 without waiting for it."""
+def test_an_answer_within_the_timeout_plus_one_second_when_a_probe_trickles(tmp_path):
+    """xivo-ctid's port answers its headers a byte at a time, for ever: the transport cuts the
+    request at its budget (probes/bounded.py), the item is an error naming the source, and the
+    plugin answers well within -t + 1 s. (A probe stuck where no timer reaches, e.g. a DNS
+    lookup, is the watchdog's case: test_the_worker_is_left_behind_when_it_outlives_the_deadline.)"""
     addresses = ["127.10.143.1", "127.10.143.2"]
-    topology = loopback_topology(tmp_path, addresses, probe_timeout=1)
+    topology = loopback_topology(tmp_path, addresses, probe_timeout=30)  # only the run's -t can cut it
     with ExitStack() as stack:
         for address in addresses:
             serve(stack, Listener, address, [p for k, p in TEST_PORTS.items() if k != "ctid"])
@@ -476,10 +478,9 @@ def test_an_answer_within_the_timeout_plus_one_second_when_a_probe_hangs(tmp_pat
         done, took = plugin("-T", str(topology), "-t", "2", "--check", "uuid-unique")
     print(f"\nnagios -t 2, xivo-ctid trickling its headers: exit {done.returncode} after {took:.2f} s")
     assert done.returncode == 3 and done.stderr == "", done
-    assert done.stdout.splitlines() == [
-        done.stdout.splitlines()[0], "uuid-unique[xivo-1]: unknown: still running at the deadline",
-        "1 more item: unknown: not started before the deadline"]
-    assert done.stdout.startswith("XIVO-DOCTOR UNKNOWN - timed out after 2 s: 0 of 2 items finished | pass=0;;;0")
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("XIVO-DOCTOR UNKNOWN - could not check uuid-unique xivo-1"), lines[0]
+    assert any(line.startswith("uuid-unique[xivo-1]: error:") and "timed out" in line for line in lines), lines
     perf_items(done.stdout)
     assert took < 2 + 1
 

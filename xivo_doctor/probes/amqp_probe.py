@@ -20,6 +20,7 @@ from typing import Any
 
 import pika
 import pika.exceptions
+from pika.adapters.utils import connection_workflow
 
 from xivo_doctor.errors import ProbeError, ProbeTimeout
 from xivo_doctor.probes import federation_status as fs
@@ -108,7 +109,11 @@ def _amqp_errors(xivo: Xivo, doing: str) -> Iterator[None]:
         raise ProbeError(source, f"{doing}: access to vhost {xivo.rabbitmq.vhost!r} refused for {user!r}") from None
     except pika.exceptions.ChannelClosedByBroker as exc:
         raise ProbeError(source, f"{doing}: {exc.reply_code} {exc.reply_text}") from None
-    except (pika.exceptions.AMQPError, OSError) as exc:
+    except connection_workflow.AMQPConnectorStackTimeout:
+        # stack_timeout: TCP accepted but no AMQP handshake within the budget (a silent port)
+        raise ProbeTimeout(source, f"{doing}: timed out (no AMQP handshake)") from None
+    except (pika.exceptions.AMQPError, connection_workflow.AMQPConnectorException, OSError) as exc:
+        # AMQPConnectorException is not an AMQPError: BlockingConnection re-raises the workflow's own
         text = repr(exc).lower()
         if "timed out" in text or "timeout" in text:
             raise ProbeTimeout(source, f"{doing}: timed out") from None

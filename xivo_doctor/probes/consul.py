@@ -27,7 +27,7 @@ import consul
 import consul.base
 
 from xivo_doctor.errors import ProbeError
-from xivo_doctor.probes.http import request_errors
+from xivo_doctor.probes.bounded import guard, mount
 from xivo_doctor.topology.model import Xivo
 
 if TYPE_CHECKING:
@@ -175,11 +175,12 @@ class ConsulProbe:
 
     def _call(self, xivo: Xivo, what: str, call: Callable[[consul.Consul], Any], *, anonymous: bool) -> Any:
         source = self.source(xivo)
-        budget = self.probes.deadline.budget(self.probes.timeout, source)
         token = None if anonymous or xivo.consul.token is None else (xivo.consul.token.reveal() or None)
-        client = _client(xivo, token, budget)
+        client = None
         try:
-            with request_errors(source, budget, what):
+            # the whole request (TLS handshake included) bounded, its answer capped: probes/bounded.py
+            with guard(source, self.probes.deadline, self.probes.timeout, what) as budget:
+                client = _client(xivo, token, budget)
                 return call(client)
         except consul.base.ACLPermissionDenied as exc:
             who = "an anonymous request" if token is None else "the topology's consul token (consul.token_file)"
@@ -202,7 +203,8 @@ class ConsulProbe:
             raise ProbeError(source, f"{what}: answered something that is not JSON: is this Consul's API?") \
                 from None
         finally:
-            client.http.session.close()
+            if client is not None:
+                client.http.session.close()
 
 
 def _host(xivo: Xivo) -> str:
@@ -231,5 +233,5 @@ def _client(xivo: Xivo, token: str | None, timeout: float) -> consul.Consul:
                                        verify=access.verify, token=token, timeout=timeout)
         finally:
             os.environ.update(hidden)
-    client.http.session.trust_env = False  # no proxy from the environment between the doctor and a XiVO
+    mount(client.http.session)  # watched sockets, capped body and redirects, no proxy from the environment
     return client
