@@ -47,8 +47,8 @@ ERROR_CASES = [
     ("yaml-syntax", "name: a: b\n" + TWO,
      f"{{f}}:1: YAML syntax error: mapping values are not allowed here (column 8); {SYNTAX_HINT}"),
     ("yaml-tab", TWO + "\tfederation: full-mesh\n",
-     f"{{f}}:6: YAML syntax error: found character '\\t' that cannot start any token (column 1); "
-     f"{SYNTAX_HINT}"),
+     "{f}:6: YAML syntax error: a tab character (column 1); YAML indents with spaces only: "
+     "replace tabs with spaces"),
     ("yaml-unclosed", "xivos: [\n",
      f"{{f}}:2: YAML syntax error: expected the node content, but found '<stream end>' (column 1); "
      f"{SYNTAX_HINT}"),
@@ -136,8 +136,8 @@ ERROR_CASES = [
     ("password-and-file", TWO + "    confd: {password: s3cret, password_file: confd.secret}\n",
      "{f}:6: xivos[1].confd.password_file: give either password or password_file, not both; keep one"),
     ("secret-file-missing", TWO + "    rabbitmq: {password_file: missing.secret}\n",
-     "{f}:6: xivos[1].rabbitmq.password_file: cannot read {d}/missing.secret: "
-     "No such file or directory; create it or fix the path"),
+     "{f}:6: xivos[1].rabbitmq.password_file: cannot read {d}/missing.secret "
+     "(No such file or directory); create it or fix the path"),
     ("secret-not-echoed", "defaults:\n  rabbitmq: {password: 123456789}\n" + TWO,
      """{f}:2: defaults.rabbitmq.password: expected a string, got an int; quote it, e.g. """
      """password: "${RABBITMQ_PASSWORD}\""""),
@@ -167,7 +167,7 @@ ERROR_CASES = [
     ("key-not-scalar", "? [a, b]\n: c\n" + TWO,
      "{f}:1: a key must be a plain word, not a list or mapping; write key: value"),
     ("secret-file-is-dir", "defaults:\n  consul: {token_file: .}\n" + TWO,
-     "{f}:2: defaults.consul.token_file: cannot read {d}: Is a directory; create it or fix the path"),
+     "{f}:2: defaults.consul.token_file: cannot read {d} (Is a directory); create it or fix the path"),
     ("yaml-tag", TWO + "    version: !!python/name:os.system ''\n",
      "{f}:6: xivos[1].version: YAML tag !!python/name:os.system is not supported in topology files; "
      "remove it"),

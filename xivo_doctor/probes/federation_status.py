@@ -5,7 +5,7 @@ commands and turns a `ParseError` into a `ProbeError`: an output of unknown shap
 "could not check", never guessed at.
 
 - `rabbitmqctl eval 'rabbit_federation_status:status().'` (the manual's troubleshooting command)
-  prints Erlang terms: a small tokenizer + recursive descent parser reads them (`parse_term`).
+  prints Erlang terms, read by `erlang_term.parse_term`.
 - `rabbitmqctl list_parameters` / `list_policies` (`--formatter json`, or tab-separated text with
   or without the "Listing ..." and column header lines) and `rabbitmq-plugins list -e -m`.
 
@@ -20,159 +20,9 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from .erlang_term import Atom, ParseError, parse_term, render
 
-class ParseError(ValueError):
-    """An output of a shape this module does not know."""
-
-
-class Atom(str):
-    """An Erlang atom (`running`, `'apply-to'`), told apart from strings and binaries."""
-
-
-# -- Erlang terms ---------------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<punct><<|>>|\#\{|=>|[\[\]{},/])
-  | (?P<pid><\d+\.\d+\.\d+>)
-  | (?P<number>-?\d+(?:\.\d+(?:[eE][-+]?\d+)?)?)
-  | (?P<atom>[a-z][A-Za-z0-9_@]*)
-  | (?P<qatom>'(?:[^'\\]|\\.)*')
-  | (?P<string>"(?:[^"\\]|\\.)*")
-""", re.VERBOSE | re.DOTALL)
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "s": " ", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b", "d": "\x7f"}
-
-
-def _unescape(body: str) -> str:
-    def one(m: re.Match[str]) -> str:
-        code = m.group(1)
-        if code.startswith("x{"):
-            return chr(int(code[2:-1], 16))
-        if code.startswith("x"):
-            return chr(int(code[1:], 16))
-        if code[0] in "01234567":
-            return chr(int(code, 8))
-        if code.startswith("^"):
-            return chr(ord(code[1]) & 31)
-        return _ESCAPES.get(code, code)
-    return re.sub(r"\\(x\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|[0-7]{1,3}|\^.|.)", one, body, flags=re.DOTALL)
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out, pos = [], 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            raise ParseError(f"unexpected character {text[pos]!r} at offset {pos}")
-        if m.lastgroup != "ws":
-            out.append((m.lastgroup or "", m.group()))
-        pos = m.end()
-    return out
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.toks = _tokens(text)
-        self.i = 0
-
-    def peek(self) -> str:
-        return self.toks[self.i][1] if self.i < len(self.toks) else ""
-
-    def take(self, want: str | None = None) -> tuple[str, str]:
-        if self.i >= len(self.toks):
-            raise ParseError("the term ends too early")
-        kind, value = self.toks[self.i]
-        if want is not None and value != want:
-            raise ParseError(f"expected {want!r}, found {value!r}")
-        self.i += 1
-        return kind, value
-
-    def seq(self, close: str, item) -> list[Any]:
-        items: list[Any] = []
-        if self.peek() == close:
-            self.take(close)
-            return items
-        while True:
-            items.append(item())
-            value = self.take()[1]
-            if value == close:
-                return items
-            if value != ",":
-                raise ParseError(f"expected ',' or {close!r}, found {value!r}")
-
-    def value(self) -> Any:
-        kind, value = self.take()
-        if value == "[":
-            return self.seq("]", self.value)
-        if value == "{":
-            return tuple(self.seq("}", self.value))
-        if value == "#{":
-            return dict(self.seq("}", self.pair))
-        if value == "<<":
-            return self.binary()
-        if kind == "number":
-            return float(value) if "." in value else int(value)
-        if kind == "atom":
-            return Atom(value)
-        if kind == "qatom":
-            return Atom(_unescape(value[1:-1]))
-        if kind == "string":
-            return _unescape(value[1:-1])
-        if kind == "pid":
-            return value
-        raise ParseError(f"unexpected {value!r}")
-
-    def pair(self) -> tuple[Any, Any]:
-        key = self.value()
-        self.take("=>")
-        return key, self.value()
-
-    def binary(self) -> str:
-        if self.peek() == ">>":
-            self.take()
-            return ""
-        kind, value = self.take()
-        if kind == "string":
-            text = _unescape(value[1:-1])
-            if self.peek() == "/":  # <<"é"/utf8>>: already characters
-                self.take("/")
-                self.take("utf8")
-            else:  # <<"Ã©">>: one character per byte
-                text = text.encode("latin-1", "replace").decode("utf-8", "replace")
-            self.take(">>")
-            return text
-        data = [value]
-        while self.peek() == ",":
-            self.take(",")
-            data.append(self.take()[1])
-        self.take(">>")
-        if not all(d.isdigit() and int(d) < 256 for d in data):
-            raise ParseError("a binary holds something other than bytes")
-        return bytes(int(d) for d in data).decode("utf-8", "replace")
-
-
-def parse_term(text: str) -> Any:
-    """One Erlang term as Python: list, tuple, dict (map), Atom, str (string, binary), int, float."""
-    parser = _Parser(text.strip())
-    value = parser.value()
-    if parser.i != len(parser.toks):
-        raise ParseError(f"unexpected {parser.peek()!r} after the term")
-    return value
-
-
-def render(term: Any) -> str:
-    """A term as Erlang would print it (the management API shows link errors so)."""
-    if isinstance(term, Atom):
-        return term
-    if isinstance(term, str):
-        return json.dumps(term, ensure_ascii=False)
-    if isinstance(term, tuple):
-        return "{" + ",".join(render(t) for t in term) + "}"
-    if isinstance(term, list):
-        return "[" + ",".join(render(t) for t in term) + "]"
-    if isinstance(term, dict):
-        return "#{" + ",".join(f"{render(k)} => {render(v)}" for k, v in term.items()) + "}"
-    return str(term)
+__all__ = ["Atom", "ParseError", "parse_term", "render"]
 
 
 def proplist(term: Any, what: str) -> dict[str, Any]:
@@ -203,12 +53,15 @@ def to_json(term: Any) -> Any:
 # -- federation status ----------------------------------------------------------------------------
 
 # noproc: the plugin's status server is not running; undef: its code is not even loaded.
-NOPROC = re.compile(r"(noproc|undef).*rabbit_federation_status", re.DOTALL)
+# Two searches, not `(noproc|undef).*rabbit_federation_status`: that regex rescans the rest of
+# the text from every "undef", quadratic on an output full of them.
+NOPROC = re.compile(r"noproc|undef")
 
 
 def plugin_not_running(text: str) -> bool:
     """The manual's command while the federation plugin is off: `Error: {:noproc, {:gen_server, ...}}`."""
-    return bool(NOPROC.search(text))
+    found = NOPROC.search(text)
+    return found is not None and text.find("rabbit_federation_status", found.end()) >= 0
 
 
 def parse_status(text: str) -> list[dict[str, Any]] | None:

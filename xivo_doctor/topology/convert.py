@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .loader import Node, Sequence, Source, got, kind
+from .loader import Node, Sequence, Source, got, kind, shown
 from .model import Secret
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # fullmatch: "x\n" must not pass
@@ -67,7 +67,7 @@ def ip_address(src: Source, node: Node, hint: str) -> str:
     try:
         return str(ipaddress.ip_address(v))
     except ValueError:
-        raise src.error(node, f"{v!r} is not an IPv4 or IPv6 address; write e.g. {hint}") from None
+        raise src.error(node, f"{shown(v)} is not an IPv4 or IPv6 address; write e.g. {hint}") from None
 
 
 def command(src: Source, node: Node, hint: str) -> tuple[str, ...]:
@@ -79,7 +79,7 @@ def command(src: Source, node: Node, hint: str) -> tuple[str, ...]:
         try:
             argv = tuple(shlex.split(v))
         except ValueError as e:
-            raise src.error(node, f"cannot split {v!r} into words ({e}); write e.g. {hint}") from None
+            raise src.error(node, f"cannot split {shown(v)} into words ({e}); write e.g. {hint}") from None
     if not argv:
         raise src.error(node, f"expected a command, got an empty one; write e.g. {hint}")
     return argv
@@ -103,5 +103,5 @@ def version(src: Source, node: Node, hint: str) -> str:
         raise src.error(node, f'{v} is read by YAML as a number; quote it: version: "{node.text}"')
     if isinstance(v, str) and VERSION_RE.fullmatch(v):
         return v
-    shown = repr(v) if isinstance(v, str) else got(node, v)
-    raise src.error(node, f'{shown} is not a XiVO version; write e.g. {hint}')
+    shown_v = shown(v) if isinstance(v, str) else got(node, v)
+    raise src.error(node, f'{shown_v} is not a XiVO version; write e.g. {hint}')

@@ -10,6 +10,7 @@ it into exit 3. No other exception type leaves this module.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import re
@@ -26,6 +27,8 @@ from ..errors import TopologyError
 MAX_FILE_BYTES = 1024 * 1024  # a topology is a few KiB; anything bigger is a wrong file
 MAX_SECRET_BYTES = 64 * 1024  # a password, token or DSN
 MAX_DEPTH = 32  # topology files are four levels deep; deeper nesting is a mistake
+MAX_KEY_CHARS = 64  # the longest real key is `serf_wan_port`
+MAX_SHOWN_CHARS = 60  # a value quoted in a message: enough to recognise it, never a flood
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _YAML = "tag:yaml.org,2002:"
@@ -102,11 +105,7 @@ def read_tree(path: Path, file: str) -> Node:
             file=file, line=e.mark.line + 1) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        problem = e.problem or e.context or "invalid YAML"
-        column = f" (column {mark.column + 1})" if mark else ""
-        raise TopologyError(
-            f"YAML syntax error: {problem}{column}; check the indentation and quote values "
-            "that contain ': ' or '#'", file=file, line=mark.line + 1 if mark else None) from None
+        raise TopologyError(_syntax_message(e), file=file, line=mark.line + 1 if mark else None) from None
     except yaml.reader.ReaderError as e:  # a control character the YAML reader refuses
         line = text.count("\n", 0, e.position) + 1
         raise TopologyError(
@@ -124,9 +123,29 @@ def read_tree(path: Path, file: str) -> Node:
     return _convert(root, "", file, SafeConstructor(), 0)
 
 
+def _syntax_message(e: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem in the admin's words where we know a clearer one."""
+    mark = e.problem_mark or e.context_mark
+    problem = e.problem or e.context or "invalid YAML"
+    column = f" (column {mark.column + 1})" if mark else ""
+    if "another document" in problem:
+        return ("the file holds several YAML documents (a second `---`); a topology file is one "
+                "document: keep one and remove the other")
+    if "'\\t'" in problem:
+        return f"YAML syntax error: a tab character{column}; YAML indents with spaces only: replace tabs with spaces"
+    return (f"YAML syntax error: {problem}{column}; check the indentation and quote values "
+            "that contain ': ' or '#'")
+
+
 def _read_text(path: Path, file: str) -> str:
     try:
-        st = path.stat()
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            if not path.is_symlink():
+                raise
+            raise TopologyError(f"is a symbolic link to {os.readlink(path)}, which does not exist; "
+                                "fix the link or pass the topology file itself", file=file) from None
         if stat.S_ISDIR(st.st_mode):
             raise TopologyError(
                 f"is a directory; pass the topology file itself, e.g. -T {Path(file) / 'topology.yml'}",
@@ -148,6 +167,8 @@ def _read_text(path: Path, file: str) -> str:
         raise TopologyError(
             "the file is larger than 1 MiB; a topology file is a few KiB: pass the right file",
             file=file)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Windows editors' "Unicode"
+        raise TopologyError("the file is UTF-16 text; save it as UTF-8", file=file)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -192,6 +213,10 @@ def _convert(node: yaml.Node, path: str, file: str, ctor: SafeConstructor, depth
                                 file=file, line=key_line, key=path)
         # The key as written: `on:` or `yes:` stay words instead of YAML booleans.
         key = key_node.value
+        if len(key) > MAX_KEY_CHARS or not key.isprintable():
+            # Echoed as is, such a key would flood or break the one-line message.
+            raise TopologyError(f"unknown key {shown(key)}; topology keys are short words such as "
+                                "name, address, consul", file=file, line=key_line, key=path)
         child = f"{path}.{key}" if path else key
         if key in result.items:
             first = result.items[key].key_line
@@ -205,6 +230,13 @@ def _tag_error(node: yaml.Node, file: str, line: int, path: str) -> TopologyErro
     tag = node.tag.replace(_YAML, "!!")  # as the user most likely wrote it
     return TopologyError(f"YAML tag {tag} is not supported in topology files; remove it",
                          file=file, line=line, key=path)
+
+
+def shown(value: str) -> str:
+    """`value` quoted for a message: repr (a newline stays `\\n`), cut when it is long."""
+    if len(value) <= MAX_SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:MAX_SHOWN_CHARS]!r}... ({len(value)} characters)"
 
 
 def kind(node: Node) -> str:
@@ -221,9 +253,10 @@ def kind(node: Node) -> str:
 def got(node: Node, value: Any) -> str:
     """What a node holds, value included: `'five' (str)`, `70000 (int)`, `a list`."""
     if isinstance(value, str):
-        return f"{value!r} (str)"
+        return f"{shown(value)} (str)"
     if isinstance(node, Scalar) and value is not None:
-        return f"{node.text} ({type(value).__name__})"
+        text = node.text if len(node.text) <= MAX_SHOWN_CHARS else f"{node.text[:MAX_SHOWN_CHARS]}..."
+        return f"{text} ({type(value).__name__})"
     return kind(node)
 
 
@@ -277,9 +310,11 @@ class Source:
                 raise OSError(errno.EFBIG, "larger than 64 KiB, not a secret")
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise self.error(node, f"cannot read {path}: not UTF-8 text; save it as UTF-8") from None
+            raise self.error(node, f"cannot read {path} (not UTF-8 text); save it as UTF-8") from None
         except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+            # "(reason)", not "path: reason": a file named `x.secret: reason` reads to the
+            # redactor as a `secret: value` pair and the reason would be masked.
             reason = getattr(e, "strerror", None) or "invalid path"
-            raise self.error(node, f"cannot read {path}: {reason}; create it or fix the path") from None
+            raise self.error(node, f"cannot read {path} ({reason}); create it or fix the path") from None
         # Editors add one final newline; a secret itself never ends with one.
         return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")

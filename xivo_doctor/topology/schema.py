@@ -32,7 +32,7 @@ from .convert import (
     verify,
     version,
 )
-from .loader import Mapping, Node, Sequence, Source, got, kind
+from .loader import Mapping, Node, Sequence, Source, got, kind, shown
 from .model import (
     ConfdAccess,
     ConsulAccess,
@@ -187,7 +187,7 @@ def _xivo(name: str, address: str, s: dict[str, Any]) -> Xivo:
 def _name(src: Source, node: Node) -> str:
     v = text(src, node, "name: xivo-1")
     if not NAME_RE.fullmatch(v):
-        raise src.error(node, f"{v!r} is not a valid XiVO name: use up to 63 letters, digits, '.', '_' "
+        raise src.error(node, f"{shown(v)} is not a valid XiVO name: use up to 63 letters, digits, '.', '_' "
                               "or '-', starting with a letter or digit; write e.g. name: xivo-1")
     return v
 
@@ -202,7 +202,7 @@ def _address(src: Source, node: Node) -> str:
     # An all-digit last label is a mistyped IPv4 address (192.168.1.300), not a hostname.
     if len(v) <= 253 and all(LABEL_RE.fullmatch(label) for label in labels) and not labels[-1].isdigit():
         return v
-    raise src.error(node, f"{v!r} is not an IPv4 address, an IPv6 address or a hostname; "
+    raise src.error(node, f"{shown(v)} is not an IPv4 address, an IPv6 address or a hostname; "
                           "write e.g. address: 192.168.1.124")
 
 
@@ -263,7 +263,7 @@ def _pairs(src: Source, top: Mapping, xivos: list[Xivo]) -> tuple[str, list[Pair
             end = _require(src, link, key)
             name = text(src, end, f"{key}: {xivos[0].name}")
             if name not in by_name:
-                raise src.error(end, f"{name!r} is not a declared XiVO; write one of: {', '.join(by_name)}")
+                raise src.error(end, f"{shown(name)} is not a declared XiVO; write one of: {', '.join(by_name)}")
             ends.append(name)
         down, up = ends
         if down == up:
