@@ -179,7 +179,8 @@ def test_missing_x_consul_index_means_not_consuls_api(server):
 
 @pytest.mark.parametrize(("body", "expected"), [
     ("<html>hello</html>", "GET /v1/status/leader: answered something that is not JSON: is this Consul's API?"),
-    ('["a"]', "GET /v1/status/leader answered list, not a JSON string"),
+    ('["a"]', "GET /v1/status/leader: answered JSON not of Consul's shape (the answer is a list, not a string): "
+              "is this Consul's API?"),
 ])
 def test_an_answer_of_the_wrong_shape_is_a_probe_error(server, body, expected):
     server.routes["/v1/status/leader"] = (200, {}, body)

@@ -27,6 +27,7 @@ import consul
 import consul.base
 
 from xivo_doctor.errors import ProbeError
+from xivo_doctor.probes import consul_shapes as shapes
 from xivo_doctor.probes.bounded import guard, mount
 from xivo_doctor.topology.model import Xivo
 
@@ -78,35 +79,31 @@ class ConsulProbe:
 
     def leader(self, xivo: Xivo) -> str:
         """`/v1/status/leader`: "addr:8300", or "" when the datacenter has no leader."""
-        return self._read(xivo, ("leader",), "GET /v1/status/leader", lambda c: c.status.leader(), str)
+        return self._read(xivo, ("leader",), "GET /v1/status/leader", lambda c: c.status.leader(), shapes.leader)
 
     def datacenters(self, xivo: Xivo) -> list[str]:
         """`/v1/catalog/datacenters`: the datacenters this XiVO's Consul knows (its own included)."""
-        found = self._read(xivo, ("datacenters",), "GET /v1/catalog/datacenters",
-                           lambda c: c.catalog.datacenters(), list)
-        return [str(d) for d in found]
+        return self._read(xivo, ("datacenters",), "GET /v1/catalog/datacenters",
+                          lambda c: c.catalog.datacenters(), shapes.datacenters)
 
     def agent_self(self, xivo: Xivo) -> dict[str, Any]:
         """`/v1/agent/self`; `Config` holds Datacenter, NodeName, AdvertiseAddr (token needed)."""
-        found = self._read(xivo, ("agent-self",), "GET /v1/agent/self", lambda c: c.agent.self(), dict)
-        if not isinstance(found.get("Config"), dict):
-            raise ProbeError(self.source(xivo), "GET /v1/agent/self answered without a `Config` object")
-        return found
+        return self._read(xivo, ("agent-self",), "GET /v1/agent/self", lambda c: c.agent.self(), shapes.agent_self)
 
     def wan_members(self, xivo: Xivo) -> list[dict[str, Any]]:
         """`/v1/agent/members?wan=1`: [{Name "<node>.<dc>", Addr, Port, Tags {dc,...}, Status 1..4}]."""
-        found = self._read(xivo, ("wan-members",), "GET /v1/agent/members?wan=1",
-                           lambda c: c.agent.members(wan=True) or [], list)  # null on a client agent
-        return [m for m in found if isinstance(m, dict)]
+        return self._read(xivo, ("wan-members",), "GET /v1/agent/members?wan=1",
+                          lambda c: c.agent.members(wan=True), shapes.wan_members)  # null on a client agent
 
     def agent_services(self, xivo: Xivo) -> dict[str, dict[str, Any]]:
         """`/v1/agent/services`: {service id: {ID, Service, Tags, Address, Port}} (token needed)."""
         return self._read(xivo, ("agent-services",), "GET /v1/agent/services",
-                          lambda c: c.agent.services(), dict)
+                          lambda c: c.agent.services(), shapes.agent_services)
 
     def agent_checks(self, xivo: Xivo) -> dict[str, dict[str, Any]]:
         """`/v1/agent/checks`: {check id: {CheckID, Status, Output, ServiceID}} (token needed)."""
-        return self._read(xivo, ("agent-checks",), "GET /v1/agent/checks", lambda c: c.agent.checks(), dict)
+        return self._read(xivo, ("agent-checks",), "GET /v1/agent/checks", lambda c: c.agent.checks(),
+                          shapes.agent_checks)
 
     def health_service(self, xivo: Xivo, name: str, dc: str | None = None, passing: bool = False,
                        token: bool = True) -> list[dict[str, Any]]:
@@ -116,11 +113,10 @@ class ConsulProbe:
         """
         query = "&".join(q for q in (f"dc={dc}" if dc else "", "passing=1" if passing else "") if q)
         what = f"GET /v1/health/service/{name}" + (f"?{query}" if query else "")
-        found = self._read(
+        return self._read(
             xivo, ("health-service", name, dc, passing, token), what + ("" if token else " (anonymous)"),
-            lambda c: c.health.service(name, dc=dc, passing=passing)[1] or [], list, anonymous=not token,
+            lambda c: c.health.service(name, dc=dc, passing=passing)[1], shapes.health_service, anonymous=not token,
         )
-        return [e for e in found if isinstance(e, dict)]
 
     def member_since(self, xivo: Xivo) -> dict[str, dict[str, Any]]:
         """The lab-only `/v1/lab/member-since`: {member name: {status, since (epoch s)}}; {} elsewhere."""
@@ -134,7 +130,8 @@ class ConsulProbe:
         def ask(client: consul.Consul) -> Any:
             return client.http.get(parse, path="/v1/lab/member-since")
 
-        return self._read(xivo, ("member-since",), "GET /v1/lab/member-since", ask, dict)
+        return self._read(xivo, ("member-since",), "GET /v1/lab/member-since", ask, shapes.member_since,
+                          allow_404=True)
 
     # -- answers as data, for judging who is to blame --------------------------------------------
     def wan_view(self, xivo: Xivo) -> WanView:
@@ -162,18 +159,21 @@ class ConsulProbe:
         return DcQuery(dc, True, f"{len(entries)} passing xivo-ctid", tuple(entries))
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _read(self, xivo: Xivo, key: tuple, what: str, call: Callable[[consul.Consul], Any], shape: type,
-              *, anonymous: bool = False) -> Any:
+    def _read(self, xivo: Xivo, key: tuple, what: str, call: Callable[[consul.Consul], Any],
+              validate: Callable[[Any], Any], *, anonymous: bool = False, allow_404: bool = False) -> Any:
         def compute() -> Any:
-            found = self._call(xivo, what, call, anonymous=anonymous)
-            if not isinstance(found, shape):
-                raise ProbeError(self.source(xivo), f"{what} answered {type(found).__name__}, "
-                                                    f"not a JSON {'string' if shape is str else shape.__name__}")
-            return found
+            found = self._call(xivo, what, call, anonymous=anonymous, allow_404=allow_404)
+            try:
+                # checks read these answers without try/except: the shapes they read are checked here
+                return validate(found)
+            except shapes.ShapeError as exc:
+                raise ProbeError(self.source(xivo), f"{what}: answered JSON not of Consul's shape ({exc}): "
+                                                    "is this Consul's API?") from None
 
         return self.probes.cached(("consul", xivo.name, *key), compute)
 
-    def _call(self, xivo: Xivo, what: str, call: Callable[[consul.Consul], Any], *, anonymous: bool) -> Any:
+    def _call(self, xivo: Xivo, what: str, call: Callable[[consul.Consul], Any], *, anonymous: bool,
+              allow_404: bool) -> Any:
         source = self.source(xivo)
         token = None if anonymous or xivo.consul.token is None else (xivo.consul.token.reveal() or None)
         client = None
@@ -181,6 +181,9 @@ class ConsulProbe:
             # the whole request (TLS handshake included) bounded, its answer capped: probes/bounded.py
             with guard(source, self.probes.deadline, self.probes.timeout, what) as budget:
                 client = _client(xivo, token, budget)
+                if not allow_404:
+                    # python-consul2 reads a 404 as null (CB.json allow_404): an absent endpoint is no answer
+                    client.http.session.hooks["response"].append(_refuse_404)
                 return call(client)
         except consul.base.ACLPermissionDenied as exc:
             who = "an anonymous request" if token is None else "the topology's consul token (consul.token_file)"
@@ -199,12 +202,17 @@ class ConsulProbe:
             # index=True calls read X-Consul-Index directly (LAB-NOTES §C.3): not Consul's API
             raise ProbeError(source, f"{what}: answered without the X-Consul-Index header: is this Consul's API?") \
                 from None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the decoder goes
             raise ProbeError(source, f"{what}: answered something that is not JSON: is this Consul's API?") \
                 from None
         finally:
             if client is not None:
                 client.http.session.close()
+
+
+def _refuse_404(response: Any, *args: Any, **kwargs: Any) -> None:
+    if response.status_code == 404:
+        raise consul.base.NotFound(f"404 {response.text}")
 
 
 def _host(xivo: Xivo) -> str:

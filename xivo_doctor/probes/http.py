@@ -40,7 +40,7 @@ class Answer:
     def json(self, source: str) -> Any:
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             snippet = self.body[:80].decode("utf-8", "replace").replace("\n", " ")
             raise ProbeError(
                 source, f"answered HTTP {self.status} with something that is not JSON: {snippet!r}"
