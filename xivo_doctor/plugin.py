@@ -257,6 +257,7 @@ def run_checks(run: Run, *, checks_folder: Path | None = None) -> Report:
     args = [str(folder), *RUN_ARGS, "-c", str(ini), "--rootdir", str(folder), "--confcutdir", str(folder)]
     session = DoctorSession(run)
     internal: list[str] = []
+    run.start_prefetch()  # the slow reads overlap with pytest's start-up, collection and the fast checks
     code = pytest.main(args, plugins=[session, _InternalErrorCatcher(internal)])
     if session.collection_errors:
         raise CheckDefinitionError(f"a check module failed to load: {session.collection_errors[0]}")

@@ -19,7 +19,7 @@ from xivo_doctor.blocking import Blocking, Target
 from xivo_doctor.check import CheckSpec, Evidence, FixContext
 from xivo_doctor.classify import classify
 from xivo_doctor.deadline import Deadline
-from xivo_doctor.errors import UsageError
+from xivo_doctor.errors import DoctorError, UsageError
 from xivo_doctor.probes import Probes
 from xivo_doctor.redact import Redactor
 from xivo_doctor.results import Report, Result
@@ -70,6 +70,18 @@ class Run:
         if self._probes is None:
             self._probes = Probes(self.loaded_topology(), self.the_deadline(), passive=self.passive)
         return self._probes
+
+    def start_prefetch(self) -> None:
+        """Start the selected checks' slow reads in the background (probes/prefetch.py), so they
+        overlap with pytest's start-up and the other checks; a bad topology or --node is left for
+        the run itself to report."""
+        from xivo_doctor.probes import prefetch
+
+        try:
+            xivos = self.selected_xivos()
+        except DoctorError:
+            return
+        prefetch.start(self.probes(), self.checks, xivos)
 
     def selected_xivos(self) -> tuple[Xivo, ...]:
         topology = self.loaded_topology()
