@@ -9,6 +9,10 @@ every 0.2 s (slow-loris) resets it at each byte, and `requests` checks nothing b
   once (shutdown(2), unlike close(2), reliably does so on Linux), and the request ends in
   `ProbeTimeout`. The sockets are found through a context variable set by `guard()` and read by
   the connection class mounted by `mount()`: each request thread has its own.
+- each connect goes through the run's memo of dead endpoints (`dead_ends.py`, found through the
+  deadline `guard()` is given): an endpoint the run already saw time out fails at once, as
+  ProbeTimeout "timed out (filtered), already seen at HH:MM:SS by <first prober>"; concurrent
+  first connects to one endpoint share the first one's wait.
 - `mount()` puts on a `requests.Session` an adapter that reads each answer itself, capped at
   `max_body` bytes (decoded), instead of `requests` reading all of it into memory, and caps
   redirects.
@@ -28,9 +32,12 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import connection, connectionpool
+from urllib3.exceptions import ConnectTimeoutError
 
 from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import ProbeError, ProbeTimeout
+from xivo_doctor.probes import dead_ends
+from xivo_doctor.probes.dead_ends import AlreadyDead, DeadEnds
 
 MAX_BODY = 2_000_000  # bytes: more than any answer the checks read, far less than a hostile one
 MAX_REDIRECTS = 5
@@ -41,13 +48,24 @@ class BodyTooLarge(requests.RequestException):
     """An answer longer than the cap: reading stopped there."""
 
 
-class _Watch:
-    """The sockets of one request, shut down together when its time is up."""
+class SeenTimingOut(ProbeTimeout):
+    """The connect was not attempted: the run saw this endpoint time out already (dead_ends.py).
+    Said as such even when this request's own timer fired meanwhile (it waited for that news)."""
 
-    def __init__(self) -> None:
+
+class _Watch:
+    """The sockets of one request, shut down together when its time is up; and what its connects
+    need to consult the run's memo of dead endpoints."""
+
+    def __init__(self, source: str = "", memo: DeadEnds | None = None, *, budget: float = 0.0,
+                 remember: bool = True) -> None:
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
         self.fired = False
+        self.source = source
+        self.memo = memo
+        self.budget = budget
+        self.remember = remember  # False when the deadline cut the budget: a timeout proves nothing
 
     def add(self, sock: socket.socket) -> None:
         # A duplicate descriptor of our own: shutting it down ends the connection even if urllib3
@@ -82,12 +100,33 @@ def _shutdown(sock: socket.socket) -> None:
 
 
 class _WatchedMixin:
+    host: str
+    port: int
+    timeout: float | None
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
         watch = _WATCH.get()
-        if watch is not None:
-            watch.add(sock)
+        if watch is None:
+            return super()._new_conn()  # type: ignore[misc]
+        memo = watch.memo
+        if memo is None:
+            sock = super()._new_conn()  # type: ignore[misc]
+        else:
+            try:
+                sock = memo.connect(self.host, self.port, self._connect_within, by=watch.source,
+                                    wait=watch.budget, timeouts=(ConnectTimeoutError,), remember=watch.remember)
+            except TimeoutError:  # the budget went by while another request's first connect was under way
+                raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. "
+                                                f"(connect timeout={watch.budget:g})") from None
+        watch.add(sock)
         return sock
+
+    def _connect_within(self, seconds: float) -> socket.socket:
+        """urllib3's connect with what is left of the budget (part of it may have gone on waiting
+        for another request's connect to the same endpoint); urllib3 sets `timeout` again itself
+        before reading."""
+        self.timeout = seconds
+        return super()._new_conn()  # type: ignore[misc]
 
 
 class _HTTPConnection(_WatchedMixin, connection.HTTPConnection):
@@ -155,7 +194,7 @@ def guard(source: str, deadline: Deadline, timeout: float, what: str = "") -> It
     doing = f"{what}: " if what else ""
     timed_out = ProbeTimeout(source, doing + (f"timed out after {budget:g} s" if budget >= timeout
                                                else deadline.describe_timeout()))
-    watch = _Watch()
+    watch = _Watch(source, dead_ends.find(deadline), budget=budget, remember=budget >= timeout)
     token = _WATCH.set(watch)
     timer = threading.Timer(budget, watch.fire)
     timer.daemon = True
@@ -163,6 +202,8 @@ def guard(source: str, deadline: Deadline, timeout: float, what: str = "") -> It
     try:
         with request_errors(source, budget, what):
             yield budget
+    except SeenTimingOut:
+        raise
     except Exception:
         if watch.fired:  # whatever the shut-down socket made `requests` say, the cause is the time
             raise timed_out from None
@@ -181,6 +222,8 @@ def request_errors(source: str, budget: float, what: str = "") -> Iterator[None]
     doing = f"{what}: " if what else ""
     try:
         yield
+    except AlreadyDead as exc:  # the same kind of error as the first prober's, without its wait
+        raise SeenTimingOut(source, f"{doing}{exc.dead.describe()}") from None
     except BodyTooLarge as exc:
         raise ProbeError(source, f"{doing}answer too large ({exc}); stopped reading") from None
     except (requests.Timeout, TimeoutError):

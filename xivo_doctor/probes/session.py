@@ -3,7 +3,9 @@
 Place in the pipeline: acquisition. The plugin creates one `Probes` per run and hands it to the
 checks as the `probes` fixture. Caching here means two checks that need the same data, or the
 items of one check across XiVOs, cost one query; batching means a check asks for every
-XiVO's data at once and the probes run concurrently.
+XiVO's data at once and the probes run concurrently. The run's memo of dead endpoints
+(`dead_ends.py`, shared by the TCP and HTTP probes through the run's deadline) means a
+black-holed XiVO costs one connect timeout per endpoint and run, not one per probe.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 
 from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import ProbeError, ProbeTimeout
-from xivo_doctor.probes import tcp
+from xivo_doctor.probes import dead_ends, tcp
 from xivo_doctor.topology.model import Topology
 
 
@@ -24,11 +26,16 @@ class Probes:
         self.deadline = deadline
         self.passive = passive  # no write at all: the federation probe message is not sent
         self._lock = threading.Lock()
+        # Its own lock: a scan holds it for up to a connect timeout, and must not hold back the
+        # other sources (`_probe`, `cached` take `_lock`) meanwhile.
+        self._tcp_lock = threading.Lock()
         self._tcp: dict[tcp.Target, tcp.PortProbe] = {}
         self._on_a_xivo: bool | None = None
         self._sources: dict[str, object] = {}
         self._cache: dict[tuple, object] = {}
         self._key_locks: dict[tuple, threading.Lock] = {}
+        # Found by the HTTP transport through the deadline (bounded.guard): one memo per run.
+        self.dead_ends = dead_ends.of_run(deadline)
 
     @property
     def timeout(self) -> float:
@@ -45,10 +52,10 @@ class Probes:
         A target the run's deadline cut short raises ProbeTimeout: nothing was learnt about it.
         """
         wanted = list(dict.fromkeys(targets))
-        with self._lock:
+        with self._tcp_lock:
             missing = [t for t in dict.fromkeys([*wanted, *prefetch]) if t not in self._tcp]
             if missing:
-                self._tcp.update(tcp.scan(missing, self.timeout, self.deadline))
+                self._tcp.update(tcp.scan(missing, self.timeout, self.deadline, memo=self.dead_ends))
             found = {t: self._tcp[t] for t in wanted}
         cut = [f"{a}:{p}" for (a, p), probe in found.items() if probe.state == tcp.CUT]
         if cut:

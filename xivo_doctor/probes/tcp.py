@@ -2,7 +2,9 @@
 
 Place in the pipeline: acquisition. `Probes.tcp_states` calls `scan` once per run for every
 (address, port) the checks ask about, concurrently, so a run costs one connect timeout however
-many XiVOs and ports are black-holed.
+many XiVOs and ports are black-holed. Each connect goes through the run's memo of dead endpoints
+(`dead_ends.py`), shared with the HTTP sources: a port they saw time out is not waited for again,
+and one they are connecting to right now is waited for once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import ProbeTimeout
+from xivo_doctor.probes.dead_ends import AlreadyDead, DeadEnds
 
 OPEN = "open"
 REFUSED = "refused"  # RST: nothing listens on that address:port (service down or bound elsewhere)
@@ -25,6 +28,7 @@ UNRESOLVED = "unresolved"  # the hostname does not resolve from here
 CUT = "cut"  # the run's deadline ended the attempt before the probe timeout: nothing learnt
 
 Target = tuple[str, int]
+SCANNER = "the TCP port scan (port-reachable)"  # who a timeout was first seen by, in later messages
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,11 @@ class PortProbe:
     elapsed_ms: float
 
 
-def connect(address: str, port: int, timeout: float, *, cut: bool = False) -> PortProbe:
+def connect(address: str, port: int, timeout: float, *, cut: bool = False, memo: DeadEnds | None = None,
+            by: str = SCANNER) -> PortProbe:
     """One TCP connect. `cut` says the timeout was shortened by the deadline, so a timeout then
-    means "we stopped waiting", not "filtered"."""
+    means "we stopped waiting", not "filtered". With the run's `memo`, an endpoint already seen
+    timing out is not waited for again (its detail says when, and by whom)."""
     started = time.monotonic()
 
     def probe(state: str, detail: str) -> PortProbe:
@@ -49,32 +55,43 @@ def connect(address: str, port: int, timeout: float, *, cut: bool = False) -> Po
     except socket.gaierror as exc:
         return probe(UNRESOLVED, f"cannot resolve {address}: {exc.strerror}")
     family, socktype, proto, _, sockaddr = infos[0]
-    with socket.socket(family, socktype, proto) as sock:
-        sock.settimeout(timeout)
-        try:
+
+    def attempt(seconds: float) -> None:
+        with socket.socket(family, socktype, proto) as sock:
+            sock.settimeout(seconds)
             sock.connect(sockaddr)
-        except TimeoutError:
-            if cut:
-                return probe(CUT, f"no answer before the run's deadline ({timeout:.1f} s left)")
-            return probe(TIMEOUT, f"no answer within {timeout:g} s (SYN dropped)")
-        except ConnectionRefusedError:
-            return probe(REFUSED, "connection refused")
-        except OSError as exc:
-            if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-                return probe(UNREACHABLE, exc.strerror or "unreachable")
-            return probe(UNREACHABLE, f"{exc.strerror or exc}")
+
+    try:
+        if memo is None:
+            attempt(timeout)
+        else:
+            memo.connect(address, port, attempt, by=by, wait=timeout, timeouts=(TimeoutError,), remember=not cut)
+    except AlreadyDead as exc:
+        return probe(TIMEOUT, exc.dead.describe())
+    except TimeoutError:
+        if cut:
+            return probe(CUT, f"no answer before the run's deadline ({timeout:.1f} s left)")
+        return probe(TIMEOUT, f"no answer within {timeout:g} s (SYN dropped)")
+    except ConnectionRefusedError:
+        return probe(REFUSED, "connection refused")
+    except OSError as exc:
+        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return probe(UNREACHABLE, exc.strerror or "unreachable")
+        return probe(UNREACHABLE, f"{exc.strerror or exc}")
     return probe(OPEN, "connected")
 
 
-def scan(targets: Iterable[Target], timeout: float, deadline: Deadline) -> dict[Target, PortProbe]:
-    """Connect to every target at once; each attempt gets `timeout`, cut to the run's deadline."""
+def scan(targets: Iterable[Target], timeout: float, deadline: Deadline, *, memo: DeadEnds | None = None,
+         by: str = SCANNER) -> dict[Target, PortProbe]:
+    """Connect to every target at once; each attempt gets `timeout`, cut to the run's deadline, and
+    goes through the run's `memo` of dead endpoints when given."""
     wanted = list(dict.fromkeys(targets))
     if not wanted:
         return {}
     budget = deadline.budget(timeout, "tcp connect")
     cut = budget < timeout
     with ThreadPoolExecutor(max_workers=min(64, len(wanted)), thread_name_prefix="tcp-probe") as pool:
-        futures = {t: pool.submit(connect, t[0], t[1], budget, cut=cut) for t in wanted}
+        futures = {t: pool.submit(connect, t[0], t[1], budget, cut=cut, memo=memo, by=by) for t in wanted}
         results = {t: f.result() for t, f in futures.items()}
     if deadline.expired and all(p.state == CUT for p in results.values()):
         raise ProbeTimeout("tcp connect", deadline.describe_timeout())
