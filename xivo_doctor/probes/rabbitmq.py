@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -46,6 +47,8 @@ logging.getLogger("pika").setLevel(logging.CRITICAL)  # its failures reach the a
 class RabbitProbe:
     def __init__(self, probes: Any) -> None:
         self.probes = probes
+        self._asked: set[str] = set()  # XiVOs whose state `prefetch` already asked for
+        self._asked_lock = threading.Lock()
 
     # -- which source --------------------------------------------------------------------------
     @staticmethod
@@ -61,8 +64,14 @@ class RabbitProbe:
         return None
 
     def prefetch(self, xivos: list[Xivo]) -> None:
-        """Read every given XiVO's state at once (the downstreams' rabbitmqctl run concurrently)."""
-        wanted = [x for x in xivos if self.source(x)]
+        """Read every given XiVO's state at once (the downstreams' rabbitmqctl run concurrently).
+        Each item of the check calls this: only the XiVOs no call asked for yet cost a thread (then
+        a read, or a wait for the read under way, through the cache)."""
+        with self._asked_lock:
+            wanted = [x for x in xivos if self.source(x) and x.name not in self._asked]
+            self._asked.update(x.name for x in wanted)
+        if not wanted:
+            return
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(wanted))), thread_name_prefix="rabbitmq") as pool:
             for future in [pool.submit(self._state_or_error, x) for x in wanted]:
                 future.result()
