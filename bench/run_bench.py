@@ -5,6 +5,8 @@ Place: outside the pipeline and outside the test suite (pytest's testpaths is `t
 the installed `xivo-doctor` as an admin would, in subprocesses, and never asserts anything.
 Each figure is the median of several runs: wall time (perf_counter around the child) and peak
 RSS from os.wait4 (the largest process of the child's tree: with rabbitmqctl, its Erlang VM).
+Children are started by a small launcher process (bench/spawner.py), not by this Python: a
+child forked from here would start its ru_maxrss at this process's own peak (~50 MB).
 Labs run on their own addresses/epmd/distribution ports (127.10.190.x, 4379, 26600) and are
 stopped at the end; `--keep` leaves the 2-node lab running for the next run.
 """
@@ -12,6 +14,7 @@ stopped at the end; `--keep` leaves the 2-node lab running for the next run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -21,6 +24,7 @@ import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -62,18 +66,36 @@ def doctor() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "xivo_doctor"]
 
 
+class Spawner:
+    """The launcher (bench/spawner.py) in its own small process, started once, fed one command at a time."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-S", str(HERE / "spawner.py")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.stderr = BENCH_DIR / "last-stderr"
+
+    def run(self, argv: list[str]) -> tuple[float, int, int, str]:
+        """Wall seconds, peak RSS (KB), exit code and stderr of one run of `argv`."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
+        self.proc.stdin.write(json.dumps({"argv": argv, "stderr": str(self.stderr)}) + "\n")
+        self.proc.stdin.flush()
+        reply = json.loads(self.proc.stdout.readline())
+        err = self.stderr.read_text(errors="replace") if self.stderr.exists() else reply.get("error", "")
+        return reply["wall"], reply["maxrss_kb"], reply["status"], err
+
+
+@cache
+def spawner() -> Spawner:
+    return Spawner()
+
+
 def once(argv: list[str]) -> tuple[float, int, int]:
     """Wall seconds, peak RSS (KB) and exit code of one run of `argv`."""
-    began = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - began
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 1, 2, 3) or (err and b"Traceback" in err):
-        print(f"  ! {' '.join(argv)}: exit {proc.returncode}: {err.decode(errors='replace')[-400:]}", file=sys.stderr)
-    return wall, usage.ru_maxrss, proc.returncode
+    wall, rss, code, err = spawner().run(argv)
+    if code not in (0, 1, 2, 3) or "Traceback" in err:
+        print(f"  ! {' '.join(argv)}: exit {code}: {err[-400:]}", file=sys.stderr)
+    return wall, rss, code
 
 
 def measure(name: str, goal: str, argv: list[str], runs: int, limit: float | None) -> Figure:

@@ -11,22 +11,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xivo_doctor import __version__
+from xivo_doctor.cli_nagios_args import UNKNOWN
 from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import DoctorError, TopologyError
-from xivo_doctor.redact import Redactor
-from xivo_doctor.results import Verdict
 
 if TYPE_CHECKING:
+    from xivo_doctor.redact import Redactor
     from xivo_doctor.results import Report
     from xivo_doctor.run import Run
-
-UNKNOWN = Verdict.UNKNOWN.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,12 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     again = commands.add_parser("report", help="print the summary of a saved HTML report (or result JSON) again")
     again.add_argument("file", metavar="FILE", help="a report written by --html (or --json)")
     again.add_argument("-v", "--verbose", action="store_true", help="show passing evidence too")
-    from xivo_doctor import cli_lab
+    # Each command's module declares its options and imports its implementation only when run:
+    # the parser is built on every start, `--version` and `checks` included.
+    from xivo_doctor import cli_lab, cli_nagios_args
 
     cli_lab.add_commands(commands)
-    from xivo_doctor import cli_nagios
-
-    cli_nagios.add_command(commands)
+    cli_nagios_args.add_command(commands)
     return parser
 
 
@@ -104,8 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return cli_lab.command_lab(args) if args.command == "lab" else cli_lab.command_demo(args)
         return command_checks()
-    except TopologyError as exc:  # the loader never quotes a secret's value; it names keys
-        _error(_redactor.credentials(str(exc)))
+    except TopologyError as exc:
+        # The loader never quotes a secret's value; its messages name keys (`consul.token: ...`).
+        _error(_masks().credentials(str(exc)))
         return UNKNOWN
     except DoctorError as exc:
         _error(redact(str(exc)))
@@ -115,18 +113,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return UNKNOWN
     except Exception as exc:  # a bug: still one line and UNKNOWN, never a bare traceback
         if getattr(args, "verbose", False):
+            import traceback
+
             print(redact(traceback.format_exc()), file=sys.stderr, end="")
         _error(redact(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback; please report it)"))
         return UNKNOWN
 
 
 # Masks what the command's topology holds once it is loaded; before that, credentials in URIs and
-# headers still are (an exception message may quote a DSN or a URL).
-_redactor = Redactor()
+# headers still are (an exception message may quote a DSN or a URL). Made on first use: a start
+# that prints no error (`--version`, `checks`) need not import the redactor.
+_redactor: Redactor | None = None
+
+
+def _masks() -> Redactor:
+    global _redactor
+    if _redactor is None:
+        from xivo_doctor.redact import Redactor
+
+        _redactor = Redactor()
+    return _redactor
 
 
 def redact(text: str) -> str:
-    return _redactor.text(text)
+    return _masks().text(text)
 
 
 def _error(message: str) -> None:
@@ -152,8 +162,10 @@ def command_run(args: argparse.Namespace) -> int:
     from xivo_doctor import registry
     from xivo_doctor.history import ensure_directory, with_changes
     from xivo_doctor.plugin import run_checks
+    from xivo_doctor.redact import Redactor
     from xivo_doctor.render.progress import LiveProgress
     from xivo_doctor.render.terminal import render_terminal
+    from xivo_doctor.results import Verdict
     from xivo_doctor.run import Run
     from xivo_doctor.runlock import RunLock, run_key
     from xivo_doctor.topology import find_topology, load_topology

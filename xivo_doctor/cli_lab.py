@@ -7,7 +7,6 @@ codes). `LabError`s become one line and exit 3, like every other error.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 
 from xivo_doctor.errors import DoctorError
@@ -17,12 +16,16 @@ class LabCommandError(DoctorError):
     """A lab command could not do what was asked."""
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    from xivo_doctor.lab.nodes import DEFAULT_VERSION
-    from xivo_doctor.lab.state import lab_dir_default
+# Said in `lab up --help` without importing the lab to build the parser (lab.nodes.DEFAULT_VERSION,
+# which tests/test_startup.py holds equal to this).
+DEFAULT_VERSION_SHOWN = "16.13"
 
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Declare `lab` and `demo`; their defaults that the lab package knows are filled in when they run
+    (`_defaults`), so building the parser on every start imports nothing of the lab."""
     where = argparse.ArgumentParser(add_help=False)
-    where.add_argument("--dir", type=Path, default=lab_dir_default(),
+    where.add_argument("--dir", type=Path, default=None,
                        help="lab directory (default $XIVO_DOCTOR_LAB_DIR or /var/tmp/xivo-doctor-lab)")
     lab = commands.add_parser("lab", help="a live interconnection of XiVO nodes on this machine")
     actions = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
@@ -32,7 +35,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     up = action("up", "start the lab (idempotent) and write DIR/topology.yml")
     up.add_argument("--nodes", type=int, default=2, help="number of XiVO nodes (default 2)")
-    up.add_argument("--version", default=DEFAULT_VERSION, help=f"XiVO version of the nodes (default {DEFAULT_VERSION})")
+    up.add_argument("--version", default=None, help=f"XiVO version of the nodes (default {DEFAULT_VERSION_SHOWN})")
     up.add_argument("--base", default="127.10.0.0", help="node N gets base+N (default 127.10.0.0)")
     action("down", "stop every process the lab started (files are kept)")
     action("status", "each node, each service, pid, address:port, up or down")
@@ -54,9 +57,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--reports", type=Path, default=Path("reports"), help="where the report goes (default reports/)")
 
 
+def _defaults(args: argparse.Namespace) -> None:
+    from xivo_doctor.lab.nodes import DEFAULT_VERSION
+    from xivo_doctor.lab.state import lab_dir_default
+
+    if args.dir is None:
+        args.dir = lab_dir_default()
+    if getattr(args, "version", "") is None:
+        args.version = DEFAULT_VERSION
+
+
 def command_lab(args: argparse.Namespace) -> int:
     from xivo_doctor.lab import faults, lifecycle
     from xivo_doctor.lab.state import LabError
+
+    _defaults(args)
 
     try:
         if args.lab_command == "up":
@@ -92,10 +107,13 @@ def command_lab(args: argparse.Namespace) -> int:
 
 def command_demo(args: argparse.Namespace) -> int:
     """Start the lab unless it runs, check it, and write the reports (HTML, JSON, JUnit) under reports/."""
+    import datetime as dt
+
     from xivo_doctor.cli import main as cli_main
     from xivo_doctor.lab import lifecycle
     from xivo_doctor.lab.state import LabError, LabState
 
+    _defaults(args)
     try:
         state = LabState.load(args.dir) if (args.dir / "lab.json").exists() else None
         if state is None or any(row[4] != "up" for row in lifecycle.status(args.dir)):

@@ -4,6 +4,8 @@ Place in the pipeline: a command of the CLI, so one of the places that turn erro
 and exit codes. It parses the plugin's options, takes the run lock, runs the checks in a worker
 thread under the plugin's own deadline, keeps the history when asked, and prints what
 `render/nagios.py` makes of the report. Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+Its options are declared in `cli_nagios_args.py`, which the CLI imports to build its parser
+without importing this module (the run, the renderer) on every start.
 
 What a monitoring system needs and `run` does not give:
 - everything on stdout, nothing else there: Nagios reads stdout and ignores stderr, so each
@@ -25,16 +27,17 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
+from xivo_doctor.cli_nagios_args import DEFAULT_TIMEOUT, PluginArgumentParser, add_command
 from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import DoctorError, TopologyError
 from xivo_doctor.nagios_range import Thresholds, parse
 from xivo_doctor.redact import Redactor
-from xivo_doctor.render.nagios import Unfinished, exit_code, render, safe, unknown_line
+from xivo_doctor.render.nagios import Unfinished, exit_code, render, unknown_line
 from xivo_doctor.results import Verdict
 from xivo_doctor.run import Listener
 
@@ -43,65 +46,10 @@ if TYPE_CHECKING:
     from xivo_doctor.run import Run
 
 UNKNOWN = Verdict.UNKNOWN.exit_code
-DEFAULT_TIMEOUT = 10.0  # the guidelines' default for -t
 # Past the deadline the engine still ends its own run: items not started become `error` and the
 # report follows within a few tenths of a second. Waiting this much more lets it answer in full;
 # the rest of the guidelines' `-t + 1 s` is Python's start-up and printing.
 GRACE = 0.5
-
-
-class PluginArgumentParser(argparse.ArgumentParser):
-    """argparse for a plugin: a bad option is one UNKNOWN line on stdout and exit 3, not usage on
-    stderr and exit 2; `--help` exits 3 too, as the guidelines ask."""
-
-    def error(self, message: str) -> NoReturn:
-        from xivo_doctor.cli import redact
-
-        print(unknown_line(redact(f"{self.prog}: {message}; see {self.prog} --help")), flush=True)
-        raise SystemExit(UNKNOWN)
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            print(safe(message), flush=True)
-        raise SystemExit(UNKNOWN if status == 0 else status)
-
-    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
-        # As a subcommand, what this parser does not know goes back to the main parser, which
-        # would report it with exit 2: refuse it here.
-        namespace, extras = super().parse_known_args(args, namespace)
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return namespace, extras
-
-
-def add_command(commands: Any) -> None:
-    """Register `nagios` on the CLI's subparsers."""
-    from xivo_doctor.cli import _seconds
-
-    nagios = commands.add_parser(
-        "nagios", help="run the checks as a Nagios/Icinga plugin: status line, perfdata, exit 0-3",
-        description="Run the checks as a Nagios/Icinga plugin (Monitoring Plugins guidelines). "
-                    "Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; everything on stdout. See docs/nagios.md.")
-    # argparse builds every subparser with the main parser's class; this one must exit as a plugin.
-    nagios.__class__ = PluginArgumentParser
-    nagios.add_argument("-T", "--topology", metavar="FILE", help="topology file (default: ./xivo-doctor.yml, "
-                        "/etc/xivo-doctor/topology.yml, then the running lab's)")
-    nagios.add_argument("--check", metavar="ID", action="append", default=[],
-                        help="only this check (repeatable): one Nagios service per check id")
-    nagios.add_argument("--node", metavar="NAME", action="append", default=[],
-                        help="only this XiVO and the pairs that contain it (repeatable)")
-    nagios.add_argument("-t", "--timeout", metavar="SECONDS", type=_seconds, default=DEFAULT_TIMEOUT,
-                        help=f"answer within SECONDS + 1 whatever happens (default {DEFAULT_TIMEOUT:g})")
-    nagios.add_argument("-w", "--warning", metavar="RANGE",
-                        help="WARNING when a federation probe latency (ms) is outside RANGE, e.g. 500")
-    nagios.add_argument("-c", "--critical", metavar="RANGE",
-                        help="CRITICAL when a federation probe latency (ms) is outside RANGE, e.g. 2000")
-    nagios.add_argument("--passive", action="store_true",
-                        help="read only: no federation probe message (then no latency is measured)")
-    nagios.add_argument("--history", metavar="DIR",
-                        help="keep the last runs in DIR and say in the long output what changed since the last")
-    nagios.add_argument("-v", "--verbose", action="store_true",
-                        help="passing items too in the long output; traceback of an internal error on stderr")
 
 
 # --- the run under the plugin's deadline ---------------------------------------------------------
@@ -283,5 +231,5 @@ def _answer(args: argparse.Namespace, deadline: Deadline, out: PluginOutput, mas
     return render(report, thresholds, verbose=args.verbose), exit_code(report, thresholds)
 
 
-__all__ = ["Collector", "Outcome", "PluginArgumentParser", "PluginOutput", "add_command", "command_nagios",
-           "leave_when_held", "run_within"]
+__all__ = ["DEFAULT_TIMEOUT", "Collector", "Outcome", "PluginArgumentParser", "PluginOutput", "add_command",
+           "command_nagios", "leave_when_held", "run_within"]

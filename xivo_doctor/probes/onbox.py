@@ -10,6 +10,10 @@ Absence of on-box access is not an error here: `has_database` / `has_root` let t
 The DSN holds a password: it never appears in a message or a returned value; the source is
 named "asterisk database of <xivo>". Passwords of the tables are never returned either: a web
 services user's `passwd` becomes `password_set`, a directory's `xivo_password` a `Secret`.
+
+psycopg (~65 ms to import) is imported where a database is read, not with this module: the
+checks import its constants (VERSION_FILE, XIVO_UUID_FILES), and `checks`, `--version` or a run
+from afar (no on_box.database) read no database.
 """
 
 from __future__ import annotations
@@ -19,9 +23,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import psycopg
-from psycopg.rows import dict_row
 
 from xivo_doctor.errors import ProbeError, ProbeTimeout
 from xivo_doctor.topology.model import Secret, Xivo
@@ -46,6 +47,17 @@ QUERIES = {
     "cticontexts": "SELECT * FROM cticontexts ORDER BY id",
     "accesswebservice": "SELECT * FROM accesswebservice ORDER BY id",
 }
+
+
+def __getattr__(name: str) -> Any:
+    """`onbox.psycopg`, imported on first use like everywhere in this module (PEP 562): what it
+    patches (a test counting connections) is the psycopg module `_read` uses."""
+    if name == "psycopg":
+        import psycopg
+
+        return psycopg
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _SHELL_UUID = re.compile(r"""^\s*(?:export\s+)?XIVO_UUID=(["']?)([^"'\s;]*)\1""")
 _SYSTEMD_UUID = re.compile(r"""XIVO_UUID=([^"'\s]*)""")
@@ -137,6 +149,9 @@ class OnBoxProbe:
 
     def _read(self, xivo: Xivo) -> dict[str, list[dict[str, Any]] | ProbeError]:
         """Every table the checks use, over one read-only connection (they are small)."""
+        import psycopg
+        from psycopg.rows import dict_row
+
         source = self.database_source(xivo)
         assert xivo.on_box is not None and xivo.on_box.database is not None
         dsn = xivo.on_box.database.reveal()
@@ -282,6 +297,8 @@ def _uuid_in(path: str, text: str | None) -> str | None:
 
 def _clean(exc: BaseException, dsn: str) -> str:
     """psycopg's message on one line, with neither the DSN nor its password."""
+    import psycopg
+
     text = " ".join(str(exc).split())
     secrets = [dsn]
     try:
