@@ -17,7 +17,7 @@ import pytest
 from conftest import loopback_topology
 from servers import BlackHole, Listener, serve
 from xivo_doctor.deadline import Deadline
-from xivo_doctor.errors import ProbeTimeout
+from xivo_doctor.errors import ProbeError, ProbeTimeout
 from xivo_doctor.probes import Probes, dead_ends, tcp
 from xivo_doctor.probes.dead_ends import AlreadyDead, DeadEnds
 from xivo_doctor.probes.http import fetch
@@ -120,6 +120,18 @@ def test_a_refused_connect_is_not_remembered(stack, probes):
     assert tcp.connect(HOLE, port, TIMEOUT, memo=probes.dead_ends).state == tcp.OPEN
 
 
+def test_a_refused_http_connect_is_not_remembered_either(probes):
+    # urllib3's NewConnectionError (refused) is a subclass of its ConnectTimeoutError: taken for a
+    # timeout, a ctid listening on 127.0.0.1 read as "filtered" to the port scan that came after.
+    port = PORT + 4
+    with pytest.raises(ProbeError) as caught:
+        fetch(f"http://{HOLE}:{port}/0.1/infos", source="xivo-ctid of xivo-2", deadline=probes.deadline,
+              timeout=probes.timeout)
+    assert not isinstance(caught.value, ProbeTimeout), caught.value
+    assert probes.dead_ends.known_dead(HOLE, port) is None
+    assert probes.tcp_states([(HOLE, port)])[(HOLE, port)].state == tcp.REFUSED
+
+
 def test_a_timeout_cut_by_the_deadline_is_not_remembered(stack):
     serve(stack, BlackHole, HOLE, [PORT])
     memo = DeadEnds()
@@ -130,7 +142,7 @@ def test_a_timeout_cut_by_the_deadline_is_not_remembered(stack):
     assert probe.state == tcp.TIMEOUT and memo.known_dead(HOLE, PORT) is not None
     with pytest.raises(AlreadyDead, match=r"already seen at .* by the TCP port scan"):
         memo.connect(HOLE, PORT, lambda: pytest.fail("connected to a known black hole"), by="x", wait=1,
-                     timeouts=(TimeoutError,))
+                     timed_out=lambda exc: isinstance(exc, TimeoutError))
 
 
 def test_a_whole_run_against_a_black_holed_xivo_says_what_was_already_seen(tmp_path, stack, capsys):

@@ -32,7 +32,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import connection, connectionpool
-from urllib3.exceptions import ConnectTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import ProbeError, ProbeTimeout
@@ -99,6 +99,13 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+def _connect_timed_out(exc: BaseException) -> bool:
+    # urllib3 raises NewConnectionError (a *subclass* of ConnectTimeoutError, for history's sake) for
+    # a refused or unroutable connect: that is an answer, not a SYN left unanswered, and must not
+    # mark the endpoint dead (a ctid listening on 127.0.0.1 would then read as "filtered").
+    return isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError)
+
+
 class _WatchedMixin:
     host: str
     port: int
@@ -114,7 +121,7 @@ class _WatchedMixin:
         else:
             try:
                 sock = memo.connect(self.host, self.port, self._connect_within, by=watch.source,
-                                    wait=watch.budget, timeouts=(ConnectTimeoutError,), remember=watch.remember)
+                                    wait=watch.budget, timed_out=_connect_timed_out, remember=watch.remember)
             except TimeoutError:  # the budget went by while another request's first connect was under way
                 raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. "
                                                 f"(connect timeout={watch.budget:g})") from None

@@ -83,14 +83,14 @@ class DeadEnds:
             return self._dead.get(endpoint(address, port))
 
     def connect(self, address: str, port: int, attempt: Callable[[float], T], *, by: str, wait: float,
-                timeouts: tuple[type[BaseException], ...], remember: bool = True) -> T:
+                timed_out: Callable[[BaseException], bool], remember: bool = True) -> T:
         """`attempt(seconds)` (one connect to address:port, within `seconds`), unless the run already
         knows the answer.
 
         `wait` is the caller's whole budget. Raises AlreadyDead when the endpoint timed out earlier
         in the run (or while we waited for the connect under way). Raises TimeoutError when the
-        budget goes by while another connect to it is still under way. An exception of a type in
-        `timeouts` raised by `attempt` marks the endpoint dead, unless `remember` is false (the
+        budget goes by while another connect to it is still under way. An exception raised by
+        `attempt` for which `timed_out` is true marks the endpoint dead, unless `remember` is false (the
         budget was cut by the run's deadline: the timeout proves nothing) or part of the budget
         went on waiting for another connect (then it was not a whole probe timeout either)."""
         key = endpoint(address, port)
@@ -123,7 +123,7 @@ class DeadEnds:
             result = attempt(_left(started, wait, address, port))
         except BaseException as exc:
             with self._lock:
-                if remember and not waited and isinstance(exc, timeouts):
+                if remember and not waited and timed_out(exc):
                     self._dead[key] = Dead(address, port, by, time.time())
                 del self._pending[key]
             pending.set()

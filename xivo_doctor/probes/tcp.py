@@ -40,6 +40,10 @@ class PortProbe:
     elapsed_ms: float
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError)
+
+
 def connect(address: str, port: int, timeout: float, *, cut: bool = False, memo: DeadEnds | None = None,
             by: str = SCANNER) -> PortProbe:
     """One TCP connect. `cut` says the timeout was shortened by the deadline, so a timeout then
@@ -65,7 +69,8 @@ def connect(address: str, port: int, timeout: float, *, cut: bool = False, memo:
         if memo is None:
             attempt(timeout)
         else:
-            memo.connect(address, port, attempt, by=by, wait=timeout, timeouts=(TimeoutError,), remember=not cut)
+            memo.connect(address, port, attempt, by=by, wait=timeout, timed_out=_is_timeout,
+                         remember=not cut)
     except AlreadyDead as exc:
         return probe(TIMEOUT, exc.dead.describe())
     except TimeoutError:
