@@ -170,9 +170,22 @@ def test_an_amqp_port_that_says_nothing(tmp_path, stack):
 
 # -- the whole run: `xivo-doctor run -t 3` --------------------------------------------------------------
 
+# A process's max RSS starts at the peak of the memory it was forked from (exec keeps the old
+# address space's high-water mark, fs/exec.c), and pytest's own process is 100 MB+ late in a full
+# suite: started from it, the doctor read as that. This `python3 -S` launcher (~10 MB) starts the
+# doctor and writes the doctor's own peak to the file it is given (bench/spawner.py does the same).
+LAUNCHER = ("import os, sys\n"
+            "pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)\n"
+            "_, status, usage = os.wait4(pid, 0)\n"
+            "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+            "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
 def run_doctor(topology_path: Path, *check_ids: str) -> tuple[int, dict, float, int, str]:
     """(exit code, JSON report, wall s, max RSS kB, stderr) of one `xivo-doctor run -t 3`."""
-    argv = [sys.executable, "-m", "xivo_doctor", "run", "-t", f"{RUN_T:g}", "-T", str(topology_path),
+    rss_file = topology_path.with_name("maxrss")
+    argv = [sys.executable, "-S", "-c", LAUNCHER, str(rss_file),
+            sys.executable, "-m", "xivo_doctor", "run", "-t", f"{RUN_T:g}", "-T", str(topology_path),
             "--json", "-", *[a for c in check_ids for a in ("--check", c)]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_HTTP")}
     started = time.monotonic()
@@ -184,13 +197,12 @@ def run_doctor(topology_path: Path, *check_ids: str) -> tuple[int, dict, float, 
                for n, f in (("out", proc.stdout), ("err", proc.stderr))]
     for reader in readers:
         reader.start()
-    _, status, usage = os.wait4(proc.pid, 0)  # wait4, not communicate: it also gives the child's max RSS
+    proc.wait()
     wall = time.monotonic() - started
     watchdog.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
     for reader in readers:
         reader.join()
-    out, err, rss = streams["out"], streams["err"], usage.ru_maxrss
+    out, err, rss = streams["out"], streams["err"], int(rss_file.read_text())
     return proc.returncode, json.loads(out), wall, rss, err.decode(errors="replace")
 
 
