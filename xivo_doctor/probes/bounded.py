@@ -36,7 +36,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import ProbeError, ProbeTimeout
-from xivo_doctor.probes import dead_ends
+from xivo_doctor.probes import dead_ends, tls_context
 from xivo_doctor.probes.dead_ends import AlreadyDead, DeadEnds
 
 MAX_BODY = 2_000_000  # bytes: more than any answer the checks read, far less than a hostile one
@@ -166,6 +166,19 @@ class BoundedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
+                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if host_params["scheme"] == "https" and cert is None:
+            # The process's context for this setting (tls_context.py): no CA store loaded per connection.
+            pool_kwargs = {"ssl_context": tls_context.for_verify(verify), "cert_reqs": pool_kwargs["cert_reqs"]}
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)
+        if cert is None:  # the shared context holds the CA certificates already: do not load them again
+            conn.ca_certs = conn.ca_cert_dir = None
+
     def send(self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any) -> requests.Response:
         response = super().send(request, stream=True, **kwargs)
         # Read it now, capped: `requests` would read all of it (a redirect's body too) into memory.
@@ -245,6 +258,9 @@ def request_errors(source: str, budget: float, what: str = "") -> Iterator[None]
         raise ProbeError(source, f"{doing}cannot connect: {_reason(exc)}") from None
     except requests.RequestException as exc:
         raise ProbeError(source, f"{doing}request failed: {_reason(exc)}") from None
+    except OSError as exc:  # not wrapped by `requests`: the CA file or directory of `verify` is unreadable
+        raise ProbeError(source, f"{doing}cannot load the CA certificates to verify with: "
+                                 f"{exc.strerror or type(exc).__name__}") from None
 
 
 def _reason(exc: Exception) -> str:
