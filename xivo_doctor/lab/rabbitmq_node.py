@@ -248,7 +248,25 @@ def stop_epmd(lab_dir: Path, port: int | None = None) -> None:
 def is_running(node: RabbitNode) -> bool:
     """The node's launcher (pid in root/run/rabbitmq.pid) runs, and is this node's (not a reused pid)."""
     pid = _read_pid(node.pid_file)
-    return bool(pid and _alive(pid) and f"RABBITMQ_MNESIA_BASE={node.mnesia_base}" in _environ(pid))
+    return bool(pid and _launcher_of(node, pid))
+
+
+def _launcher_of(node: RabbitNode, pid: int) -> bool:
+    """`pid` is alive and is this node's launcher. The launcher is `env -i RABBITMQ_...=... rabbitmq-server`:
+    until `env` has exec'd the script (a while, on a loaded machine), the node's variables are in its
+    command line, not yet in its environment; a check of the environment alone then read a node just
+    started as one that had already exited."""
+    mark = f"RABBITMQ_MNESIA_BASE={node.mnesia_base}"
+    for _ in range(50):
+        if not _alive(pid):
+            return False
+        environ, cmdline = _environ(pid), _cmdline(pid).split(" ")
+        if mark in environ or mark in cmdline:
+            return True
+        if environ != [""] or cmdline != [""]:
+            return False  # another program's: a pid reused
+        time.sleep(0.01)  # both read empty: the process is between two exec(2)s; look again
+    return False
 
 
 def start(node: RabbitNode, lab_dir: Path) -> int:
@@ -312,7 +330,7 @@ def wait_ready(node: RabbitNode, timeout: float = 30, credentials: tuple[str, st
 def stop(node: RabbitNode, lab_dir: Path, timeout: float = 15) -> None:
     """`rabbitmqctl stop`, then SIGTERM / SIGKILL to the process group: no beam.smp nor erl_child_setup left."""
     pid = _read_pid(node.pid_file)
-    ours = bool(pid and _alive(pid) and f"RABBITMQ_MNESIA_BASE={node.mnesia_base}" in _environ(pid))
+    ours = bool(pid and _launcher_of(node, pid))
     beam = _read_pid(node.beam_pid_file)
     beam_ours = bool(beam and _alive(beam) and str(node.mnesia_base) in _cmdline(beam))
     if not ours and not beam_ours:
