@@ -12,6 +12,9 @@ Two ways in, same results:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +261,8 @@ def run_checks(run: Run, *, checks_folder: Path | None = None) -> Report:
     session = DoctorSession(run)
     internal: list[str] = []
     run.start_prefetch()  # the slow reads overlap with pytest's start-up, collection and the fast checks
-    code = pytest.main(args, plugins=[session, _InternalErrorCatcher(internal)])
+    with _no_plugin_autoload():
+        code = pytest.main(args, plugins=[session, _InternalErrorCatcher(internal)])
     if session.collection_errors:
         raise CheckDefinitionError(f"a check module failed to load: {session.collection_errors[0]}")
     if internal:
@@ -266,6 +270,25 @@ def run_checks(run: Run, *, checks_folder: Path | None = None) -> Report:
     if session.report is None or code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
         raise DoctorError(f"the check run did not complete (pytest exit code {int(code)})")
     return session.report
+
+
+@contextmanager
+def _no_plugin_autoload() -> Iterator[None]:
+    """Only our plugin in the run: pytest plugins installed on the machine (pytest-benchmark,
+    hypothesis, a CI's own) would otherwise load with the checks — pytest-benchmark alone ran
+    git, hg and `file` at start-up (0.2 s) — and could change how a check is collected or judged."""
+    before = os.environ.get(AUTOLOAD)
+    os.environ[AUTOLOAD] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(AUTOLOAD, None)
+        else:
+            os.environ[AUTOLOAD] = before
+
+
+AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 
 
 class _InternalErrorCatcher:
