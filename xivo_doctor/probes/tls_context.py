@@ -19,6 +19,9 @@ import os
 import ssl
 import threading
 
+# Each package before its submodules (tests/test_import_order.py says why).
+import requests  # noqa: F401
+import urllib3  # noqa: F401
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.util.ssl_ import create_urllib3_context
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import requests  # noqa: F401  (before its submodule: tests/test_import_order.py says why)
 from requests.auth import HTTPDigestAuth
 
 from xivo_doctor.errors import ProbeError
