@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from xivo_doctor.check import FixContext, check
-from xivo_doctor.probes.consul import WanView
+from xivo_doctor.probes.consul_views import WanView
 from xivo_doctor.results import FixOut
 from xivo_doctor.topology.model import Topology, Xivo
 

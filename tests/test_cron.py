@@ -112,3 +112,14 @@ def test_an_unusable_history_directory_stops_the_run_before_probing(tmp_path, ca
     assert out == ""
     assert err == (f"xivo-doctor: error: cannot keep the history in {directory}: Not a directory; create it writable "
                    f"by this user (mkdir -p {directory}) or choose another --history DIR\n")
+
+
+def test_cron_on_the_healthy_lab_every_check_says_nothing_at_all(lab, tmp_path):
+    """Every check against the real lab (HTTPS to Consul and xivo-confd with verify off, rabbitmqctl,
+    the federation probe): `--quiet-ok` stays silent on both streams, and `-q` prints one line. A
+    library warning reaching stderr would mail the admin every five minutes."""
+    topology = str(lab.dir / "topology.yml")
+    silent = cron(["run", "-T", topology, "--quiet-ok"], tmp_path)
+    assert (silent.returncode, silent.stdout, silent.stderr) == (0, "", "")
+    quiet = cron(["run", "-T", topology, "-q"], tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout.count("\n") == 1, quiet

@@ -161,7 +161,6 @@ def command_run(args: argparse.Namespace) -> int:
 
     from xivo_doctor import registry
     from xivo_doctor.history import ensure_directory, with_changes
-    from xivo_doctor.plugin import run_checks
     from xivo_doctor.redact import Redactor
     from xivo_doctor.render.progress import LiveProgress
     from xivo_doctor.render.terminal import render_terminal
@@ -197,6 +196,9 @@ def command_run(args: argparse.Namespace) -> int:
                 redact_addresses=args.redact_addresses,
                 listener=progress,
             )
+            run.start_prefetch()  # the slow reads (rabbitmqctl: an Erlang VM each) begin before pytest loads
+            from xivo_doctor.plugin import run_checks
+
             report = run_checks(run)
         if history is not None:
             report = with_changes(report, history, key=key)

@@ -93,6 +93,7 @@ def run_within(run: Run, collector: Collector, deadline: Deadline, *, grace: flo
     """Run the checks in a daemon thread; wait until the deadline plus `grace`. Returns the full
     report, or, when the run has not ended by then, the finished items with what was left."""
     if runner is None:
+        run.start_prefetch()  # the slow reads begin before pytest loads (Run.start_prefetch)
         from xivo_doctor.plugin import run_checks as runner
     box: dict[str, Any] = {}
     done = threading.Event()

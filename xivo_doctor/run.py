@@ -53,6 +53,7 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     _probes: Probes | None = None
+    _prefetching: bool = False
     _secrets: Redactor | None = None
     output_redactor: Redactor | None = None  # the one that redacted the report (set by `report`)
 
@@ -74,7 +75,11 @@ class Run:
     def start_prefetch(self) -> None:
         """Start the selected checks' slow reads in the background (probes/prefetch.py), so they
         overlap with pytest's start-up and the other checks; a bad topology or --node is left for
-        the run itself to report."""
+        the run itself to report. Once per run: the CLI starts it before importing pytest, and
+        `run_checks` asks again for callers that did not."""
+        if self._prefetching:
+            return
+        self._prefetching = True
         from xivo_doctor.probes import prefetch
 
         try:

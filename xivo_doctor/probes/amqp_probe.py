@@ -11,7 +11,6 @@ connection removes the queue; nothing is left behind. `--passive` means this is 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +27,6 @@ from xivo_doctor.topology.model import Xivo
 
 EXCHANGE = "xivo"  # topic, declared by XiVO's daemons (XIVO-FACTS §5)
 PROBE_TTL_MS = "10000"  # probe messages expire: nothing lingers if a queue outlives the probe
-_URI = re.compile(r"[a-z][a-z0-9+]*://[^\s\"'<>]+")
 
 
 def probe_delivery(probes: Any, downstream: Xivo, upstream: Xivo) -> dict[str, Any]:
@@ -76,11 +74,6 @@ def probe_delivery(probes: Any, downstream: Xivo, upstream: Xivo) -> dict[str, A
             **({"via": got["via"]} if delivered and got["via"] else {})}
 
 
-def first_line(text: str) -> str:
-    """The first meaningful line of an error, any URI in it masked."""
-    lines = [line.strip() for line in text.splitlines() if line.strip() and line.strip() != "Error:"]
-    return _URI.sub(lambda m: fs.mask_uri(m.group()), (lines[0] if lines else "no output"))[:240]
-
 def _amqp_source(xivo: Xivo) -> str:
     return f"AMQP on {xivo.name} ({xivo.address}:{xivo.rabbitmq.port})"
 
@@ -117,7 +110,7 @@ def _amqp_errors(xivo: Xivo, doing: str) -> Iterator[None]:
         text = repr(exc).lower()
         if "timed out" in text or "timeout" in text:
             raise ProbeTimeout(source, f"{doing}: timed out") from None
-        reason = "connection refused" if "refused" in text else first_line(str(exc) or type(exc).__name__)
+        reason = "connection refused" if "refused" in text else fs.first_line(str(exc) or type(exc).__name__)
         raise ProbeError(source, f"{doing}: {reason}") from None
 
 

@@ -20,7 +20,6 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import consul
@@ -29,6 +28,7 @@ import consul.base
 from xivo_doctor.errors import ProbeError
 from xivo_doctor.probes import consul_shapes as shapes
 from xivo_doctor.probes.bounded import guard, mount
+from xivo_doctor.probes.consul_views import DcQuery, WanView
 from xivo_doctor.topology.model import Xivo
 
 if TYPE_CHECKING:
@@ -44,26 +44,6 @@ class ConsulStatusError(ProbeError):
     def __init__(self, source: str, message: str, status: int) -> None:
         super().__init__(source, message)
         self.status = status
-
-
-@dataclass(frozen=True)
-class WanView:
-    """One XiVO's own view of the WAN pool, or why it could not be read (`problem`)."""
-
-    name: str = ""  # this server's WAN member name, `<node>.<dc>`
-    datacenter: str = ""
-    members: tuple[dict[str, Any], ...] = ()
-    problem: str = ""
-
-
-@dataclass(frozen=True)
-class DcQuery:
-    """How a XiVO's Consul answered a query forwarded to datacenter `dc`."""
-
-    dc: str
-    answered: bool
-    detail: str  # "3 passing xivo-ctid" or "HTTP 500 No path to datacenter"
-    entries: tuple[dict[str, Any], ...] = ()
 
 
 class ConsulProbe:

@@ -219,6 +219,15 @@ def mask_uri(uri: str) -> str:
     return f"{scheme}://{user}{':***' if colon else ''}@{host}"
 
 
+_URI = re.compile(r"[a-z][a-z0-9+]*://[^\s\"'<>]+")
+
+
+def first_line(text: str) -> str:
+    """The first meaningful line of an error (rabbitmqctl's, pika's), any URI in it masked."""
+    lines = [line.strip() for line in text.splitlines() if line.strip() and line.strip() != "Error:"]
+    return _URI.sub(lambda m: mask_uri(m.group()), (lines[0] if lines else "no output"))[:240]
+
+
 def upstream(value: Any) -> dict[str, Any]:
     """A federation-upstream definition, its URI(s) parsed and masked, nothing else secret kept."""
     if not isinstance(value, dict) or "uri" not in value:

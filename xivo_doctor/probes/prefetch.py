@@ -122,15 +122,18 @@ def start(probes: Probes, checks: Iterable[str], xivos: Sequence[Xivo]) -> Prefe
     if on("rabbitmq-federation"):
         pairs = [p for p in topology.pairs if p.xivo.name in names or p.peer.name in names]
         run.chain([lambda: _federation(probes, pairs, run)])
+        if not probes.passive and pairs:
+            run.chain([_load_pika])  # while rabbitmqctl runs, not after it, when the probes are sent
     if on("consul-wan") or on("ctid-advertise"):
-        consul = probes.consul
+        # `probes.consul` is read in the chains, not here: its import (python-consul2, requests)
+        # would otherwise hold this thread, and the chains started after it, for ~70 ms.
         for x in xivos:
-            chain = [_bind(consul.agent_self, x)]
+            chain = [_ask(probes, "consul", "agent_self", x)]
             if on("consul-wan"):
-                chain += [_bind(consul.leader, x), _bind(consul.wan_members, x), _bind(consul.datacenters, x)]
+                chain += [_ask(probes, "consul", m, x) for m in ("leader", "wan_members", "datacenters")]
             if on("ctid-advertise"):
-                chain += [_bind(probes.ctid.infos, x), _bind(consul.agent_services, x),
-                          _bind(consul.agent_checks, x)]
+                chain += [_ask(probes, "ctid", "infos", x), _ask(probes, "consul", "agent_services", x),
+                          _ask(probes, "consul", "agent_checks", x)]
             if on("consul-wan"):
                 chain.append(lambda x=x: _dc_queries(probes, x, run))
             run.chain(chain)
@@ -144,6 +147,15 @@ def start(probes: Probes, checks: Iterable[str], xivos: Sequence[Xivo]) -> Prefe
         if on("phonebook-restricted"):
             run.chain([lambda x=x: _phonebook_requests(probes, x, run)])
     return run
+
+
+def _load_pika() -> None:
+    from xivo_doctor.probes import amqp_probe  # noqa: F401  (pika: ~0.1 s of imports)
+
+
+def _ask(probes: Probes, source: str, method: str, xivo: Xivo) -> Task:
+    """`probes.<source>.<method>(xivo)`, the source looked up when the task runs (in its thread)."""
+    return lambda: getattr(getattr(probes, source), method)(xivo)
 
 
 def _bind(method: Callable[[Xivo], object], xivo: Xivo) -> Task:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -33,10 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from xivo_doctor.errors import ProbeError, ProbeTimeout
-from xivo_doctor.probes import amqp_probe
 from xivo_doctor.probes import federation_status as fs
-from xivo_doctor.probes.amqp_probe import first_line as _first_line
-from xivo_doctor.probes.http import fetch
 from xivo_doctor.topology.model import Xivo
 
 CTL_TIMEOUT = 15.0  # s: a local command, dominated by the Erlang VM start-up, not a network wait
@@ -147,7 +143,7 @@ class RabbitProbe:
         def read() -> set[str]:
             rc, out, err = self._run([*argv, "list", "-e", "-m"], source)
             if rc != 0:
-                raise ProbeError(source, f"exit {rc}: {_first_line(err or out)}")
+                raise ProbeError(source, f"exit {rc}: {fs.first_line(err or out)}")
             with _parsing(source, "rabbitmq-plugins list"):
                 return fs.parse_plugins(out)
         return self.probes.cached(("rabbitmq-plugins", xivo.name), read)
@@ -176,7 +172,7 @@ class RabbitProbe:
     def _ctl(self, xivo: Xivo, args: list[str], source: str) -> str:
         rc, out, err = self._run([*xivo.on_box.rabbitmqctl, *args], source)
         if rc != 0 and not fs.plugin_not_running(err + out):
-            raise ProbeError(source, f"exit {rc}: {_first_line(err or out)}")
+            raise ProbeError(source, f"exit {rc}: {fs.first_line(err or out)}")
         return out if rc == 0 else err + out
 
     def _run(self, argv: list[str], source: str) -> tuple[int, str, str]:
@@ -219,6 +215,8 @@ class RabbitProbe:
     def _api(self, xivo: Xivo, path: str) -> Any:
         m, source = xivo.rabbitmq.management, self.source(xivo) or ""
         password = m.password or xivo.rabbitmq.password
+        from xivo_doctor.probes.http import fetch  # requests: not needed where rabbitmqctl is the source
+
         answer = fetch(self._api_base(xivo) + path, source=source, deadline=self.probes.deadline,
                        timeout=self.probes.timeout, verify=False,
                        auth=(m.user or xivo.rabbitmq.user, password.reveal() if password else ""))
@@ -252,6 +250,8 @@ class RabbitProbe:
     # -- the end-to-end probe (the doctor's only write) ------------------------------------------
     def probe_delivery(self, downstream: Xivo, upstream: Xivo) -> dict[str, Any]:
         """See `amqp_probe.probe_delivery`; cached per run and pair."""
+        from xivo_doctor.probes import amqp_probe  # pika: 0.1 s to import, needed only to send a probe
+
         return self.probes.cached(("rabbitmq-probe", downstream.name, upstream.name),
                                   lambda: amqp_probe.probe_delivery(self.probes, downstream, upstream))
 
@@ -283,11 +283,6 @@ def _read(file, source: str) -> str:
     if len(data) > MAX_OUTPUT:
         raise ProbeError(source, f"printed more than {MAX_OUTPUT} bytes; stopped reading")
     return data.decode("utf-8", "replace")
-
-
-_URI = re.compile(r"[a-z][a-z0-9+]*://[^\s\"'<>]+")
-
-
 
 
 def _api_link(obj: dict[str, Any]) -> dict[str, Any]:
