@@ -1,4 +1,4 @@
-"""Address predicates shared by evaluation (checks comparing URI hosts) and redaction.
+"""Address predicates shared by evaluation (checks comparing URI hosts), the prefetch and redaction.
 
 Place in the pipeline: a helper with no I/O; `ipaddress` decides, so `10:11:12` or `1.2.3.4.5`
 are not addresses.

@@ -272,6 +272,9 @@ def run_checks(run: Run, *, checks_folder: Path | None = None) -> Report:
     return session.report
 
 
+AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+
+
 @contextmanager
 def _no_plugin_autoload() -> Iterator[None]:
     """Only our plugin in the run: pytest plugins installed on the machine (pytest-benchmark,
@@ -286,9 +289,6 @@ def _no_plugin_autoload() -> Iterator[None]:
             os.environ.pop(AUTOLOAD, None)
         else:
             os.environ[AUTOLOAD] = before
-
-
-AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 
 
 class _InternalErrorCatcher:

@@ -20,12 +20,12 @@ in the cache (ProbeError) or dropped (any other error: the check asks again and 
 
 from __future__ import annotations
 
-import ipaddress
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from xivo_doctor.netaddr import is_ip_address
 from xivo_doctor.probes.session import Probes
 from xivo_doctor.topology.model import Pair, Xivo
 from xivo_doctor.xivo_directories import by_peer, parse_uri
@@ -199,19 +199,11 @@ def _link_may_run(rabbit, down: Xivo, up: Xivo) -> bool:
         return False
     upstreams = rabbit.upstreams(down)
     hosts = {name: {(u["host"] or "").lower() for u in value["uris"]} for name, value in upstreams.items()}
-    if any(not _is_address(h) for hs in hosts.values() for h in hs):
+    if any(not is_ip_address(h) for hs in hosts.values() for h in hs):
         return True
     aimed = {name for name, hs in hosts.items() if up.address.lower() in hs}
     return any(link["upstream"] in aimed and link["exchange"] == EXCHANGE and link["status"] == "running"
                for link in rabbit.federation_links(down) or [])
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 # -- consul-wan: the cross-datacenter query for each peer ------------------------------------------
