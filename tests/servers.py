@@ -1,5 +1,6 @@
-"""Real sockets for the tests: listeners that accept, black holes that never answer a SYN, and
-hostile peers that accept and then misbehave (slow-loris, endless bodies, endless redirects, silence).
+"""Real sockets for the tests: listeners that accept, black holes that never answer a SYN, an HTTP
+server answering fixed routes, and hostile peers that accept and then misbehave (slow-loris,
+endless bodies, endless redirects, silence).
 
 A black hole is a listener with a backlog of 0 whose one queued slot is taken by a connection
 nobody accepts: further SYNs are dropped, so a connect times out exactly as behind a firewall
@@ -8,20 +9,30 @@ that drops packets (LAB-NOTES §A.5, checked on this machine).
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from contextlib import ExitStack, suppress
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+
+def listening(address: str, port: int, backlog: int, timeout: float) -> socket.socket:
+    """A listening TCP socket whose accept() wakes every `timeout` s (so a server can stop)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((address, port))
+    sock.listen(backlog)
+    sock.settimeout(timeout)
+    return sock
 
 
 class Listener:
     """Accepts connections (and closes them) until stopped."""
 
     def __init__(self, address: str, port: int) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
+        self.sock = listening(address, port, 64, 0.2)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -61,6 +72,55 @@ def serve(stack: ExitStack, kind: type, address: str, ports) -> None:
         stack.callback(server.close)
 
 
+class Routes:
+    """An HTTP server answering `routes[path]` = (status, headers, body) and recording each request
+    (path, query, X-Consul-Token). A body is sent as is (bytes), encoded (str), called (a callable,
+    at each request) or as JSON (anything else); an unknown path gets Consul's own 404."""
+
+    def __init__(self, address: str, port: int = 0, routes: dict[str, tuple] | None = None) -> None:
+        self.routes: dict[str, tuple[int, dict[str, str], Any]] = dict(routes or {})
+        self.requests: list[dict[str, Any]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                owner.requests.append({"path": url.path, "query": url.query,
+                                       "token": self.headers.get("X-Consul-Token")})
+                status, headers, body = owner.routes.get(url.path, (404, {}, b"404 page not found"))
+                data = _body_bytes(body() if callable(body) else body)
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer((address, port), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def paths(self) -> list[str]:
+        return [r["path"] for r in self.requests]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _body_bytes(body: Any) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    return body.encode() if isinstance(body, str) else json.dumps(body).encode()
+
+
+
 # -- hostile peers (tests/test_bounded.py): they accept, then misbehave ---------------------------------
 
 class Hostile:
@@ -70,11 +130,7 @@ class Hostile:
     """
 
     def __init__(self, address: str, port: int, behave) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(64)
-        self.sock.settimeout(0.1)
+        self.sock = listening(address, port, 64, 0.1)
         self.behave = behave
         self.stopped = threading.Event()
         self.sent = 0

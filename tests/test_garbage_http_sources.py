@@ -11,16 +11,13 @@ fuzzed (hypothesis) in tests/test_garbage_consul_fuzz.py.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.servers import Listener, serve
+from servers import Listener, Routes, serve
 from xivo_doctor.plugin import run_checks
 from xivo_doctor.results import Report, Status
 from xivo_doctor.run import Run
@@ -59,39 +56,8 @@ def healthy_routes(i: int) -> dict[str, tuple[int, dict[str, str], bytes]]:
     return {path: (200, json_header, json.dumps(body).encode()) for path, body in routes.items()}
 
 
-class StandIn:
-    """Answers `routes[path]` = (status, headers, body); an unknown path is Consul's own 404."""
-
-    def __init__(self, address: str, routes: dict) -> None:
-        self.routes = routes
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, headers, body = owner.routes.get(urlsplit(self.path).path, (404, {}, b"404 page not found"))
-                try:
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer((address, HTTP_PORT), Handler)
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[tuple[Path, list[StandIn]]]:
+def lab(tmp_path_factory) -> Iterator[tuple[Path, list[Routes]]]:
     folder = tmp_path_factory.mktemp("garbage-http")
     path = folder / "topology.yml"
     path.write_text(
@@ -102,7 +68,7 @@ def lab(tmp_path_factory) -> Iterator[tuple[Path, list[StandIn]]]:
     with ExitStack() as stack:
         for address in ADDRESSES:
             serve(stack, Listener, address, (RPC_PORT, SERF_PORT))
-        servers = [StandIn(a, healthy_routes(i)) for i, a in enumerate(ADDRESSES)]
+        servers = [Routes(a, HTTP_PORT, healthy_routes(i)) for i, a in enumerate(ADDRESSES)]
         for server in servers:
             stack.callback(server.close)
         yield path, servers

@@ -8,18 +8,18 @@ import dataclasses
 import json
 import math
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
 from contextlib import ExitStack
+from functools import partial
 
 import pytest
 import render_samples as samples
 
 from conftest import REPO, TEST_PORTS, loopback_topology
-from servers import BlackHole, Listener, serve
+from servers import BlackHole, Hostile, Listener, serve, slow_loris
 from xivo_doctor import registry
 from xivo_doctor.cli import main
 from xivo_doctor.cli_nagios import Collector, run_within
@@ -411,42 +411,6 @@ def test_history_adds_what_changed_to_the_long_output(tmp_path, capsys):
     assert len(list(history.glob("run-*.json"))) == 2
 
 
-class Trickle:
-    """An HTTP server that answers its status line, then one header byte every 0.2 s, forever: each
-    read gets a byte before its timeout, so a probe bounded per operation waits as long as it lasts."""
-
-    def __init__(self, address: str, port: int) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
-
-    def _drip(self, conn: socket.socket) -> None:
-        try:
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            while not self._stop.wait(0.2):
-                conn.sendall(b"a")
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
-
-
 @pytest.mark.slow
 def test_an_answer_within_the_timeout_plus_one_second_when_ports_never_answer(tmp_path):
     # probe_timeout above -t: every operation is cut by the run's deadline, not its own timeout
@@ -474,7 +438,7 @@ def test_an_answer_within_the_timeout_plus_one_second_when_a_probe_trickles(tmp_
     with ExitStack() as stack:
         for address in addresses:
             serve(stack, Listener, address, [p for k, p in TEST_PORTS.items() if k != "ctid"])
-            serve(stack, Trickle, address, [TEST_PORTS["ctid"]])
+            serve(stack, partial(Hostile, behave=slow_loris), address, [TEST_PORTS["ctid"]])  # a byte / 0.2 s
         done, took = plugin("-T", str(topology), "-t", "2", "--check", "uuid-unique")
     print(f"\nnagios -t 2, xivo-ctid trickling its headers: exit {done.returncode} after {took:.2f} s")
     assert done.returncode == 3 and done.stderr == "", done

@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 import warnings
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
+from servers import Routes
 from xivo_doctor.deadline import Deadline
 from xivo_doctor.errors import ProbeError, ProbeTimeout
 from xivo_doctor.probes import Probes
@@ -33,47 +31,9 @@ HEALTH = [{"Node": {"Node": "xivo-lab-1"}, "Service": {"ID": "a1", "Service": "x
                                                       "Address": ADDRESS, "Port": 9495}, "Checks": []}]
 
 
-class Server:
-    """Answers `routes[path]` = (status, headers, body or callable) and records each request."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple] = {}
-        self.requests: list[dict] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                owner.requests.append({"path": url.path, "query": url.query,
-                                       "token": self.headers.get("X-Consul-Token")})
-                status, headers, body = owner.routes.get(url.path, (404, {}, "404 page not found"))
-                if callable(body):
-                    body = body()
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (the timeout test)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer((ADDRESS, 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def paths(self) -> list[str]:
-        return [r["path"] for r in self.requests]
-
-
 @pytest.fixture
 def server():
-    s = Server()
+    s = Routes(ADDRESS)
     s.routes.update({
         "/v1/status/leader": (200, {}, json.dumps(f"{ADDRESS}:8300")),
         "/v1/catalog/datacenters": (200, {}, ["xivo-lab-1", "xivo-lab-2"]),
@@ -85,8 +45,7 @@ def server():
         "/0.1/infos": (200, {}, {"uuid": "u-1", "cti_protocol_version": "2.2"}),
     })
     yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    s.close()
 
 
 def xivo(port: int) -> Xivo:
