@@ -3,4 +3,4 @@
 The plugin is inert for the project's own tests (`pytest tests/`): it only acts on check items.
 """
 
-pytest_plugins = ["xivo_doctor.plugin"]
+pytest_plugins = ["xivo_doctor.engine.plugin"]

@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]  # bench helpers; tests/servers.py's black holes
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "support")]  # bench helpers; tests/servers.py's black holes
 
 import manual  # noqa: E402
 

@@ -19,8 +19,8 @@ import time
 from typing import Any
 
 from xivo_doctor.check import FixContext, check
-from xivo_doctor.probes.consul_views import WanView
-from xivo_doctor.results import FixOut
+from xivo_doctor.foundation.results import FixOut
+from xivo_doctor.probes.consul.views import WanView
 from xivo_doctor.topology.model import Topology, Xivo
 
 ALIVE = 1

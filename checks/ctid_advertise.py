@@ -13,7 +13,7 @@ tags `[<uuid>, "xivo-ctid"]`, TTL check `service:<id>`, ServiceFinder), §4 (ano
 from __future__ import annotations
 
 from xivo_doctor.check import FixContext, check
-from xivo_doctor.results import FixOut
+from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.topology.model import Xivo
 
 SERVICE = "xivo-ctid"

@@ -13,8 +13,8 @@ otherwise no profile searches it. Rows on localhost are the internal directory: 
 from __future__ import annotations
 
 from xivo_doctor.check import FixContext, cannot_check_from_here, check
-from xivo_doctor.results import FixOut
-from xivo_doctor.xivo_directories import by_peer, parse_uri
+from xivo_doctor.foundation.results import FixOut
+from xivo_doctor.xivo.directories import by_peer, parse_uri
 
 CONFD_CLIENT_PORT = 9486  # xivo_confd_client's default when the URI has no port
 LOOKUP_TIMEOUT_MS = 2900  # dird's lookup timeout; its confd timeout is 4 s (XIVO-FACTS §6.2)

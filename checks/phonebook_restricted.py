@@ -13,10 +13,10 @@ still serves json.php should have such a directory. Rows on localhost are the Xi
 from __future__ import annotations
 
 from xivo_doctor.check import FixContext, cannot_check_from_here, check, not_applicable
+from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.onbox import VERSION_FILE
-from xivo_doctor.results import FixOut
-from xivo_doctor.xivo_directories import by_peer
-from xivo_doctor.xivo_versions import phonebook_sharing_applies
+from xivo_doctor.xivo.directories import by_peer
+from xivo_doctor.xivo.versions import phonebook_sharing_applies
 
 PHONEBOOK_PATH = "/service/ipbx/json.php/restricted/pbx_services/phonebook"
 SEARCH_TERM = "xivo-doctor"  # shows as such in the peer's nginx access log

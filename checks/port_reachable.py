@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xivo_doctor.check import FixContext, check
-from xivo_doctor.probes import tcp
-from xivo_doctor.results import FixOut
+from xivo_doctor.foundation.results import FixOut
+from xivo_doctor.probes.transport import tcp
 from xivo_doctor.topology.model import Topology, Xivo
-from xivo_doctor.xivo_versions import phonebook_sharing_applies
+from xivo_doctor.xivo.versions import phonebook_sharing_applies
 
 CONSUL_DATA_WIPE = (
     "rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ "

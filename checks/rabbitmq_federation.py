@@ -19,9 +19,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from xivo_doctor.check import FixContext, cannot_check_from_here, check
-from xivo_doctor.netaddr import is_ip_address
-from xivo_doctor.probes import federation_status as fs
-from xivo_doctor.results import FixOut
+from xivo_doctor.foundation.netaddr import is_ip_address
+from xivo_doctor.foundation.results import FixOut
+from xivo_doctor.probes.rabbitmq import federation_status as fs
 
 EXCHANGE = "xivo"
 STARTING_TOO_LONG_S = 10  # a link connects in ~15 ms (LAB-NOTES §A.6); a dropped SYN keeps it starting 60 s

@@ -11,8 +11,8 @@ When several XiVOs share a UUID, only the later-declared ones fail: the first ke
 from __future__ import annotations
 
 from xivo_doctor.check import FixContext, check
+from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.onbox import XIVO_UUID_FILES
-from xivo_doctor.results import FixOut
 
 # The manual's "Remove All Consul Data" list (contact_and_presence_sharing.rst, Configure Consul).
 CONSUL_WIPE = ("rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ "

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import Counter
 
 from xivo_doctor.check import FixContext, cannot_check_from_here, check
+from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.onbox import VERSION_FILE
-from xivo_doctor.results import FixOut
-from xivo_doctor.xivo_versions import FIRST_INTERCONNECTION, parse
+from xivo_doctor.xivo.versions import FIRST_INTERCONNECTION, parse
 
 MINIMUM = ".".join(map(str, FIRST_INTERCONNECTION))
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from xivo_doctor.errors import CannotCheckFromHere, CheckDefinitionError, NotApplicable
-from xivo_doctor.results import FixOut
+from xivo_doctor.foundation.errors import CannotCheckFromHere, CheckDefinitionError, NotApplicable
+from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.topology.model import Topology, Xivo
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from xivo_doctor.errors import ProbeError
-from xivo_doctor.probes import http
+from xivo_doctor.foundation.errors import ProbeError
+from xivo_doctor.probes.transport import http
 from xivo_doctor.topology.model import Xivo
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xivo_doctor.errors import ProbeError, ProbeTimeout
+from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
 from xivo_doctor.topology.model import Secret, Xivo
 
 # Where xivo-configure-uuid writes XIVO_UUID (XIVO-FACTS §2; wazo-platform/xivo-manage-db:bin/xivo-configure-uuid).

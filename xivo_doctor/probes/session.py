@@ -14,9 +14,9 @@ import socket
 import threading
 from collections.abc import Iterable
 
-from xivo_doctor.deadline import Deadline
-from xivo_doctor.errors import ProbeError, ProbeTimeout
-from xivo_doctor.probes import dead_ends, tcp
+from xivo_doctor.foundation.deadline import Deadline
+from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
+from xivo_doctor.probes.transport import dead_ends, tcp
 from xivo_doctor.topology.model import Topology
 
 
@@ -75,7 +75,7 @@ class Probes:
     @property
     def consul(self):
         """Consul's HTTP API of each XiVO (probes/consul.py)."""
-        from xivo_doctor.probes.consul import ConsulProbe
+        from xivo_doctor.probes.consul.agent import ConsulProbe
 
         return self._probe("consul", ConsulProbe)
 
@@ -89,7 +89,7 @@ class Probes:
     @property
     def rabbitmq(self):
         """RabbitMQ: rabbitmqctl on-box, AMQP and the federation probe (probes/rabbitmq.py)."""
-        from xivo_doctor.probes.rabbitmq import RabbitProbe
+        from xivo_doctor.probes.rabbitmq.broker import RabbitProbe
 
         return self._probe("rabbitmq", RabbitProbe)
 

@@ -40,8 +40,8 @@ from xivo_doctor.probes.session import is_local
 from xivo_doctor.topology.model import Topology, Xivo
 
 if TYPE_CHECKING:
-    from xivo_doctor.deadline import Deadline
-    from xivo_doctor.redact import Redactor
+    from xivo_doctor.foundation.deadline import Deadline
+    from xivo_doctor.foundation.redact import Redactor
 
 MAX_LINES = 200
 MAX_BYTES = 256 * 1024

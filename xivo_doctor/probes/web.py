@@ -16,8 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests  # noqa: F401  (before its submodule: tests/test_import_order.py says why)
 from requests.auth import HTTPDigestAuth
 
-from xivo_doctor.errors import ProbeError
-from xivo_doctor.probes.http import fetch
+from xivo_doctor.foundation.errors import ProbeError
+from xivo_doctor.probes.transport.http import fetch
 from xivo_doctor.topology.model import Secret, Xivo
 
 

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from xivo_doctor.errors import UsageError
+from xivo_doctor.foundation.errors import UsageError
+from xivo_doctor.foundation.results import SCHEMA, FixOut, Report, Result, Status, thaw
 from xivo_doctor.render.output_file import write_output
-from xivo_doctor.results import SCHEMA, FixOut, Report, Result, Status, thaw
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "result-schema.json"
 

@@ -30,8 +30,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from xivo_doctor.foundation.results import Report, Result, Status, thaw
 from xivo_doctor.render.output_file import write_output
-from xivo_doctor.results import Report, Result, Status, thaw
 
 # Characters outside the XML 1.0 `Char` production (tab, LF and CR are allowed).
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

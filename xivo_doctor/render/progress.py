@@ -22,8 +22,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from xivo_doctor.foundation.results import Result, Status
 from xivo_doctor.render.terminal import clean
-from xivo_doctor.results import Result, Status
 
 
 class LiveProgress:

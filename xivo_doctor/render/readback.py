@@ -17,9 +17,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from xivo_doctor.errors import UsageError
+from xivo_doctor.foundation.errors import UsageError
+from xivo_doctor.foundation.results import SCHEMA, Report
 from xivo_doctor.render.json_report import report_from_dict
-from xivo_doctor.results import SCHEMA, Report
 
 BLOCK_ID = "xivo-doctor-result"  # <script type="application/json" id="xivo-doctor-result">
 MAX_BYTES = 64 * 1024 * 1024  # a report is well under 1 MB; anything huge is not one

@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from xivo_doctor.results import Report, Result, Status, Verdict, thaw
+from xivo_doctor.foundation.results import Report, Result, Status, Verdict, thaw
 
 STATUS_STYLE: dict[Status, str] = {
     Status.PASS: "bold green",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from xivo_doctor.render.picture import FEDERATION, xivo_names
-from xivo_doctor.results import Report, Result, Status, Verdict
+from xivo_doctor.foundation.results import Report, Result, Status, Verdict
+from xivo_doctor.render.html.picture import FEDERATION, xivo_names
 
 TITLE_MESSAGE_CHARS = 200
 

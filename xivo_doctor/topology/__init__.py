@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import TopologyError
+from ..foundation.errors import TopologyError
 from .loader import read_tree
 from .model import (
     ConfdAccess,

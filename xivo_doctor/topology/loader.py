@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from yaml.constructor import SafeConstructor
 
-from ..errors import TopologyError
+from ..foundation.errors import TopologyError
 
 MAX_FILE_BYTES = 1024 * 1024  # a topology is a few KiB; anything bigger is a wrong file
 MAX_SECRET_BYTES = 64 * 1024  # a password, token or DSN

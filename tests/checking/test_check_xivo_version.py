@@ -1,0 +1,143 @@
+"""xivo-version evaluated on hand-made versions: declared, read on-box, the odd one out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xivo_doctor.check import Evidence, FixContext, spec_of
+from xivo_doctor.checks import xivo_version
+from xivo_doctor.foundation.errors import CannotCheckFromHere, ProbeError
+from xivo_doctor.topology.model import OnBoxAccess, Topology, Xivo
+
+check = xivo_version.test_xivo_version
+SPEC = spec_of(check)
+
+
+class OnBox:
+    def __init__(self, files: dict[str, str | None]) -> None:
+        self.files = files  # xivo name -> content of its version file (None: absent)
+
+    def has_root(self, xivo) -> bool:
+        return xivo.on_box is not None
+
+    def version_file(self, xivo):
+        value = self.files[xivo.name]
+        if value == "unreadable":
+            raise ProbeError(f"/usr/share/xivo/XIVO-VERSION of {xivo.name}", "cannot read: Permission denied")
+        return value
+
+
+class Probes:
+    def __init__(self, files):
+        self.onbox = OnBox(files)
+
+
+def xivo(n: int, version: str | None = None, on_box: bool = True) -> Xivo:
+    return Xivo(name=f"xivo-{n}", address=f"127.10.3.{n}", version=version,
+                on_box=OnBoxAccess(root=Path(f"/lab/{n}")) if on_box else None)
+
+
+def topo(*xivos: Xivo) -> Topology:
+    return Topology(name="t", source=Path("t.yml"), xivos=tuple(xivos), pairs=())
+
+
+def run(x: Xivo, t: Topology, files) -> Evidence:
+    evidence = Evidence()
+    check(xivo=x, topology=t, probes=Probes(files), evidence=evidence)
+    return evidence
+
+
+def fails(x: Xivo, t: Topology, files) -> tuple[str, Evidence]:
+    evidence = Evidence()
+    with pytest.raises(AssertionError) as caught:
+        check(xivo=x, topology=t, probes=Probes(files), evidence=evidence)
+    return str(caught.value), evidence
+
+
+def fix(x: Xivo, t: Topology, evidence: Evidence):
+    return SPEC.fill_fix(FixContext(t, x, None, dict(evidence)))
+
+
+def test_the_declared_version_read_on_the_box_passes():
+    x1, x2 = xivo(1, "16.13"), xivo(2, "16.13")
+    evidence = run(x1, topo(x1, x2), {"xivo-1": "16.13", "xivo-2": "16.13"})
+    assert evidence.summary == "16.13 (/usr/share/xivo/XIVO-VERSION on xivo-1)"
+    assert evidence["expected_from"] == "declared in the topology"
+
+
+def test_version_mismatch_fails_only_the_odd_one_with_the_upgrade():
+    x1, x2 = xivo(1, "16.13"), xivo(2, "16.13")
+    t, files = topo(x1, x2), {"xivo-1": "16.13", "xivo-2": "16.12"}
+    run(x1, t, files)
+    message, evidence = fails(x2, t, files)
+    assert message == ("xivo-2 runs 16.12 (/usr/share/xivo/XIVO-VERSION on xivo-2) but 16.13 is expected "
+                       "(declared in the topology)")
+    out = fix(x2, t, evidence)
+    assert out.summary.startswith("upgrade xivo-2 from 16.12 to 16.13, the version the other XiVOs must share")
+    assert out.commands == ("xivo-upgrade  # on xivo-2",)
+    assert out.doc == "contact_and_presence_sharing.rst#prerequisite"
+
+
+def test_without_declared_versions_the_majority_is_expected():
+    x1, x2, x3 = xivo(1), xivo(2), xivo(3)
+    t, files = topo(x1, x2, x3), {"xivo-1": "16.12", "xivo-2": "16.13", "xivo-3": "16.13"}
+    message, evidence = fails(x1, t, files)
+    assert message.endswith("but 16.13 is expected (the version most XiVOs run)")
+    assert evidence["versions"] == {"xivo-1": "16.12", "xivo-2": "16.13", "xivo-3": "16.13"}
+    run(x2, t, files)
+    run(x3, t, files)
+
+
+def test_a_tie_goes_to_the_first_declared_xivo():
+    x1, x2 = xivo(1), xivo(2)
+    t, files = topo(x1, x2), {"xivo-1": "16.13", "xivo-2": "16.12"}
+    run(x1, t, files)
+    message, _ = fails(x2, t, files)
+    assert message.endswith("but 16.13 is expected (the version most XiVOs run)")
+
+
+def test_different_declared_versions_expect_the_most_declared_one():
+    x1, x2 = xivo(1, "16.13"), xivo(2, "16.12")
+    t, files = topo(x1, x2), {"xivo-1": "16.13", "xivo-2": "16.12"}
+    run(x1, t, files)
+    message, _ = fails(x2, t, files)
+    assert message.endswith("but 16.13 is expected (declared in the topology)")
+
+
+def test_a_newer_odd_one_says_to_upgrade_the_others():
+    x1, x2, x3 = xivo(1), xivo(2), xivo(3)
+    t, files = topo(x1, x2, x3), {"xivo-1": "16.13", "xivo-2": "16.15", "xivo-3": "16.13"}
+    _, evidence = fails(x2, t, files)
+    out = fix(x2, t, evidence)
+    assert "cannot be downgraded: upgrade xivo-1, xivo-3 to 16.15" in out.summary
+    assert out.commands == ("xivo-upgrade  # on xivo-1", "xivo-upgrade  # on xivo-3")
+
+
+def test_older_than_15_19_fails_even_when_everyone_agrees():
+    x1, x2 = xivo(1, "15.18"), xivo(2, "15.18")
+    message, evidence = fails(x1, topo(x1, x2), {"xivo-1": "15.18", "xivo-2": "15.18"})
+    assert message == "15.18 is older than 15.19, the first version with contact and presence sharing"
+    assert "to 15.19 or later" in fix(x1, topo(x1, x2), evidence).summary
+
+
+def test_without_on_box_the_declared_version_is_used_and_said():
+    x1, x2 = xivo(1, "16.13", on_box=False), xivo(2, "16.13", on_box=False)
+    evidence = run(x1, topo(x1, x2), {})
+    assert evidence["source"] == "declared in the topology, not read from the XiVO"
+    # on-box access without the file: the declaration again
+    x3 = xivo(3, "16.13")
+    assert run(x3, topo(x1, x3), {"xivo-3": None})["source"] == "declared in the topology, not read from the XiVO"
+
+
+def test_neither_readable_nor_declared_cannot_be_checked_from_here():
+    x1, x2 = xivo(1, on_box=False), xivo(2)
+    with pytest.raises(CannotCheckFromHere, match="give on_box for xivo-1"):
+        run(x1, topo(x1, x2), {"xivo-2": "16.13"})
+
+
+def test_an_unreadable_version_file_is_an_error_not_a_guess():
+    x1, x2 = xivo(1, "16.13"), xivo(2, "16.13")
+    with pytest.raises(ProbeError):
+        run(x2, topo(x1, x2), {"xivo-1": "16.13", "xivo-2": "unreadable"})

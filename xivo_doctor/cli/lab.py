@@ -1,0 +1,132 @@
+"""`xivo-doctor lab ...` and `xivo-doctor demo`: the CLI side of the lab.
+
+Place in the pipeline: part of the CLI (the only place that turns errors into messages and exit
+codes). `LabError`s become one line and exit 3, like every other error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from xivo_doctor.foundation.errors import DoctorError
+
+
+class LabCommandError(DoctorError):
+    """A lab command could not do what was asked."""
+
+
+# Said in `lab up --help` without importing the lab to build the parser (lab.nodes.DEFAULT_VERSION,
+# which tests/test_startup.py holds equal to this).
+DEFAULT_VERSION_SHOWN = "16.13"
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Declare `lab` and `demo`; their defaults that the lab package knows are filled in when they run
+    (`_defaults`), so building the parser on every start imports nothing of the lab."""
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--dir", type=Path, default=None,
+                       help="lab directory (default $XIVO_DOCTOR_LAB_DIR or /var/tmp/xivo-doctor-lab)")
+    lab = commands.add_parser("lab", help="a live interconnection of XiVO nodes on this machine")
+    actions = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+
+    def action(name: str, text: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=text, parents=[where])
+
+    up = action("up", "start the lab (idempotent) and write DIR/topology.yml")
+    up.add_argument("--nodes", type=int, default=2, help="number of XiVO nodes (default 2)")
+    up.add_argument("--version", default=None, help=f"XiVO version of the nodes (default {DEFAULT_VERSION_SHOWN})")
+    up.add_argument("--base", default="127.10.0.0", help="node N gets base+N (default 127.10.0.0)")
+    action("down", "stop every process the lab started (files are kept)")
+    action("status", "each node, each service, pid, address:port, up or down")
+    action("faults", "the catalogue of faults, one line each")
+    broken = action("break", "make a fault as an administrator would")
+    broken.add_argument("fault")
+    broken.add_argument("--node", help="the node to break (default: xivo-2)")
+    action("heal", "back to the healthy interconnection")
+    run = action("exec", "run a command as on that node: its rabbitmqctl, psql, consul, service, files")
+    run.add_argument("node")
+    run.add_argument("exec_command", nargs=argparse.REMAINDER, metavar="COMMAND",
+                     help="-- COMMAND [ARGS...] (or one shell string)")
+    restart = action("restart", "restart one service of one node")
+    restart.add_argument("node")
+    restart.add_argument("service", help="rabbitmq, consul, xivo-ctid, xivo-confd or webservices")
+
+    demo = commands.add_parser("demo", help="lab up + run + report under reports/: a first look with no XiVO",
+                               parents=[where])
+    demo.add_argument("--reports", type=Path, default=Path("reports"), help="where the report goes (default reports/)")
+
+
+def _defaults(args: argparse.Namespace) -> None:
+    from xivo_doctor.lab.nodes import DEFAULT_VERSION
+    from xivo_doctor.lab.state import lab_dir_default
+
+    if args.dir is None:
+        args.dir = lab_dir_default()
+    if getattr(args, "version", "") is None:
+        args.version = DEFAULT_VERSION
+
+
+def command_lab(args: argparse.Namespace) -> int:
+    from xivo_doctor.lab import faults, lifecycle
+    from xivo_doctor.lab.state import LabError
+
+    _defaults(args)
+
+    try:
+        if args.lab_command == "up":
+            lifecycle.up(args.dir, count=args.nodes, version=args.version, base=args.base)
+        elif args.lab_command == "down":
+            lifecycle.down(args.dir)
+        elif args.lab_command == "status":
+            rows = [("NODE", "SERVICE", "PID", "ADDRESS", "STATE"), *lifecycle.status(args.dir)]
+            widths = [max(len(r[i]) for r in rows) for i in range(4)]
+            for row in rows:
+                print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+        elif args.lab_command == "faults":
+            width = max(len(f.name) for f in faults.CATALOGUE)
+            for fault in faults.CATALOGUE:
+                print(f"{fault.name.ljust(width)}  {fault.summary}")
+        elif args.lab_command == "break":
+            faults.break_(args.dir, args.fault, args.node)
+        elif args.lab_command == "heal":
+            faults.heal(args.dir)
+        elif args.lab_command == "restart":
+            lifecycle.restart(args.dir, args.node, args.service)
+        elif args.lab_command == "exec":
+            from xivo_doctor.lab import execute
+
+            command = args.exec_command[1:] if args.exec_command[:1] == ["--"] else args.exec_command
+            if not command:
+                raise LabError("give the command after --: xivo-doctor lab exec xivo-1 -- rabbitmqctl list_policies")
+            return execute.run(args.dir, args.node, command)
+    except LabError as exc:
+        raise LabCommandError(str(exc)) from None
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    """Start the lab unless it runs, check it, and write the reports (HTML, JSON, JUnit) under reports/."""
+    import datetime as dt
+
+    from xivo_doctor.cli.main import main as cli_main
+    from xivo_doctor.lab import lifecycle
+    from xivo_doctor.lab.state import LabError, LabState
+
+    _defaults(args)
+    try:
+        state = LabState.load(args.dir) if (args.dir / "lab.json").exists() else None
+        if state is None or any(row[4] != "up" for row in lifecycle.status(args.dir)):
+            lifecycle.up(args.dir, count=len(state.nodes) if state else 2)
+    except LabError as exc:
+        raise LabCommandError(str(exc)) from None
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    report = args.reports / f"demo-{stamp}.html"
+    code = cli_main(["run", "-T", str(args.dir / "topology.yml"), "--html", str(report),
+                     "--json", str(args.reports / f"demo-{stamp}.json"),
+                     "--junit", str(args.reports / f"demo-{stamp}.junit.xml")])
+    print(f"\nreport: {report} (open it in a browser; also .json and .junit.xml). "
+          "Next: `xivo-doctor lab faults` lists what can break; "
+          "`xivo-doctor lab break federation-wrong-password`, then `xivo-doctor demo` again; "
+          "`xivo-doctor lab heal` to repair")
+    return code

@@ -1,0 +1,72 @@
+"""Turns what happened to one item into a `Result`: the evaluation half of the result model.
+
+Place in the pipeline: the pytest plugin hands over the exception an item raised (if any);
+this module decides its status without knowing pytest:
+
+- no exception -> `pass`
+- `AssertionError` -> `fail`, or `warn` for a check of severity `warn`
+- `ProbeError` (unreachable or unparsable source, deadline) -> `error`: could not check
+- `NotApplicable` / `CannotCheckFromHere` -> `skip` with the reason
+- blocked by a failed upstream -> `skip` with `blocked_by`
+- any other exception -> `error` naming it as an internal error of the check (a bug to report)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xivo_doctor.check import CheckSpec, Evidence, FixContext
+from xivo_doctor.foundation.errors import CannotCheckFromHere, NotApplicable, ProbeError
+from xivo_doctor.foundation.results import Result, Status
+
+
+def assertion_text(exc: AssertionError) -> str:
+    """The check's own words: pytest's assertion rewriting appends '\\nassert ...' detail."""
+    text = str(exc)
+    head = text.split("\nassert ", 1)[0].strip()
+    return head or "assertion failed (the check gave no message)"
+
+
+def classify(
+    spec: CheckSpec,
+    target: str,
+    *,
+    exc: BaseException | None,
+    evidence: Evidence | None,
+    fix_context: FixContext,
+    blocked_by: Sequence[str] = (),
+    duration_s: float = 0.0,
+) -> Result:
+    evidence = evidence if evidence is not None else Evidence()
+    base = {
+        "check": spec.id,
+        "target": target,
+        "title": spec.title,
+        "doc": spec.doc,
+        "why": spec.why,
+        "severity": spec.severity,
+        "evidence": dict(evidence),
+        "duration_s": round(duration_s, 4),
+    }
+    if blocked_by:
+        names = ", ".join(blocked_by)
+        return Result(status=Status.SKIP, message=f"blocked by {names}", blocked_by=tuple(blocked_by), **base)
+    if exc is None:
+        return Result(status=Status.PASS, message=evidence.summary, **base)
+    if isinstance(exc, AssertionError):
+        status = Status.WARN if spec.severity == "warn" else Status.FAIL
+        fix = spec.fill_fix(FixContext(**{**vars(fix_context), "evidence": dict(evidence)}))
+        facets = tuple(evidence.facets)
+        return Result(status=status, message=assertion_text(exc), fix=fix, facets=facets, **base)
+    if isinstance(exc, ProbeError):
+        return Result(status=Status.ERROR, message=f"could not check: {exc}", **base)
+    if isinstance(exc, NotApplicable):
+        return Result(status=Status.SKIP, message=f"not applicable: {exc}", **base)
+    if isinstance(exc, CannotCheckFromHere):
+        return Result(status=Status.SKIP, message=f"cannot check from here: {exc}", **base)
+    name = type(exc).__name__
+    return Result(
+        status=Status.ERROR,
+        message=f"internal error in check {spec.id}: {name}: {exc} (please report this)",
+        **base,
+    )

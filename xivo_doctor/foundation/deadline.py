@@ -1,0 +1,40 @@
+"""The run's deadline: every network operation takes its timeout from here.
+
+Place in the pipeline: created once per run by the plugin (from `-t/--timeout`); probes ask it
+for the time an operation may take; the plugin turns items that could not start in time into
+`error` ("timed out after S s"). A hung peer therefore costs at most the remaining time, never
+a hung run.
+"""
+
+from __future__ import annotations
+
+import time
+
+from xivo_doctor.foundation.errors import ProbeTimeout
+
+
+class Deadline:
+    def __init__(self, seconds: float, *, clock=time.monotonic) -> None:
+        self.seconds = float(seconds)
+        self._clock = clock
+        self._end = clock() + self.seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self._clock())
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0
+
+    def budget(self, operation_timeout: float, source: str) -> float:
+        """Seconds the next operation may take: its own timeout, cut to what the run has left.
+
+        Raises ProbeTimeout when nothing is left, so the caller does not start a doomed call.
+        """
+        left = self.remaining()
+        if left <= 0.0:
+            raise ProbeTimeout(source, f"timed out after {self.seconds:g} s (the run's deadline, -t)")
+        return min(operation_timeout, left)
+
+    def describe_timeout(self) -> str:
+        return f"timed out after {self.seconds:g} s (the run's deadline, -t)"

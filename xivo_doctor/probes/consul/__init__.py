@@ -1,0 +1,2 @@
+"""Consul's HTTP API as the probes read it: the agent, answer shapes, views.
+"""

@@ -1,0 +1,2 @@
+"""Transports: bounded HTTP, TCP connects, TLS contexts, the memo of dead endpoints.
+"""

@@ -1,0 +1,2 @@
+"""The Nagios/Icinga plugin's output and the guidelines' threshold ranges.
+"""

@@ -1,0 +1,246 @@
+"""The report as a Nagios/Icinga plugin prints it (Monitoring Plugins guidelines, "Output").
+
+Place in the pipeline: presentation only. It reads an already redacted `Report` (and, when the
+plugin's own deadline cut the run, what was unfinished) and returns text; `cli_nagios` prints it
+and exits with `exit_code`. It never probes.
+
+The output:
+
+    XIVO-DOCTOR CRITICAL - <cause in words> | pass=14;;;0 fail=1;;;0 ... 'fed_xivo-1_from_xivo-2'=1.46ms;;;0;
+    rabbitmq-federation[xivo-2->xivo-1]: fail: <message> — fix: <fix summary>
+    since 2026-11-25T10:31:15+00:00 (5 runs kept): new failures: ...; resolved: none; flapping: none
+
+All the perfdata is on the first line, after its ` | ` (the guidelines also allow more after the
+long output; one place is simpler for every parser, and a 10-XiVO mesh stays ~4 kB). `|` ends
+the text part for Nagios, so no text ever contains one (replaced by `/`), and no line carries a
+control character or colour.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from xivo_doctor.foundation.results import Report, Result, Status, Verdict
+from xivo_doctor.render.html.picture import FEDERATION, declared_xivos
+from xivo_doctor.render.nagios.ranges import Thresholds
+from xivo_doctor.render.words import cause
+
+PLUGIN = "XIVO-DOCTOR"
+CONSUL_WAN = "consul-wan"
+# How bad a state is, as the report's own verdict ranks them: a proven failure outranks a gap in
+# what could be checked, which outranks a warning (results.verdict_of).
+_RANK = {Verdict.OK: 0, Verdict.WARNING: 1, Verdict.UNKNOWN: 2, Verdict.CRITICAL: 3}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_LONG_ORDER = (Status.FAIL, Status.WARN, Status.ERROR, Status.SKIP, Status.PASS)
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """What the plugin's deadline cut: the run was still going when it had to answer."""
+
+    timeout_s: float
+    total: int | None  # items collected; None when collection itself had not ended
+    running: str | None = None  # the item that had started and not finished
+
+
+@dataclass(frozen=True)
+class Link:
+    """One federation item as a measurement: messages flow `up` -> `down` (XIVO-FACTS §5)."""
+
+    down: str
+    up: str
+    latency_ms: float | None  # None: no probe message delivered (failed, skipped, --passive)
+
+
+@dataclass(frozen=True)
+class Breach:
+    link: Link
+    state: Verdict
+    words: str
+
+
+def safe(text: object) -> str:
+    """One line of plugin text: no `|` (Nagios would read perfdata after it), no control character."""
+    return _CONTROL.sub(" ", str(text).replace("|", "/")).strip()
+
+
+def unknown_line(what: str) -> str:
+    """The one line the plugin prints when it could not check at all."""
+    return f"{PLUGIN} {Verdict.UNKNOWN.value} - {safe(first_line(what)) or 'internal error'}"
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+# --- measurements --------------------------------------------------------------------------------
+
+
+def links(report: Report) -> list[Link]:
+    """Every federation item with its probe latency, from rabbitmq-federation's `latency_ms` evidence
+    (written when xivo_doctor/probes/rabbitmq/amqp_probe.py delivered a probe message)."""
+    found = []
+    for r in report.results:
+        down, arrow, up = r.target.partition("->")
+        if r.check != FEDERATION or not arrow:
+            continue
+        latency = r.evidence.get("latency_ms")
+        ok = isinstance(latency, int | float) and not isinstance(latency, bool) and math.isfinite(latency)
+        found.append(Link(down, up, float(latency) if ok else None))
+    return found
+
+
+def wan_alive(report: Report) -> list[tuple[str, int | None]]:
+    """Per XiVO, how many members its Consul WAN pool holds alive (consul-wan's `wan_pool` evidence:
+    member -> "<address> <status>"); None when its pool could not be read."""
+    found = []
+    for r in report.results:
+        if r.check != CONSUL_WAN or r.target == "*":
+            continue
+        pool = r.evidence.get("wan_pool")
+        if isinstance(pool, Mapping):
+            found.append((r.target, sum(1 for v in pool.values() if str(v).split()[-1:] == ["alive"])))
+        else:
+            found.append((r.target, None))
+    return found
+
+
+def breaches(report: Report, thresholds: Thresholds) -> list[Breach]:
+    """Links whose latency alerts, critical first (a link breaking both counts as critical)."""
+    found = []
+    for link in links(report):
+        if link.latency_ms is None:
+            continue
+        for state, limit in ((Verdict.CRITICAL, thresholds.critical), (Verdict.WARNING, thresholds.warning)):
+            if limit is not None and limit.alerts(link.latency_ms):
+                value = link.latency_ms
+                words = f"federation latency {link.down}←{link.up} {_number(value)} ms {limit.breach(value)}"
+                found.append(Breach(link, state, words))
+                break
+    return sorted(found, key=lambda b: -_RANK[b.state])
+
+
+# --- the four parts ------------------------------------------------------------------------------
+
+
+def state(report: Report, thresholds: Thresholds, unfinished: Unfinished | None = None) -> Verdict:
+    """The report's verdict, raised by a latency breach; UNKNOWN whenever the deadline cut the run
+    (the guidelines: a plugin ended by its timeout says UNKNOWN)."""
+    if unfinished is not None:
+        return Verdict.UNKNOWN
+    states = [report.verdict, *(b.state for b in breaches(report, thresholds))]
+    return max(states, key=_RANK.__getitem__)
+
+
+def exit_code(report: Report, thresholds: Thresholds, unfinished: Unfinished | None = None) -> int:
+    return state(report, thresholds, unfinished).exit_code
+
+
+def status_line(report: Report, thresholds: Thresholds, unfinished: Unfinished | None = None) -> str:
+    """`XIVO-DOCTOR <STATE> - <cause>`: the same cause as the HTML report's title (words.cause), led
+    by whatever set the state."""
+    verdict = state(report, thresholds, unfinished)
+    if unfinished is not None:
+        total = "?" if unfinished.total is None else str(unfinished.total)
+        words = (f"timed out after {_number(unfinished.timeout_s)} s: {len(report.results)} of {total} items "
+                 "finished")
+        if report.verdict is not Verdict.OK:
+            words += f"; so far {report.verdict.value}: {cause(report)}"
+        return f"{PLUGIN} {verdict.value} - {safe(words)}"
+    found = breaches(report, thresholds)
+    latency = ""
+    if found:
+        latency = found[0].words + (f" (+{len(found) - 1} more)" if len(found) > 1 else "")
+    parts = [cause(report)] if report.verdict is not Verdict.OK or not found else []
+    if found and _RANK[found[0].state] > _RANK[report.verdict]:
+        parts.insert(0, latency)
+    elif found:
+        parts.append(latency)
+    return f"{PLUGIN} {verdict.value} - {safe('; '.join(parts))}"
+
+
+def long_output(report: Report, unfinished: Unfinished | None = None, *, verbose: bool = False) -> list[str]:
+    """One line per item that did not pass, the worst first (all items with `verbose`); then what
+    the deadline cut, then what changed since the previous run (`--history`)."""
+    shown = _LONG_ORDER if verbose else _LONG_ORDER[:-1]
+    lines = [_item_line(r) for status in shown for r in report.results if r.status is status]
+    if unfinished is not None:
+        if unfinished.running:
+            lines.append(f"{safe(unfinished.running)}: unknown: still running at the deadline")
+        if unfinished.total is None:
+            lines.append("the checks were still being collected at the deadline")
+        else:
+            rest = unfinished.total - len(report.results) - (1 if unfinished.running else 0)
+            if rest > 0:
+                lines.append(f"{rest} more item{'s' if rest != 1 else ''}: unknown: not started before the deadline")
+    if report.changes is not None:
+        lines.append(_changes_line(report.changes))
+    return lines
+
+
+def perfdata(report: Report, thresholds: Thresholds) -> str:
+    """`label=value[UOM];[warn];[crit];[min];[max]` items, space separated (Monitoring Plugins
+    guidelines, "Performance data"); `U` where a value could not be determined."""
+    counts = report.counts()
+    items = [f"{s.value}={counts[s.value]};;;0" for s in (Status.PASS, Status.FAIL, Status.WARN, Status.ERROR,
+                                                          Status.SKIP)]
+    items.append(f"duration={_number(report.duration_s)}s;;;0;{_number(report.timeout_s)}")
+    warn = str(thresholds.warning) if thresholds.warning is not None else ""
+    crit = str(thresholds.critical) if thresholds.critical is not None else ""
+    for link in links(report):
+        value = "U" if link.latency_ms is None else f"{_number(link.latency_ms)}ms"
+        items.append(f"{label(f'fed_{link.down}_from_{link.up}')}={value};{warn};{crit};0;")
+    expected = len(declared_xivos(report))
+    for xivo, alive in wan_alive(report):
+        items.append(f"{label(f'wan_alive_{xivo}')}={'U' if alive is None else alive};;;0;{expected or ''}")
+    return " ".join(items)
+
+
+def render(report: Report, thresholds: Thresholds, unfinished: Unfinished | None = None, *,
+           verbose: bool = False) -> str:
+    """The plugin's whole stdout: status line with perfdata, then the long output."""
+    head = f"{status_line(report, thresholds, unfinished)} | {perfdata(report, thresholds)}"
+    return "\n".join([head, *long_output(report, unfinished, verbose=verbose)]) + "\n"
+
+
+def label(text: str) -> str:
+    """A perfdata label: only [A-Za-z0-9_.-] (anything else becomes `_`), quoted."""
+    return f"'{_LABEL_UNSAFE.sub('_', text)}'"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _item_line(r: Result) -> str:
+    if r.status is Status.SKIP and r.blocked_by:
+        return safe(f"{r.item_id}: skip: blocked by {', '.join(r.blocked_by)}")
+    line = f"{r.item_id}: {r.status.value}: {first_line(r.message) or r.title}"
+    if r.fix is not None and r.status in (Status.FAIL, Status.WARN):
+        line += f" — fix: {first_line(r.fix.summary)}"
+    return safe(line)
+
+
+def _changes_line(changes: Mapping) -> str:
+    previous, runs = changes.get("previous"), changes.get("runs")
+    head = f"since {previous}" if previous else "first run kept in the history"
+    if isinstance(runs, int):
+        head += f" ({runs} run{'s' if runs != 1 else ''} kept)"
+    parts = [f"{what}: {', '.join(str(i) for i in changes.get(key) or ()) or 'none'}"
+             for key, what in (("new_failures", "new failures"), ("resolved", "resolved"), ("flapping", "flapping"))]
+    ignored = changes.get("ignored") or ()
+    if ignored:
+        parts.append(f"{len(ignored)} unreadable kept run{'s' if len(ignored) != 1 else ''} ignored")
+    return safe(f"{head}: {'; '.join(parts)}")
+
+
+def _number(value: float) -> str:
+    """Plain decimal, never scientific notation (the guidelines: some parsers cannot read it)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
+
+
+__all__ = ["Breach", "Link", "Unfinished", "exit_code", "label", "links", "long_output", "perfdata", "render",
+           "safe", "state", "status_line", "unknown_line", "wan_alive"]

@@ -1,0 +1,2 @@
+"""What the checks and probes know of XiVO itself: versions and directory URIs.
+"""
