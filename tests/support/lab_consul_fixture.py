@@ -1,4 +1,4 @@
-"""Helpers for tests/test_lab_consul.py: node roots built by hand, and the stand-in as a real process.
+"""Helpers for tests/lab/test_lab_consul.py: node roots built by hand, and the stand-in as a real process.
 
 A root holds exactly the files the Consul stand-in reads (docs/lab.md "Layout"): etc/hostname,
 etc/xivo-lab/interfaces.json, etc/consul/xivo/config.json (XiVO's default, XIVO-FACTS §4) plus the

@@ -92,9 +92,9 @@ def accepts(address: str, port: int) -> bool:
 
 
 def start(service: str, root: Path, *, wait_for: tuple[str, int] | None = None) -> subprocess.Popen[bytes]:
-    """`python -m xivo_doctor.lab.<service> --root root`, waiting until it accepts on `wait_for`."""
+    """`python -m xivo_doctor.lab.standins.<service> --root root`, waiting until it accepts on `wait_for`."""
     errors = open(root / f"{service}.stderr", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([sys.executable, "-m", f"xivo_doctor.lab.{service}", "--root", str(root)],
+    proc = subprocess.Popen([sys.executable, "-m", f"xivo_doctor.lab.standins.{service}", "--root", str(root)],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors)
     errors.close()
     deadline = time.monotonic() + 10

@@ -2,9 +2,10 @@
 
 Place in the lab: it lets a fix printed by the doctor be applied exactly as written. The command
 runs under bash with the node's `bin/` first on PATH (real `rabbitmqctl`/`rabbitmq-plugins` for
-that node, and the shims of `lab.shim` for consul, service, systemctl, xivo-service, psql, sudo,
-curl, iptables), in the node's root, with XiVO's absolute paths (/etc, /var/lib, /var/log,
-/usr/share/xivo*) mapped under that root — the node's files are where the admin's commands expect.
+that node, and the scripts of `lab.bindir` that run `lab.shim` for consul, service, systemctl,
+xivo-service, psql, sudo, curl, iptables), in the node's root, with XiVO's absolute paths (/etc,
+/var/lib, /var/log, /usr/share/xivo*) mapped under that root — the node's files are where the
+admin's commands expect.
 """
 
 from __future__ import annotations
@@ -13,31 +14,12 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
-from xivo_doctor.lab.shim import TOOLS
+from xivo_doctor.lab.bindir import bin_dir, write_shims
 from xivo_doctor.lab.state import LabState
 
 XIVO_PATH = re.compile(r"(^|[\s'\"=(<>])(/(?:etc|var/lib|var/log|usr/share/xivo[\w-]*)(?=[/\s'\"]|$))", re.M)
-
-
-def bin_dir(state: LabState, name: str) -> Path:
-    return state.dir / "nodes" / name / "bin"
-
-
-def write_shims(state: LabState) -> None:
-    """One small script per shimmed tool in each node's bin/ (idempotent)."""
-    for node in state.nodes:
-        folder = bin_dir(state, node.name)
-        folder.mkdir(parents=True, exist_ok=True)
-        for tool in TOOLS:
-            script = (f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m xivo_doctor.lab.shim "
-                      f"--dir {shlex.quote(str(state.dir))} --node {node.name} {tool} -- \"$@\"\n")
-            path = folder / tool
-            if not path.exists() or path.read_text() != script:
-                path.write_text(script)
-                path.chmod(0o755)
 
 
 def map_paths(command: str, root: Path) -> str:

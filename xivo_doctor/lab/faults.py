@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from xivo_doctor.lab import consul_client, lifecycle, postgres, rabbitmq
+from xivo_doctor.lab import lifecycle, postgres, rabbitmq
+from xivo_doctor.lab.consul import client as consul_client
 from xivo_doctor.lab.nodes import CTID_INTERCONNECTION, LabNode, write_file, write_root
 from xivo_doctor.lab.state import LabError, LabState, start_standin, stop_service
 

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from xivo_doctor.lab import consul_client, execute, postgres, rabbitmq
+from xivo_doctor.lab import postgres, rabbitmq
+from xivo_doctor.lab.bindir import write_shims
+from xivo_doctor.lab.consul import client as consul_client
 from xivo_doctor.lab.labtopology import write_topology
 from xivo_doctor.lab.nodes import DEFAULT_VERSION, LabNode, write_root
 from xivo_doctor.lab.state import (
@@ -120,7 +122,7 @@ def up(lab_dir: Path, *, count: int = 2, version: str = DEFAULT_VERSION, base: s
     daemons_up(state, step)
     wait_healthy(state, step)
     write_topology(state)
-    execute.write_shims(state)
+    write_shims(state)
     state.save()
     step(f"lab up; topology in {lab_dir / 'topology.yml'}: xivo-doctor run -T {lab_dir / 'topology.yml'}")
     return state

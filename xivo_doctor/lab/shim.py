@@ -5,7 +5,8 @@ shims stand in for `consul`, `service`, `systemctl`, `xivo-service`, `psql`, `su
 `iptables`; `rabbitmqctl` and `rabbitmq-plugins` are real (wrappers with the node's environment).
 So a fix the doctor prints — the manual's commands with this topology's values — can be applied to
 a lab node exactly as written and shown to work. Run as
-`python -m xivo_doctor.lab.shim --dir DIR --node NAME TOOL -- ARGS...`.
+`python -m xivo_doctor.lab.shim --dir DIR --node NAME TOOL -- ARGS...` by the scripts `lab.bindir`
+writes; it sits above `lifecycle` (restarts, RabbitMQ start) and nothing in the lab imports it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from xivo_doctor.lab import consul_client, lifecycle, postgres
+from xivo_doctor.lab import lifecycle, postgres, rabbitmq
+from xivo_doctor.lab.bindir import TOOLS
+from xivo_doctor.lab.consul import client as consul_client
 from xivo_doctor.lab.state import STANDINS, LabState, alive, read_pid, start_standin, stop_service
 
-TOOLS = ("consul", "service", "systemctl", "xivo-service", "psql", "sudo", "curl", "iptables")
 # Debian/systemd unit names on a XiVO -> the lab's services
 UNITS = {"rabbitmq-server": "rabbitmq", "consul": "consul", "xivo-ctid": "xivo-ctid", "xivo-confd": "xivo-confd",
          "nginx": "webservices"}
@@ -46,7 +48,7 @@ def unit_action(state: LabState, node_name: str, unit: str, action: str) -> int:
         lifecycle.restart(state.dir, node_name, service, say=_say)
     elif action == "stop":
         if service == "rabbitmq":
-            lifecycle.rabbitmq.stop(lifecycle.rabbit(state, node), state.dir)
+            rabbitmq.stop(lifecycle.rabbit(state, node), state.dir)
         else:
             stop_service(state, node, service)
     elif action == "start":
@@ -56,7 +58,7 @@ def unit_action(state: LabState, node_name: str, unit: str, action: str) -> int:
             start_standin(state, node, service)
     elif action == "status":
         running = alive(read_pid(state.pidfile(node, service))) if service in STANDINS else \
-            lifecycle.rabbitmq.is_running(lifecycle.rabbit(state, node))
+            rabbitmq.is_running(lifecycle.rabbit(state, node))
         print(f"{unit}: {'active (running)' if running else 'inactive (dead)'}")
         return 0 if running else 3
     else:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from xivo_doctor.lab.nodes import LabNode
 
-STANDINS = {"consul": "consul", "xivo-ctid": "ctid", "xivo-confd": "confd", "webservices": "webservices"}
+# service -> the module its stand-in runs as (`python -m MODULE --root <node root>`)
+STANDINS = {"consul": "xivo_doctor.lab.consul", "xivo-ctid": "xivo_doctor.lab.standins.ctid",
+            "xivo-confd": "xivo_doctor.lab.standins.confd", "webservices": "xivo_doctor.lab.standins.webservices"}
 
 
 class LabError(Exception):
@@ -97,7 +99,7 @@ def start_standin(state: LabState, node: LabNode, service: str) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", f"xivo_doctor.lab.{STANDINS[service]}", "--root", str(root)],
+            [sys.executable, "-m", STANDINS[service], "--root", str(root)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
         )
     state.pidfile(node, service).write_text(f"{proc.pid}\n")

@@ -1,6 +1,6 @@
 """The Consul stand-in's local services and checks, persisted under `data_dir` as consul does.
 
-Place in the pipeline: lab only (docs/lab.md, "consul"). The HTTP handler (`consul_api`) registers,
+Place in the pipeline: lab only (docs/lab.md, "consul"). The HTTP handler (`consul.api`) registers,
 deregisters and updates TTL checks through `State`; each change is written to
 `<data_dir>/services/<id>.json` / `<data_dir>/checks/<id>.json`, so the manual's
 `rm -rf /var/lib/consul/{services,checks}/` really forgets them at the next start (XIVO-FACTS §4).
@@ -186,7 +186,7 @@ class State:
         return True
 
     def update_ttl(self, check_id: str, status: str, output: str) -> None:
-        """check/pass|warn|fail: KeyError if the check has no TTL (consul: 500, see consul_api)."""
+        """check/pass|warn|fail: KeyError if the check has no TTL (consul: 500, see consul.api)."""
         with self.lock:
             record = self._checks.get(check_id)
             if record is None or not record.get("TTL"):

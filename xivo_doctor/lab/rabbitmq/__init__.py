@@ -1,12 +1,14 @@
 """lab: real RabbitMQ nodes, one per XiVO, federated as the XiVO manual says (LAB-NOTES §A).
 
-The public API of the lab's RabbitMQ part; the code is split in `rabbitmq_node` (files,
-environment, epmd, start/stop) and `rabbitmq_federation` (the manual's commands, status).
+Place in the lab: the public API of the lab's RabbitMQ part (`from xivo_doctor.lab import rabbitmq`),
+used by `lifecycle`, `faults` and `shim`. The code is split in `rabbitmq.node` (a node's files,
+environment and CLI), `rabbitmq.process` (epmd, start/stop, readiness) and `rabbitmq.federation`
+(the manual's commands, status).
 """
 
 from __future__ import annotations
 
-from xivo_doctor.lab.rabbitmq_federation import (
+from xivo_doctor.lab.rabbitmq.federation import (
     EXCHANGE,
     POLICY,
     declare_exchange,
@@ -16,7 +18,7 @@ from xivo_doctor.lab.rabbitmq_federation import (
     setup_federation,
     upstream_uri,
 )
-from xivo_doctor.lab.rabbitmq_node import (
+from xivo_doctor.lab.rabbitmq.node import (
     DIST_PORT_BASE,
     EPMD_PORT,
     RABBITMQ_BIN,
@@ -25,16 +27,11 @@ from xivo_doctor.lab.rabbitmq_node import (
     ctl_argv,
     ensure_cookie,
     env,
-    is_running,
     rabbitmq_home,
-    start,
-    start_epmd,
-    stop,
-    stop_epmd,
-    wait_ready,
     write_config,
     write_ctl_wrappers,
 )
+from xivo_doctor.lab.rabbitmq.process import is_running, start, start_epmd, stop, stop_epmd, wait_ready
 
 __all__ = [
     "DIST_PORT_BASE",

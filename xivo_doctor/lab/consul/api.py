@@ -1,6 +1,6 @@
 """The Consul stand-in's HTTP API: the subset of Consul 0.7's `/v1/...` that XiVO and the doctor use.
 
-Place in the pipeline: lab only (docs/lab.md, "consul"). `consul.py` serves `make_handler(agent)`
+Place in the pipeline: lab only (docs/lab.md, "consul"). `consul.agent` serves `make_handler(agent)`
 on `client_addr:ports.https` (the API) and `make_handler(agent, rpc=True)` on `bind_addr:8300`.
 
 The 8300 listener is **the lab's own forwarding protocol**, not Consul's msgpack server RPC:
@@ -10,7 +10,8 @@ would to a token-less request on a real XiVO (XIVO-FACTS §3: ServiceFinder send
 
 Shapes, status codes and headers follow LAB-NOTES §C.2/§C.3: every JSON answer carries
 `X-Consul-Index` (python-consul2's `index=True` calls read it), `X-Consul-KnownLeader: true`
-and `X-Consul-LastContact: 0`. Lab-only extra: `GET /v1/lab/member-since` (see `MemberTracker`).
+and `X-Consul-LastContact: 0`. Nothing beyond Consul's own API is served: the doctor must work
+against a real Consul, so it must not depend on an endpoint only the lab has.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from xivo_doctor.lab.consul_config import ConsulConfig
-from xivo_doctor.lab.consul_state import BadRequest, State
-from xivo_doctor.lab.serf_agent import STATUS_CODES, MemberTracker, SerfAgent, SerfError
-from xivo_doctor.lab.standin import QuietHandler
+from xivo_doctor.lab.consul.config import ConsulConfig
+from xivo_doctor.lab.consul.serf import STATUS_CODES, SerfAgent, SerfError
+from xivo_doctor.lab.consul.state import BadRequest, State
+from xivo_doctor.lab.standins.base import QuietHandler
 
 VERSION, REVISION = "0.7.1", "a9afa0c"  # the consul XiVO 16.x shipped (XIVO-FACTS §4)
 FORWARD_TIMEOUT = 2.0
@@ -40,7 +41,6 @@ class Agent:
     config: ConsulConfig
     state: State
     serf: SerfAgent
-    tracker: MemberTracker
     log: logging.Logger
     node_id: str
 
@@ -64,7 +64,7 @@ class Agent:
     def wan_members(self) -> list[dict[str, Any]]:
         """serf members in Consul's shape (LAB-NOTES §D: alive/leaving/left/failed → 1/2/3/4)."""
         out = []
-        for m in self.tracker.poll():
+        for m in self.serf.members():
             proto = m.get("protocol") or {}
             out.append({"Name": m["name"], "Addr": m["addr"].rsplit(":", 1)[0].strip("[]"), "Port": m["port"],
                         "Tags": m.get("tags") or {}, "Status": STATUS_CODES.get(m["status"], 0),
@@ -217,9 +217,6 @@ class ConsulHandler(QuietHandler):
             return self.reply(state.services())
         if area == "agent" and endpoint == "checks":
             return self.reply(state.checks())
-        if area == "lab" and endpoint == "member-since":
-            agent.tracker.poll()
-            return self.reply(agent.tracker.snapshot())
         if area == "catalog" and endpoint == "datacenters":
             return self.reply(agent.datacenters())
         services = [s for s in state.services().values() if agent.visible(s["Service"], token)

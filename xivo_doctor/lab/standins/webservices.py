@@ -1,7 +1,7 @@
 """Lab stand-in for nginx + xivo-web-interface's json.php phonebook; behaviour from XIVO-FACTS §6.3.
 
 Place in the pipeline: none — the lab is the system being inspected (docs/lab.md). Started as
-`python -m xivo_doctor.lab.webservices --root <node root>`; reads `etc/xivo-web-interface/lab.yml`
+`python -m xivo_doctor.lab.standins.webservices --root <node root>`; reads `etc/xivo-web-interface/lab.yml`
 (`db_uri`, `listen`, `http_port`, `https_port`), the node's cert, `usr/share/xivo/XIVO-VERSION`
 and the `accesswebservice` and `phonebook*` tables. Port 80 redirects as nginx's `location /`
 does; HTTPS serves `json.php/{private,restricted}/pbx_services/phonebook` (acts search, list,
@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
-from xivo_doctor.lab.standin import Node, QuietHandler, main_args, serve, tls_context, wait_for_stop
+from xivo_doctor.lab.standins.base import Node, QuietHandler, main_args, serve, tls_context, wait_for_stop
 
 PHONEBOOK = re.compile(r"^/service/ipbx/json\.php/(private|restricted)/pbx_services/phonebook/?$")
 WS_HEADERS = {"X-XIVO-WS-VERSION": "1.0"}

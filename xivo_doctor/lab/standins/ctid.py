@@ -1,7 +1,7 @@
 """Lab stand-in for xivo-ctid's REST API (9495) and its Consul registration; behaviour from XIVO-FACTS §3.
 
 Place in the pipeline: none — the lab is the system being inspected (docs/lab.md). Started as
-`python -m xivo_doctor.lab.ctid --root <node root>`; reads `etc/xivo-ctid/config.yml` merged with
+`python -m xivo_doctor.lab.standins.ctid --root <node root>`; reads `etc/xivo-ctid/config.yml` merged with
 `etc/xivo-ctid/conf.d/*.yml` (lexical order), the UUID from `etc/profile.d/xivo_uuid.sh`, the NICs
 from `etc/xivo-lab/interfaces.json` and, for a consul host of `localhost`, the node's consul
 `client_addr`. Serves `GET /0.1/infos` and `GET /0.1/api/api.yml` over plain HTTP, no auth.
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import requests
 import yaml
 
-from xivo_doctor.lab.standin import Node, QuietHandler, deep_merge, main_args, serve, wait_for_stop
+from xivo_doctor.lab.standins.base import Node, QuietHandler, deep_merge, main_args, serve, wait_for_stop
 
 SERVICE = "xivo-ctid"
 # ctid's defaults when a key is absent (etc/xivo-ctid/config.yml and cti_config.py, XIVO-FACTS §3).

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pika
 
-from xivo_doctor.lab.rabbitmq_node import RabbitNode, ctl
+from xivo_doctor.lab.rabbitmq.node import RabbitNode, ctl
 
 EXCHANGE = "xivo"  # topic, durable: as xivo-dird / xivo-confd declare it (XIVO-FACTS §5)
 POLICY = "federate-xivo"

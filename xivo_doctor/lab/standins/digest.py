@@ -1,6 +1,6 @@
 """Server side of HTTP Digest authentication (RFC 2617, MD5, qop=auth) for the xivo-confd stand-in.
 
-Place in the pipeline: none — a helper of the lab's xivo-confd stand-in (xivo_doctor/lab/confd.py),
+Place in the pipeline: none — a helper of the lab's xivo-confd stand-in (xivo_doctor/lab/standins/confd.py),
 which accepts Digest credentials of `accesswebservice` rows as confd_auth.py does (XIVO-FACTS §6.4).
 `requests.auth.HTTPDigestAuth` and `curl --digest` work against it.
 """

@@ -1,7 +1,7 @@
 """Lab stand-in for xivo-confd's HTTPS API (9486); behaviour from XIVO-FACTS §2 and §6.4.
 
 Place in the pipeline: none — the lab is the system being inspected (docs/lab.md). Started as
-`python -m xivo_doctor.lab.confd --root <node root>`; reads `etc/xivo-confd/config.yml`
+`python -m xivo_doctor.lab.standins.confd --root <node root>`; reads `etc/xivo-confd/config.yml`
 (`db_uri`, `rest_api.https.{listen,port,certificate,private_key}`) and the node's tables.
 
 Serves `GET /1.1/infos` and `GET /1.1/users[?view=directory][&search=][&context=]` (the calls of
@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
-from xivo_doctor.lab.digest import Digest, parse
-from xivo_doctor.lab.standin import Node, QuietHandler, main_args, serve, tls_context, wait_for_stop
+from xivo_doctor.lab.standins.base import Node, QuietHandler, main_args, serve, tls_context, wait_for_stop
+from xivo_doctor.lab.standins.digest import Digest, parse
 
 SERVICE = "xivo-confd"
 REALM = "XIVO-CONFD"

@@ -1,8 +1,10 @@
 """What every lab stand-in shares: its node's root, addresses, TLS, an HTTP server, clean stop.
 
-Place in the pipeline: none — the lab is the system being inspected, not the doctor. A stand-in
-is started as `python -m xivo_doctor.lab.<service> --root <node root>` and reads everything from
-files under that root, as the real daemon reads them from `/` (docs/lab.md).
+Place in the pipeline: none — the lab is the system being inspected, not the doctor. In the lab:
+the base of the stand-ins of this package (`standins.confd`, `.ctid`, `.webservices`) and of the
+Consul stand-in (`lab.consul`). A stand-in is started as `python -m xivo_doctor.lab.standins.<service>
+--root <node root>` (Consul: `python -m xivo_doctor.lab.consul`) and reads everything from files
+under that root, as the real daemon reads them from `/` (docs/lab.md).
 """
 
 from __future__ import annotations

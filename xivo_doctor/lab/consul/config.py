@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xivo_doctor.lab.standin import Node, deep_merge
+from xivo_doctor.lab.standins.base import Node, deep_merge
 
 CONFIG_DIR = "/etc/consul/xivo"  # consul.service: CONFIG_DIR=/etc/consul/xivo (XIVO-FACTS §4)
 

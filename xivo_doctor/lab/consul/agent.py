@@ -1,13 +1,13 @@
-"""The lab's Consul: `python -m xivo_doctor.lab.consul --root <node root>`.
+"""The lab's Consul agent process: `python -m xivo_doctor.lab.consul --root <node root>` (via `__main__`).
 
 Place in the pipeline: lab only (docs/lab.md, "consul"). It stands in for a XiVO's `consul agent
 -config-dir /etc/consul/xivo` (XIVO-FACTS §4), a one-server datacenter named after the short hostname:
 
-- config: `etc/consul/xivo/*.json` merged in lexical order (`consul_config`); a file that is not JSON
+- config: `etc/consul/xivo/*.json` merged in lexical order (`consul.config`); a file that is not JSON
   stops it with exit code 1, as consul refuses a bad config;
-- WAN gossip: a real `serf agent` child on `bind_addr:8302` (`serf_agent`), killed with the stand-in;
+- WAN gossip: a real `serf agent` child on `bind_addr:8302` (`consul.serf`), killed with the stand-in;
 - HTTP API on `client_addr:ports.https` with `cert_file`/`key_file`, and the lab's forwarding listener
-  on `bind_addr:8300` (`consul_api`); services and checks under `data_dir` (`consul_state`).
+  on `bind_addr:8300` (`consul.api`); services and checks under `data_dir` (`consul.state`).
 
 On SIGTERM/SIGINT it stops serf **without a leave** (TERM; KILL after 3 s), so the other nodes see
 this one `failed` after serf's detection delay (~40 s), as when a consul server stops or crashes;
@@ -27,11 +27,11 @@ import uuid
 from pathlib import Path
 from typing import ClassVar
 
-from xivo_doctor.lab.consul_api import Agent, make_handler
-from xivo_doctor.lab.consul_config import ConfigError, ConsulConfig, load_config
-from xivo_doctor.lab.consul_state import State
-from xivo_doctor.lab.serf_agent import MemberTracker, SerfAgent, SerfError
-from xivo_doctor.lab.standin import Node, Server, main_args, serve, tls_context
+from xivo_doctor.lab.consul.api import Agent, make_handler
+from xivo_doctor.lab.consul.config import ConfigError, ConsulConfig, load_config
+from xivo_doctor.lab.consul.serf import SerfAgent, SerfError
+from xivo_doctor.lab.consul.state import State
+from xivo_doctor.lab.standins.base import Node, Server, main_args, serve, tls_context
 
 
 class ConsulFormatter(logging.Formatter):
@@ -83,7 +83,7 @@ def start_listeners(node: Node, config: ConsulConfig, agent: Agent) -> list[Serv
 def run(root: str) -> int:
     node = Node(root)
     log = consul_log(node)
-    # Our own stop event rather than standin.wait_for_stop: a dying serf must also stop us, with code 1.
+    # Our own stop event rather than standins.base.wait_for_stop: a dying serf must also stop us, with code 1.
     stop = threading.Event()
     outcome = {"code": 0}
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -110,18 +110,15 @@ def run(root: str) -> int:
     except (SerfError, OSError) as exc:
         serf.stop()
         return fail(log, f"Error starting agent: WAN serf: {exc}")
-    agent = Agent(config=config, state=state, serf=serf, tracker=MemberTracker(serf), log=log,
-                  node_id=node_id(config.data_dir))
+    agent = Agent(config=config, state=state, serf=serf, log=log, node_id=node_id(config.data_dir))
     try:
         servers = start_listeners(node, config, agent)
     except (OSError, ssl.SSLError) as exc:
         serf.stop()
         return fail(log, f"Error starting agent: {exc}")
-    agent.tracker.run()
     log.info(f"consul: New leader elected: {config.node_name}")
     stop.wait()
     log.info("agent: requesting shutdown")
-    agent.tracker.done.set()
     closing = [threading.Thread(target=server.shutdown) for server in servers]  # each waits up to 0.5 s
     for thread in closing:
         thread.start()

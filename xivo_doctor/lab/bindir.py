@@ -1,0 +1,37 @@
+"""A lab node's `bin/`: the admin tools the lab shims, and the small scripts that run the shims.
+
+Place in the lab: under `lab exec`. `lifecycle.up` writes the scripts when the lab comes up and
+`execute.run` rewrites them before each command, then puts the folder first on PATH; each script
+runs `python -m xivo_doctor.lab.shim --dir DIR --node NAME TOOL -- ARGS` (`shim` does the work).
+It imports only `state`, so `shim` (which drives `lifecycle`), `lifecycle` and `execute` all
+depend on it and none of them on another through it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from xivo_doctor.lab.state import LabState
+
+# what `lab.shim` stands in for; rabbitmqctl and rabbitmq-plugins beside them are real (`rabbitmq.node`)
+TOOLS = ("consul", "service", "systemctl", "xivo-service", "psql", "sudo", "curl", "iptables")
+
+
+def bin_dir(state: LabState, name: str) -> Path:
+    return state.dir / "nodes" / name / "bin"
+
+
+def write_shims(state: LabState) -> None:
+    """One small script per shimmed tool in each node's bin/ (idempotent)."""
+    for node in state.nodes:
+        folder = bin_dir(state, node.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        for tool in TOOLS:
+            script = (f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m xivo_doctor.lab.shim "
+                      f"--dir {shlex.quote(str(state.dir))} --node {node.name} {tool} -- \"$@\"\n")
+            path = folder / tool
+            if not path.exists() or path.read_text() != script:
+                path.write_text(script)
+                path.chmod(0o755)
