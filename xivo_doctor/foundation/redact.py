@@ -27,14 +27,11 @@ import dataclasses
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from xivo_doctor.foundation.netaddr import is_ip_address
 from xivo_doctor.foundation.results import FixOut, Report, Result, thaw
-
-if TYPE_CHECKING:
-    from xivo_doctor.topology.model import Topology
 
 MASK = "********"
 SHORT = 8  # secrets shorter than this are masked as whole words only
@@ -91,24 +88,6 @@ class Redactor:
         for rank, address in enumerate(known_addresses, start=1):
             self._pseudonym(address, rank)
 
-    @classmethod
-    def for_topology(cls, topology: Topology | None, *, addresses: bool = False) -> Redactor:
-        if topology is None:
-            return cls(addresses=addresses)
-        # A secret equal to a name the report must show (the manual's `rabbitmqctl add_user xivo
-        # xivo` makes the password the user name, the exchange name and the directory type) cannot
-        # be masked as free text without making the report unreadable; it is still masked wherever
-        # it stands as a credential (URIs, headers, password fields).
-        names = {topology.name, "xivo"}
-        for x in topology.xivos:
-            names |= {x.name, x.rabbitmq.user, x.rabbitmq.vhost, x.confd.username or ""}
-            if x.rabbitmq.management is not None:
-                names.add(x.rabbitmq.management.user or "")
-        folded = {n.lower() for n in names if n}
-        secrets = [s for s in (*topology.secrets(), *topology.env_values) if s.lower() not in folded]
-        return cls(secrets, addresses=addresses, known_addresses=[x.address for x in topology.xivos],
-                   names=[topology.name, *(x.name for x in topology.xivos)])
-
     # -- text --------------------------------------------------------------------------------
     def text(self, value: str) -> str:
         if self._secrets is not None:
@@ -154,6 +133,12 @@ class Redactor:
             fix=fix,
             why=self.text(result.why),
             blocked_by=tuple(self.text(b) for b in result.blocked_by),
+            metrics=tuple(dataclasses.replace(m, label=self.text(m.label), words=self.text(m.words))
+                          for m in result.metrics),
+            link_views={self.text(peer): dataclasses.replace(view, note=None if view.note is None else
+                                                             self.text(view.note))
+                        for peer, view in result.link_views.items()},
+            facts={self.text(x): {k: self.text(str(v)) for k, v in f.items()} for x, f in result.facts.items()},
         )
 
     def report(self, report: Report) -> Report:

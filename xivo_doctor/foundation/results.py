@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from xivo_doctor.foundation.measures import LinkKind, LinkView, Metric
+
 SCHEMA = "xivo-doctor/1"
 
 
@@ -108,11 +110,21 @@ class Result:
     # names `check-id:facet` is blocked only by a failure in that facet.
     facets: tuple[str, ...] = ()
     duration_s: float = 0.0
+    # What the check declares of every outcome (foundation/measures.py), for the renderers that must
+    # not know the check: its measurements (Nagios perfdata), the kind of link it judges and its view
+    # of each peer (the HTML picture), facts about XiVOs (the table of XiVOs). Not in the JSON.
+    metrics: tuple[Metric, ...] = ()
+    link: LinkKind | None = None
+    link_views: Mapping[str, LinkView] = field(default_factory=lambda: MappingProxyType({}))
+    facts: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "evidence", freeze(self.evidence))
         object.__setattr__(self, "blocked_by", tuple(self.blocked_by))
         object.__setattr__(self, "facets", tuple(self.facets))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "link_views", MappingProxyType(dict(self.link_views)))
+        object.__setattr__(self, "facts", freeze(self.facts))
 
     @property
     def item_id(self) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .loader import Node, Sequence, Source, got, kind, shown
+from .loader import Node, SequenceNode, Source, got, kind, shown
 from .model import Secret
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # fullmatch: "x\n" must not pass
@@ -72,7 +72,7 @@ def ip_address(src: Source, node: Node, hint: str) -> str:
 
 def command(src: Source, node: Node, hint: str) -> tuple[str, ...]:
     """An argv prefix: a list of strings, or one string split the way a shell would."""
-    if isinstance(node, Sequence):
+    if isinstance(node, SequenceNode):
         argv = tuple(text(src, item, hint) for item in node.items)
     else:
         v = text(src, node, hint)

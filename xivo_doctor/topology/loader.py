@@ -1,7 +1,7 @@
 """Reads the topology file into a positioned tree that `schema` validates into the model.
 
 Place in the pipeline: `load_topology` (the CLI's entry point, in `__init__`) calls `read_tree`,
-which reads the bytes and parses YAML into `Scalar` / `Mapping` / `Sequence` nodes that remember
+which reads the bytes and parses YAML into `Scalar` / `MappingNode` / `SequenceNode` nodes that remember
 their line and dotted key path; `schema.build_topology` then validates that tree through a
 `Source`, which reads values (`${VAR}` expansion, `*_file` secrets) and words the errors. Every bad
 input becomes a `TopologyError` (one line: file, line, key, what to write instead); the CLI turns
@@ -59,12 +59,12 @@ class Entry:
 
 
 @dataclass
-class Mapping(Node):
+class MappingNode(Node):
     items: dict[str, Entry] = field(default_factory=dict)  # in file order
 
 
 @dataclass
-class Sequence(Node):
+class SequenceNode(Node):
     items: list[Node] = field(default_factory=list)
 
 
@@ -201,11 +201,11 @@ def _convert(node: yaml.Node, path: str, file: str, ctor: SafeConstructor, depth
     if isinstance(node, yaml.SequenceNode):
         if node.tag != _YAML + "seq":
             raise _tag_error(node, file, line, path)
-        return Sequence(line, path, [_convert(item, f"{path}[{i}]", file, ctor, depth + 1)
+        return SequenceNode(line, path, [_convert(item, f"{path}[{i}]", file, ctor, depth + 1)
                                      for i, item in enumerate(node.value)])
     if node.tag != _YAML + "map":
         raise _tag_error(node, file, line, path)
-    result = Mapping(line, path)
+    result = MappingNode(line, path)
     for key_node, value_node in node.value:
         key_line = key_node.start_mark.line + 1
         if not isinstance(key_node, yaml.ScalarNode):
@@ -241,8 +241,8 @@ def shown(value: str) -> str:
 
 def kind(node: Node) -> str:
     """`a str`, `an int`, `a list`...: what a node holds, without its value (secrets, containers)."""
-    if isinstance(node, Mapping | Sequence):
-        return "a mapping" if isinstance(node, Mapping) else "a list"
+    if isinstance(node, MappingNode | SequenceNode):
+        return "a mapping" if isinstance(node, MappingNode) else "a list"
     value = node.value if isinstance(node, Scalar) else None
     if value is None:
         return "nothing"

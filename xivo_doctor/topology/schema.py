@@ -32,7 +32,7 @@ from .convert import (
     verify,
     version,
 )
-from .loader import Mapping, Node, Sequence, Source, got, kind, shown
+from .loader import MappingNode, Node, SequenceNode, Source, got, kind, shown
 from .model import (
     ConfdAccess,
     ConsulAccess,
@@ -102,7 +102,7 @@ MISSING_HINTS = {
 }
 
 
-def _check_keys(src: Source, node: Mapping, allowed: tuple[str, ...] | list[str]) -> None:
+def _check_keys(src: Source, node: MappingNode, allowed: tuple[str, ...] | list[str]) -> None:
     for key, entry in node.items.items():
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
@@ -110,17 +110,17 @@ def _check_keys(src: Source, node: Mapping, allowed: tuple[str, ...] | list[str]
             raise src.error(node, f"unknown key; {hint}", key=entry.node.path, line=entry.key_line)
 
 
-def _require(src: Source, node: Mapping, key: str) -> Node:
+def _require(src: Source, node: MappingNode, key: str) -> Node:
     if key not in node.items:
         raise src.error(node, f"missing key {key!r}; write {MISSING_HINTS[key]}")
     return node.items[key].node
 
 
-def _mapping(src: Source, node: Node | None, what: str, hint: str) -> Mapping | None:
+def _mapping(src: Source, node: Node | None, what: str, hint: str) -> MappingNode | None:
     """`node` as a mapping; an empty value (`consul:` alone) counts as an empty one."""
     if node is None or kind(node) == "nothing":
         return None
-    if not isinstance(node, Mapping):
+    if not isinstance(node, MappingNode):
         raise src.error(node, f"expected {what}, got {kind(node)}; write e.g. {hint}")
     return node
 
@@ -150,7 +150,7 @@ def _section(src: Source, node: Node, table: Table) -> dict[str, Any]:
     return out
 
 
-def _settings(src: Source, node: Mapping) -> dict[str, Any]:
+def _settings(src: Source, node: MappingNode) -> dict[str, Any]:
     """`version` and the access sections of `defaults` or of one XiVO."""
     out: dict[str, Any] = {}
     for key, entry in node.items.items():
@@ -206,9 +206,9 @@ def _address(src: Source, node: Node) -> str:
                           "write e.g. address: 192.168.1.124")
 
 
-def _xivos(src: Source, top: Mapping, defaults: dict[str, Any]) -> tuple[list[Xivo], dict[str, int]]:
+def _xivos(src: Source, top: MappingNode, defaults: dict[str, Any]) -> tuple[list[Xivo], dict[str, int]]:
     seq = _require(src, top, "xivos")
-    if not isinstance(seq, Sequence):
+    if not isinstance(seq, SequenceNode):
         raise src.error(seq, "expected a list of XiVOs (- name: ..., address: ...), "
                              f"got {kind(seq)}")
     xivos: list[Xivo] = []
@@ -216,7 +216,7 @@ def _xivos(src: Source, top: Mapping, defaults: dict[str, Any]) -> tuple[list[Xi
     seen_names: dict[str, tuple[str, int]] = {}  # folded name -> (path, line) of its first XiVO
     seen_addresses: dict[str, tuple[str, int]] = {}
     for item in seq.items:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, MappingNode):
             raise src.error(item, f"expected a XiVO (name: ..., address: ...), got {kind(item)}")
         _check_keys(src, item, XIVO_KEYS)
         name_node, address_node = _require(src, item, "name"), _require(src, item, "address")
@@ -237,24 +237,24 @@ def _xivos(src: Source, top: Mapping, defaults: dict[str, Any]) -> tuple[list[Xi
     return xivos, lines
 
 
-def _pairs(src: Source, top: Mapping, xivos: list[Xivo]) -> tuple[str, list[Pair]]:
+def _pairs(src: Source, top: MappingNode, xivos: list[Xivo]) -> tuple[str, list[Pair]]:
     node = top.items["federation"].node if "federation" in top.items else None
     if node is None or src.scalar(node) == "full-mesh":
         return "full-mesh", [Pair(a, b) for a in xivos for b in xivos if a is not b]
     hint = "federation: full-mesh, or federation: {links: [{downstream: xivo-1, upstream: xivo-2}]}"
-    if not isinstance(node, Mapping):
+    if not isinstance(node, MappingNode):
         raise src.error(node, f"expected full-mesh or links: [...], got {got(node, src.scalar(node))}; "
                               f"write {hint}")
     _check_keys(src, node, ("links",))
     links = _require(src, node, "links")
-    if not isinstance(links, Sequence) or not links.items:
-        found = "an empty list" if isinstance(links, Sequence) else kind(links)
+    if not isinstance(links, SequenceNode) or not links.items:
+        found = "an empty list" if isinstance(links, SequenceNode) else kind(links)
         raise src.error(links, f"expected a list of links, got {found}; write e.g. "
                                "links: [{downstream: xivo-1, upstream: xivo-2}], or federation: full-mesh")
     by_name = {x.name: x for x in xivos}
     pairs: dict[tuple[str, str], Node] = {}
     for link in links.items:
-        if not isinstance(link, Mapping):
+        if not isinstance(link, MappingNode):
             raise src.error(link, f"expected a link {{downstream: ..., upstream: ...}}, "
                                   f"got {kind(link)}")
         _check_keys(src, link, LINK_KEYS)
@@ -288,7 +288,7 @@ def _probe_timeout(src: Source, node: Node) -> float:
 def build_topology(tree: Node, file: str, source: Path) -> Topology:
     """Validate `tree` (read from `file`, resolved as `source`) into the model."""
     src = Source(file, source.parent)
-    if not isinstance(tree, Mapping):
+    if not isinstance(tree, MappingNode):
         raise src.error(tree, f"the top level must be a mapping (name:, defaults:, xivos:, federation:), "
                               f"got {kind(tree)}; start from examples/minimal.yml")
     _check_keys(src, tree, TOP_KEYS)

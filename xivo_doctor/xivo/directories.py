@@ -2,7 +2,8 @@
 
 Place in the pipeline: a helper for evaluation, shared by `directory-source` (dirtype `xivo`) and
 `phonebook-restricted` (dirtype `phonebook`); no I/O. A directory is matched to a peer by the host
-of its URI, parsed the way xivo-confgend splits it (`scheme://host[:port]`).
+of its URI, parsed the way xivo-confgend splits it (`scheme://host[:port]`). Both checks judge the
+same link, drawn as one panel (`SEARCHES`): this XiVO searching each peer's contacts and phonebook.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from xivo_doctor.foundation.measures import LinkKind
 from xivo_doctor.topology.model import Topology, Xivo
+
+SEARCHES = LinkKind("directories", "Directories", "an arrow per XiVO → peer whose contacts and phonebook it searches",
+                    directed=True, order=30)
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _URI = re.compile(r"^(?P<scheme>[a-zA-Z][\w+.-]*)://(?:[^@/]*@)?(?P<host>\[[^\]]*\]|[^:/?#]*)(?::(?P<port>\d*))?")
