@@ -15,10 +15,10 @@ declared XiVO of the two. When p's own pool cannot be read, x's item fails.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from typing import Any
 
-from xivo_doctor.check import FixContext, check
+from xivo_doctor.check import FixContext, FixSteps, LinkKind, LinkView, Metric, WarmUp, check
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.consul.views import WanView
 from xivo_doctor.topology.model import Topology, Xivo
@@ -78,31 +78,17 @@ def blame(xivo: Xivo, peer: Xivo, mine: WanView, theirs: WanView, topology: Topo
     return later, f"each pool sees the other not alive: reported on {later.name}, declared later"
 
 
-def _for_how_long(since: dict[str, Any], member: dict[str, Any] | None, now: float) -> str:
-    entry = since.get(member.get("Name")) if member else None
-    if not entry or entry.get("status") != status_word(member) or not isinstance(entry.get("since"), int | float):
-        return ""
-    seconds = max(0, now - entry["since"])
-    return f", for {seconds:.0f} s" if seconds < 90 else (
-        f", for {seconds / 60:.0f} min" if seconds < 5400 else f", for {seconds / 3600:.0f} h")
-
-
 def consul_wan_fix(ctx: FixContext) -> FixOut:
     """Commands on this XiVO (others say where), from the manual's Configure Consul (XIVO-FACTS §4)."""
     xivo, topology = ctx.xivo, ctx.topology
     assert xivo is not None
     peers = [p for p in topology.xivos if p.name != xivo.name]
     join = [f"consul join -wan {peers[0].address}"] if peers else []
-    summaries: list[str] = []
-    commands: list[str] = []
+    steps = FixSteps()
     for problem in ctx.evidence.get("problems", []):
-        kind = problem["kind"]
         peer = topology.xivo(problem["peer"]) if problem.get("peer") else None
-        summary, cmds = _fix_for(kind, xivo, peer, join, problem)
-        if summary not in summaries:
-            summaries.append(summary)
-        commands += [c for c in cmds if c not in commands]
-    return FixOut(summary="; ".join(summaries), commands=tuple(commands))
+        steps.add(*_fix_for(problem["kind"], xivo, peer, join, problem))
+    return steps.out()
 
 
 def _fix_for(kind: str, xivo: Xivo, peer: Xivo | None, join: list[str], problem: dict) -> tuple[str, list[str]]:
@@ -156,6 +142,11 @@ def _fix_for(kind: str, xivo: Xivo, peer: Xivo | None, join: list[str], problem:
     doc="contact_and_presence_sharing.rst#join-the-consul-cluster",
     depends_on=["port-reachable:consul-rpc", "port-reachable:serf-wan"],
     involves="peers",
+    warm_up=lambda w: [w.chain(_warm_reads(w, x)) for x in w.xivos],
+    metrics=lambda o: [Metric(f"wan_alive_{o.xivo}", _alive_in_pool(o.evidence), minimum=0, maximum=len(o.xivos))],
+    link=LinkKind("consul-wan", "Consul WAN", "a line per two XiVOs: each one's WAN pool holds the other alive",
+                  directed=False, order=20),
+    links=lambda o: _peer_views(o.evidence),
 )
 def test_consul_wan(xivo, topology, probes, evidence):
     api = probes.consul
@@ -189,8 +180,7 @@ def test_consul_wan(xivo, topology, probes, evidence):
         problems.append({"kind": "own-address", "text": f"{xivo.name}'s consul is in its WAN pool {where}, not at "
                          f"its declared address {xivo.address} (advertise_addr)"})
     twins = _duplicates(xivo, topology, dc_of, problems, notes)
-    since = api.member_since(xivo) if any(m.get("Status") != ALIVE for m in members) else {}
-    evidence["peers"] = _pool(xivo, topology, mine, seen, views, twins, since, problems, notes)
+    evidence["peers"] = _pool(xivo, topology, mine, seen, views, twins, problems, notes)
 
     datacenters = api.datacenters(xivo)
     evidence["datacenters"] = datacenters
@@ -240,12 +230,11 @@ def _duplicates(xivo: Xivo, topology: Topology, dc_of: dict[str, str], problems:
     return twins
 
 
-def _pool(xivo: Xivo, topology: Topology, mine: WanView, seen: dict, views: dict, twins: set[str], since: dict,
+def _pool(xivo: Xivo, topology: Topology, mine: WanView, seen: dict, views: dict, twins: set[str],
           problems: list, notes: list) -> dict[str, str]:
     """Each peer's state in this XiVO's pool; a peer not alive is a problem here or a note (blame)."""
     declared = {x.address for x in topology.xivos}
     unplaced = [f"{m.get('Name')} at {m.get('Addr')}" for m in mine.members if m.get("Addr") not in declared]
-    now = time.time()
     states = {}
     for p in (p for p in topology.xivos if p.name != xivo.name):
         m = seen[p.name]
@@ -253,7 +242,7 @@ def _pool(xivo: Xivo, topology: Topology, mine: WanView, seen: dict, views: dict
             states[p.name] = f"alive at {p.address} as {m.get('Name')}"
             continue
         state = "not in" if m is None else f"{status_word(m)} in"
-        text = f"{p.name} ({p.address}) is {state} {xivo.name}'s WAN pool{_for_how_long(since, m, now)}"
+        text = f"{p.name} ({p.address}) is {state} {xivo.name}'s WAN pool"
         if m is None and unplaced:
             text += f" (members at no declared address: {', '.join(unplaced)})"
         states[p.name] = text
@@ -267,3 +256,53 @@ def _pool(xivo: Xivo, topology: Topology, mine: WanView, seen: dict, views: dict
             kind = "failed" if m is not None and status_word(m) == "failed" else "join"
             problems.append({"kind": kind, "peer": p.name, "text": f"{text} ({why})"})
     return states
+
+
+# -- warm-up, metric and picture ---------------------------------------------------------------------
+
+def _warm_reads(w: WarmUp, xivo: Xivo) -> list:
+    """This XiVO's Consul reads, one after another (a TLS handshake each), then its `?dc=` queries.
+    `probes.consul` is looked up in the warm-up's thread: its import (python-consul2, requests)
+    would otherwise hold the thread that starts the warm-ups."""
+    reads = ("agent_self", "leader", "wan_members", "datacenters")
+    return [*(lambda m=m: getattr(w.probes.consul, m)(xivo) for m in reads), lambda: _warm_queries(w, xivo)]
+
+
+def _warm_queries(w: WarmUp, xivo: Xivo) -> None:
+    """The `?dc=` query the check sends through `xivo`'s Consul for each alive peer's datacenter, when
+    the pool is healthy: a leader, every peer alive at its address, distinct datacenters. Otherwise the
+    check asks what it needs itself."""
+    consul = w.probes.consul
+    if not consul.leader(xivo):
+        return
+    dc = str(consul.agent_self(xivo)["Config"].get("Datacenter", ""))
+    members = consul.wan_members(xivo)
+    peers = [p for p in w.topology.xivos if p.name != xivo.name]
+    found = {p.name: member_at(members, p.address) for p in peers}
+    if not all(m is not None and m.get("Status") == ALIVE for m in found.values()):
+        return
+    dcs = [member_dc(m) for m in found.values() if m is not None]
+    if len(set(dcs)) < len(dcs) or dc in dcs:
+        return
+    known = consul.datacenters(xivo)
+    for peer_dc in (d for d in dcs if d and d in known):
+        w.submit(lambda peer_dc=peer_dc: consul.dc_query(xivo, peer_dc))
+
+
+def _alive_in_pool(evidence) -> int | None:
+    """Members alive in the XiVO's WAN pool (`wan_pool`: member -> "<address> <status>"); None when
+    the pool was not read."""
+    pool = evidence.get("wan_pool")
+    if not isinstance(pool, Mapping):
+        return None
+    return sum(1 for v in pool.values() if str(v).split()[-1:] == ["alive"])
+
+
+def _peer_views(evidence) -> dict[str, LinkView]:
+    """How this XiVO's pool holds each peer: alive (and no problem named for it) or not."""
+    peers = evidence.get("peers")
+    if not isinstance(peers, Mapping):
+        return {}
+    problem_peers = {str(p["peer"]) for p in evidence.get("problems", ()) if isinstance(p, Mapping) and "peer" in p}
+    return {str(name): LinkView(str(state).startswith("alive") and name not in problem_peers, str(state))
+            for name, state in peers.items()}

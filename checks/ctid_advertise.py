@@ -12,7 +12,7 @@ tags `[<uuid>, "xivo-ctid"]`, TTL check `service:<id>`, ServiceFinder), §4 (ano
 
 from __future__ import annotations
 
-from xivo_doctor.check import FixContext, check
+from xivo_doctor.check import FixContext, FixSteps, WarmUp, check
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.topology.model import Xivo
 
@@ -36,14 +36,8 @@ def address_problem(address: str, xivo: Xivo) -> str:
 def ctid_fix(ctx: FixContext) -> FixOut:
     xivo = ctx.xivo
     assert xivo is not None
-    summaries: list[str] = []
-    commands: list[str] = []
-
-    def add(summary: str, cmds: list[str]) -> None:
-        if summary not in summaries:
-            summaries.append(summary)
-        commands.extend(c for c in cmds if c not in commands)
-
+    steps = FixSteps()
+    add = steps.add
     for problem in ctx.evidence.get("problems", []):
         kind = problem["kind"]
         if kind in ("not-registered", "address"):
@@ -78,7 +72,7 @@ def ctid_fix(ctx: FixContext) -> FixOut:
                  '-d \'{"ID":"anonymous","Rules":"{\\"service\\":{\\"xivo-\\":{\\"Policy\\":\\"read\\"}}}"}\'',
                  f"curl -k 'https://localhost:8500/v1/health/service/xivo-ctid?dc={ctx.evidence.get('datacenter')}"
                  f"&passing=1'  # on {problem.get('peer')}"])
-    return FixOut(summary="; ".join(summaries), commands=tuple(commands))
+    return steps.out()
 
 
 @check(
@@ -90,6 +84,7 @@ def ctid_fix(ctx: FixContext) -> FixOut:
     doc="contact_and_presence_sharing.rst#configure-xivo-ctid",
     depends_on=["port-reachable:ctid", "port-reachable:consul-rpc", "uuid-unique", "consul-wan"],
     involves="peers",
+    warm_up=lambda w: [w.chain(_warm_reads(w, x)) for x in w.xivos],
 )
 def test_ctid_advertise(xivo, topology, probes, evidence):
     uuid = probes.ctid.infos(xivo)["uuid"]
@@ -166,3 +161,10 @@ def _check_status(checks: dict, registration: dict) -> str:
 def _listing(registrations) -> str:
     return ", ".join(f"id {r.get('ID')} at {r.get('Address')!r}:{r.get('Port')} tagged {r.get('Tags')}"
                      for r in registrations)
+
+
+def _warm_reads(w: WarmUp, xivo: Xivo) -> list:
+    """What the check reads of this XiVO, one after another: its Consul (a TLS handshake each) and its
+    xivo-ctid (the peers' `?dc=` lookups depend on what these say: the check asks them itself)."""
+    return [lambda: w.probes.consul.agent_self(xivo), lambda: w.probes.ctid.infos(xivo),
+            lambda: w.probes.consul.agent_services(xivo), lambda: w.probes.consul.agent_checks(xivo)]

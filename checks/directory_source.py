@@ -12,9 +12,9 @@ otherwise no profile searches it. Rows on localhost are the internal directory: 
 
 from __future__ import annotations
 
-from xivo_doctor.check import FixContext, cannot_check_from_here, check
+from xivo_doctor.check import FixContext, FixSteps, WarmUp, cannot_check_from_here, check, peers_named_by_problems
 from xivo_doctor.foundation.results import FixOut
-from xivo_doctor.xivo.directories import by_peer, parse_uri
+from xivo_doctor.xivo.directories import SEARCHES, by_peer, parse_uri
 
 CONFD_CLIENT_PORT = 9486  # xivo_confd_client's default when the URI has no port
 LOOKUP_TIMEOUT_MS = 2900  # dird's lookup timeout; its confd timeout is 4 s (XIVO-FACTS §6.2)
@@ -23,43 +23,42 @@ LOOKUP_TIMEOUT_MS = 2900  # dird's lookup timeout; its confd timeout is 4 s (XIV
 def directory_fix(ctx: FixContext) -> FixOut:
     xivo = ctx.xivo
     assert xivo is not None
-    summaries: list[str] = []
-    commands: list[str] = []
+    steps = FixSteps()
     kinds = set()
     for p in ctx.evidence.get("problems", []):
         peer = ctx.topology.xivo(p["peer"])
         uri, kind = f"https://{peer.address}:{peer.confd.port}", p["kind"]
         kinds.add(kind)
         if kind == "missing":
-            summaries.append(
+            steps.add(
                 f"on {xivo.name}, in Configuration → Management → Directories, add a directory of type xivo with "
                 f"URI {uri} for {peer.name} (certificate verification off until it works, as the manual advises); "
                 "give it a definition in Services → CTI Server → Directories → Definitions and add that "
                 "definition to the contexts' Direct directories")
         elif kind == "uri":
-            summaries.append(f"on {xivo.name}, in Configuration → Management → Directories, set the URI of "
+            steps.add(f"on {xivo.name}, in Configuration → Management → Directories, set the URI of "
                              f"{p['directory']!r} to {uri}")
         elif kind == "unauthorised":
-            summaries.append(
+            steps.add(
                 f"on {peer.name}, in Configuration → Management → Web Services Access, add a user whose Host is "
                 f"{xivo.name}'s exact address {p['from'] or xivo.address} (xivo-confd compares the address as "
                 "written: a CIDR or a hostname does not match), or give the directory the username and "
                 f"password of a web services user of {peer.name}")
         elif kind == "uuid":
-            summaries.append(f"{p['directory']!r} reaches a XiVO that is not {peer.name}: point its URI at {uri}")
+            steps.add(f"{p['directory']!r} reaches a XiVO that is not {peer.name}: point its URI at {uri}")
         elif kind == "definition":
-            summaries.append(f"on {xivo.name}, in Services → CTI Server → Directories → Definitions, add a "
+            steps.add(f"on {xivo.name}, in Services → CTI Server → Directories → Definitions, add a "
                              f"definition for the directory {p['directory']!r}, fields matching the display filters")
         elif kind == "context":
-            summaries.append(f"on {xivo.name}, in Services → CTI Server → Directories → Direct directories, add "
+            steps.add(f"on {xivo.name}, in Services → CTI Server → Directories → Direct directories, add "
                              f"{p['definition']!r} to each context whose users must find {peer.name}'s users")
         else:
-            summaries.append(f"{peer.name}'s xivo-confd answered HTTP {p['status']}: read its log")
-            commands.append(f"tail -n 50 /var/log/xivo-confd.log  # on {peer.name}")
+            steps.add(f"{peer.name}'s xivo-confd answered HTTP {p['status']}: read its log",
+                      [f"tail -n 50 /var/log/xivo-confd.log  # on {peer.name}"])
     if kinds & {"missing", "uri", "definition", "context"}:
-        commands.append(f"service xivo-dird restart  # on {xivo.name}: dird reads its sources at start")
+        steps.commands(f"service xivo-dird restart  # on {xivo.name}: dird reads its sources at start")
     doc = "contact_and_presence_sharing.rst#add-a-web-service-user" if kinds == {"unauthorised"} else ""
-    return FixOut(summary="; ".join(dict.fromkeys(summaries)), commands=tuple(commands), doc=doc)
+    return steps.out(doc)
 
 
 @check(
@@ -71,6 +70,9 @@ def directory_fix(ctx: FixContext) -> FixOut:
     doc="contact_and_presence_sharing.rst#configuring-the-directories",
     depends_on=["port-reachable:confd", "uuid-unique"],
     involves="peers",
+    warm_up=lambda w: _warm_up(w),  # defined below, with the request it sends
+    link=SEARCHES,
+    links=peers_named_by_problems,
 )
 def test_directory_source(xivo, topology, probes, evidence):
     if not probes.onbox.has_database(xivo):
@@ -121,18 +123,15 @@ def _definition_problems(row, peer, definitions, listed) -> list[dict]:
 
 def _request_problems(row, peer, xivo, probes, entry, notes, unknown) -> list[dict]:
     name = row["name"]
-    scheme, _host, port = parse_uri(row["uri"])
-    if scheme != "https" or (port or CONFD_CLIENT_PORT) != peer.confd.port:
+    if not _aims_at_confd(row, peer):
         return [{"peer": peer.name, "kind": "uri", "directory": name,
                  "text": f"directory {name!r} has URI {row['uri']}, but {peer.name}'s xivo-confd answers on "
                          f"https://{peer.address}:{peer.confd.port} (9487 is plain HTTP for 127.0.0.1 only)"}]
-    credentials = bool(row["xivo_username"] and row["xivo_password"])
-    if not credentials and not (xivo.on_box and xivo.on_box.source_address):
+    credentials = _has_credentials(row)
+    if not credentials and not _sends_from_its_address(xivo):
         unknown.append(repr(name))
         return []
-    answer = probes.web.confd_infos(peer, from_xivo=xivo, verify=peer.confd.verify,
-                                    username=row["xivo_username"] if credentials else None,
-                                    password=row["xivo_password"] if credentials else None)
+    answer = _ask_confd(probes, row, peer, xivo)
     entry.update({k: answer[k] for k in ("status", "uuid", "elapsed_ms", "auth", "from_address")})
     if answer["elapsed_ms"] > LOOKUP_TIMEOUT_MS:
         notes.append(f"{peer.name} took {answer['elapsed_ms']:.0f} ms to answer /1.1/infos: past dird's 2.9 s "
@@ -171,3 +170,44 @@ def _peer_hosts(probes, peer) -> list[str] | None:
     if not probes.onbox.has_database(peer):
         return None
     return [u["host"] for u in probes.onbox.webservice_users(peer) if u["host"] and not u["disable"]]
+
+
+# -- the request dird's `xivo` backend makes, and its warm-up -------------------------------------------
+
+def _aims_at_confd(row, peer) -> bool:
+    """dird builds its confd client from the URI (XIVO-FACTS §6.2): HTTPS on the peer's confd port."""
+    scheme, _host, port = parse_uri(row["uri"])
+    return scheme == "https" and (port or CONFD_CLIENT_PORT) == peer.confd.port
+
+
+def _has_credentials(row) -> bool:
+    return bool(row["xivo_username"] and row["xivo_password"])
+
+
+def _sends_from_its_address(xivo) -> bool:
+    """Without credentials the peer authorises by host: the request must leave from this XiVO."""
+    return bool(xivo.on_box and xivo.on_box.source_address)
+
+
+def _ask_confd(probes, row, peer, xivo):
+    credentials = _has_credentials(row)
+    return probes.web.confd_infos(peer, from_xivo=xivo, verify=peer.confd.verify,
+                                  username=row["xivo_username"] if credentials else None,
+                                  password=row["xivo_password"] if credentials else None)
+
+
+def _warm_up(w: WarmUp) -> None:
+    """The peers' UUIDs (every database at once), then the `GET /1.1/infos` of each remote directory
+    the check sends, under the check's own conditions."""
+    for x in (x for x in w.topology.xivos if w.probes.onbox.has_database(x)):
+        w.chain([lambda x=x: w.probes.onbox.uuid_readings(x)])
+    for x in w.xivos:
+        w.chain([lambda x=x: _warm_requests(w, x)])
+
+
+def _warm_requests(w: WarmUp, xivo) -> None:
+    if not w.probes.onbox.has_database(xivo):
+        return
+    for row, peer in by_peer(w.probes.onbox.directories(xivo), "xivo", xivo, w.topology)[0]:
+        if _aims_at_confd(row, peer) and (_has_credentials(row) or _sends_from_its_address(xivo)):
+            w.submit(lambda row=row, peer=peer: _ask_confd(w.probes, row, peer, xivo))

@@ -12,10 +12,18 @@ still serves json.php should have such a directory. Rows on localhost are the Xi
 
 from __future__ import annotations
 
-from xivo_doctor.check import FixContext, cannot_check_from_here, check, not_applicable
+from xivo_doctor.check import (
+    FixContext,
+    FixSteps,
+    WarmUp,
+    cannot_check_from_here,
+    check,
+    not_applicable,
+    peers_named_by_problems,
+)
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.onbox import VERSION_FILE
-from xivo_doctor.xivo.directories import by_peer
+from xivo_doctor.xivo.directories import SEARCHES, by_peer
 from xivo_doctor.xivo.versions import phonebook_sharing_applies
 
 PHONEBOOK_PATH = "/service/ipbx/json.php/restricted/pbx_services/phonebook"
@@ -38,32 +46,31 @@ def phonebook_url(peer) -> str:
 def phonebook_fix(ctx: FixContext) -> FixOut:
     xivo = ctx.xivo
     assert xivo is not None
-    summaries, kinds = [], set()
+    steps, kinds = FixSteps(), set()
     for p in ctx.evidence.get("problems", []):
         peer, kind = ctx.topology.xivo(p["peer"]), p["kind"]
         kinds.add(kind)
         if kind in ("private", "not-restricted", "missing"):
             what = "add a phonebook directory" if kind == "missing" else f"set the URL of {p['directory']!r}"
-            summaries.append(f"on {xivo.name}, in Configuration → Management → Directories, {what} for "
+            steps.add(f"on {xivo.name}, in Configuration → Management → Directories, {what} for "
                              f"{peer.name} with the URL {phonebook_url(peer)} (restricted, not private: private "
                              f"answers only the XiVO itself)")
         elif kind == "unauthorised":
-            summaries.append(f"on {peer.name}, in Configuration → Management → Web Services Access, add a user "
+            steps.add(f"on {peer.name}, in Configuration → Management → Web Services Access, add a user "
                              f"with Host {xivo.address} ({xivo.name}) and login and password left empty: the "
                              "phonebook authorises by host only, never by login/password")
         elif kind == "gone":
-            summaries.append(f"{peer.name} no longer serves the json.php phonebook (gone in XiVO 16.14, where "
+            steps.add(f"{peer.name} no longer serves the json.php phonebook (gone in XiVO 16.14, where "
                              f"phonebooks moved into xivo-dird; the manual page is stale there): remove "
                              f"{p['directory']!r} from {xivo.name}'s directories")
         else:
-            summaries.append(f"{p['directory']!r} answered {p.get('status')}: read the peer's "
+            steps.add(f"{p['directory']!r} answered {p.get('status')}: read the peer's "
                              "/var/log/nginx/xivo.access.log and its xivo-dird.log")
-    commands = []
     if kinds & {"private", "not-restricted", "missing", "gone"}:
-        commands.append(f"service xivo-dird restart  # on {xivo.name}: dird reads its sources at start")
-    commands.append(f"tail -n 20 /var/log/xivo-dird.log  # on {xivo.name}: look for Phonebook \"...\" lines")
+        steps.commands(f"service xivo-dird restart  # on {xivo.name}: dird reads its sources at start")
+    steps.commands(f"tail -n 20 /var/log/xivo-dird.log  # on {xivo.name}: look for Phonebook \"...\" lines")
     doc = "phonebook_sharing.rst#open-phonebook-access" if kinds == {"unauthorised"} else ""
-    return FixOut(summary="; ".join(dict.fromkeys(summaries)), commands=tuple(commands), doc=doc)
+    return steps.out(doc)
 
 
 @check(
@@ -75,6 +82,9 @@ def phonebook_fix(ctx: FixContext) -> FixOut:
     doc="phonebook_sharing.rst#configuring-the-directories",
     depends_on=["port-reachable:http", "port-reachable:https"],
     involves="peers",
+    warm_up=lambda w: [w.chain([lambda x=x: _warm_searches(w, x)]) for x in w.xivos],
+    link=SEARCHES,
+    links=peers_named_by_problems,
 )
 def test_phonebook_restricted(xivo, topology, probes, evidence):
     if not xivo.webservices.phonebook_sharing:
@@ -125,10 +135,10 @@ def _judge(row, peer, xivo, probes, entry, unknown) -> list[dict]:
     if "/json.php/restricted/" not in url:
         return [{**base, "kind": "not-restricted", "text": f"{name!r} has the URL {url}, not the restricted "
                  f"phonebook URL {phonebook_url(peer)}"}]
-    if not (xivo.on_box and xivo.on_box.source_address):
+    if not _sends_from_its_address(xivo):
         unknown.append(name)
         return []
-    answer = probes.web.phonebook(url, from_xivo=xivo, term=SEARCH_TERM, verify=peer.webservices.verify)
+    answer = _search(probes, url, peer, xivo)
     entry.update(status=answer["status"], count=answer["count"], redirects=answer["redirects"],
                  final_url=answer["final_url"], sent_from=answer["from_address"])
     status, sent = answer["status"], f"from {answer['from_address']}"
@@ -148,3 +158,27 @@ def _judge(row, peer, xivo, probes, entry, unknown) -> list[dict]:
                          "removed it"}]
     what = "an answer that is not the phonebook's JSON" if status == 200 else f"HTTP {status}"
     return [{**base, "kind": "status", "status": status, "text": f"{peer.name} answered {what} to {name!r} {sent}"}]
+
+
+# -- the search dird's `phonebook` backend sends, and its warm-up ---------------------------------------
+
+def _sends_from_its_address(xivo) -> bool:
+    """The peer authorises by host only (XIVO-FACTS §6.3): the search must leave from this XiVO."""
+    return bool(xivo.on_box and xivo.on_box.source_address)
+
+
+def _search(probes, url, peer, xivo):
+    return probes.web.phonebook(url, from_xivo=xivo, term=SEARCH_TERM, verify=peer.webservices.verify)
+
+
+def _warm_searches(w: WarmUp, xivo) -> None:
+    """The json.php search of each restricted phonebook directory, where the check sends it (≤ 16.13)."""
+    onbox = w.probes.onbox
+    if not (xivo.webservices.phonebook_sharing and onbox.has_database(xivo) and _sends_from_its_address(xivo)):
+        return
+    if not phonebook_sharing_applies(_version(w.probes, xivo)[0]):
+        return
+    for row, peer in by_peer(onbox.directories(xivo), "phonebook", xivo, w.topology)[0]:
+        url = row["uri"] or ""
+        if "/json.php/restricted/" in url and "/json.php/private/" not in url:
+            w.submit(lambda url=url, peer=peer: _search(w.probes, url, peer, xivo))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xivo_doctor.check import FixContext, check
+from xivo_doctor.check import FixContext, FixSteps, check
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.transport import tcp
 from xivo_doctor.topology.model import Topology, Xivo
@@ -113,7 +113,7 @@ def port_fix(ctx: FixContext) -> FixOut:
             commands=(f"ping -c 3 {xivo.address}", "ip -4 addr show  # on the XiVO: is the address there?",
                       "xivo-service status  # on the XiVO"),
         )
-    summaries, commands = [], []
+    steps = FixSteps()
     by_facet = {p.facet: p for p in needed_ports(xivo)}
     for entry in ctx.evidence.get("ports", {}).values():
         port = by_facet.get(entry["facet"])
@@ -134,10 +134,8 @@ def port_fix(ctx: FixContext) -> FixOut:
                 for peer in peers
                 for proto in protos
             ]
-        if summary not in summaries:  # 8300 and 8302 share Consul's fix
-            summaries.append(summary)
-        commands += [c for c in cmds if c not in commands]
-    return FixOut(summary="; ".join(summaries), commands=tuple(commands))
+        steps.add(summary, cmds)  # 8300 and 8302 share Consul's fix: given once
+    return steps.out()
 
 
 def _targets(topology: Topology, xivos: tuple[Xivo, ...]) -> list[tcp.Target]:

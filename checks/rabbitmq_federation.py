@@ -12,15 +12,21 @@ manual's "Configuring RabbitMQ" leaves it (XIVO-FACTS §5), it verifies:
 5. end to end, messages published on the upstream reach a temporary queue on the downstream
    (LAB-NOTES §A.6), unless --passive. Without rabbitmqctl or the management API for the
    downstream, this probe alone is run (it still proves delivery).
+
+Warm-up: each downstream's state is read as the run starts (rabbitmqctl boots an Erlang VM per
+call, LAB-NOTES §A.3), then the probe message of each pair this check would probe is sent.
+Metric: the probe's latency per pair (`fed_<down>_from_<up>`, judged against -w/-c).
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
-from xivo_doctor.check import FixContext, cannot_check_from_here, check
+from xivo_doctor.check import Evidence, LinkKind, Metric, Outcome, WarmUp, cannot_check_from_here, check
+from xivo_doctor.checks._rabbitmq_federation_fix import federation_fix
+from xivo_doctor.foundation.errors import ProbeError
 from xivo_doctor.foundation.netaddr import is_ip_address
-from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.rabbitmq import federation_status as fs
 
 EXCHANGE = "xivo"
@@ -36,69 +42,54 @@ LINK_ERRORS = (
 )
 
 
-def federation_fix(ctx: FixContext) -> FixOut:
-    """The manual's RabbitMQ commands (contact_and_presence_sharing.rst, "Configuring RabbitMQ"),
-    with this pair's names and addresses, for what failed only; passwords as placeholders."""
-    down, up, ev = ctx.xivo, ctx.peer, ctx.evidence
-    assert down is not None and up is not None
-    name, user = ev.get("upstream") or up.name, ev.get("uri_user") or "xivo"
-    port = "" if up.rabbitmq.port == 5672 else f":{up.rabbitmq.port}"
-    on_down, on_up = f"  # on {down.name}", f"  # on {up.name}"
-    set_upstream = (f"rabbitmqctl set_parameter federation-upstream {name} '{{\"uri\":\"amqp://{user}:"
-                    f"<password of the {user} user on {up.name}>@{up.address}{port}\",\"max-hops\":1}}'" + on_down)
-    priority = (ev.get("policy") or {}).get("priority", 0) + 1 if "policy-shadowed" in ev.get("problems", ()) else 1
-    set_policy = (f"rabbitmqctl set_policy federate-xivo 'xivo' '{{\"federation-upstream-set\":\"all\"}}' "
-                  f"--priority {priority} --apply-to exchanges" + on_down)
-    create_user = [f"rabbitmqctl add_user {user} <password of the {user} user on {up.name}>" + on_up,
-                   f"rabbitmqctl set_user_tags {user} administrator" + on_up,
-                   f'rabbitmqctl set_permissions -p {up.rabbitmq.vhost} {user} ".*" ".*" ".*"' + on_up]
-    enable = "rabbitmq-plugins enable rabbitmq_federation" + on_down
-    firewall = [f"iptables -I INPUT -p tcp -s {down.address} --dport {up.rabbitmq.port} -j ACCEPT" + on_up]
-    steps = {
-        "plugin": (f"enable the federation plugin on {down.name}, then restart RabbitMQ there",
-                   [enable, "service rabbitmq-server restart" + on_down], "#create-a-rabbitmq-user"),
-        "restart": (f"restart RabbitMQ on {down.name}: the plugin is enabled but not loaded yet",
-                    ["service rabbitmq-server restart" + on_down], "#restart-rabbitmq"),
-        "upstream-missing": (f"declare on {down.name} an upstream for {up.name} at {up.address}", [set_upstream], ""),
-        "upstream-address": (f"point upstream {name} of {down.name} at {up.name}'s address {up.address}",
-                             [set_upstream], ""),
-        "upstream-port": (f"point upstream {name} of {down.name} at {up.name}'s AMQP port {up.rabbitmq.port}",
-                          [set_upstream], ""),
-        "unknown-host": (f"write {up.name}'s address {up.address} in upstream {name}, not a name {down.name} "
-                         "cannot resolve", [set_upstream], ""),
-        "policy": (f"set the manual's federate-xivo policy on {down.name}", [set_policy], ""),
-        "policy-shadowed": (f"give federate-xivo a priority above the policy that wins on exchange xivo (or add "
-                            f"the federation key to that policy's definition) on {down.name}", [set_policy], ""),
-        "auth": (f"{up.name} refuses the upstream URI's login: create the user there as the manual says (or "
-                 f"reset its password with rabbitmqctl change_password), then write that password in {down.name}'s "
-                 "upstream", [*create_user, set_upstream], "#create-a-rabbitmq-user"),
-        "permissions": (f"give the {user} user its permissions on {up.name}", create_user[2:],
-                        "#create-a-rabbitmq-user"),
-        "refused": (f"start RabbitMQ on {up.name}, listening on {up.address} (XiVO's rabbitmq.config says "
-                    "0.0.0.0:5672)", ["service rabbitmq-server status" + on_up,
-                                      "grep -n tcp_listeners /etc/rabbitmq/rabbitmq.config" + on_up,
-                                      "service rabbitmq-server restart" + on_up], "#configuring-rabbitmq"),
-        "unreachable": (f"let {down.name} reach {up.address}:{up.rabbitmq.port}: open the port to it on {up.name}, "
-                        "and make sure that address is RabbitMQ's", firewall, "#configuring-rabbitmq"),
-        "starting": (f"run xivo-doctor again in a minute; if the link still starts, open {up.rabbitmq.port}/tcp "
-                     f"on {up.name} to {down.name}", firewall, "#configuring-rabbitmq"),
-        "link-missing": (f"make sure the exchange xivo exists on {down.name}: XiVO's daemons declare it when they "
-                         "start", ["rabbitmqctl list_exchanges name type" + on_down,
-                                   "service xivo-confd restart" + on_down], ""),
-        "link-error": ("read the link's error and RabbitMQ's log on the downstream",
-                       ["rabbitmqctl eval 'rabbit_federation_status:status().'" + on_down], "#troubleshooting"),
-        "delivery": ((f"the link runs but nothing crosses: check that the exchange xivo exists on {up.name}, then "
-                      f"set the policy again on {down.name} to restart the link") if ev.get("link") else
-                     (f"nothing crosses and the configuration of {down.name} could not be read from here: run "
-                      f"xivo-doctor on {down.name}, or follow the manual's RabbitMQ steps there"),
-                     ["rabbitmqctl list_exchanges name type" + on_up, set_policy] if ev.get("link") else
-                     [enable, set_upstream, set_policy], ""),
-    }
-    chosen = [steps[p] for p in ev.get("problems") or ["delivery"] if p in steps]
-    commands = list(dict.fromkeys(c for _, cmds, _ in chosen for c in cmds))
-    doc = next((d for _, _, d in chosen if d), "#setup-message-federation")
-    return FixOut(summary="; ".join(s for s, _, _ in chosen), commands=tuple(commands),
-                  doc="contact_and_presence_sharing.rst" + doc)
+def warm_up(w: WarmUp) -> None:
+    """Read every downstream's state at once (rabbitmqctl per XiVO, concurrently), then send the probe
+    of each pair the check would probe; pika is imported meanwhile, not when the probes are sent."""
+    w.chain([lambda: _warm_probes(w)])
+    if not w.probes.passive and w.pairs:
+        w.chain([_load_pika])
+
+
+def _load_pika() -> None:
+    from xivo_doctor.probes.rabbitmq import amqp_probe  # noqa: F401  (pika: ~0.1 s of imports)
+
+
+def _warm_probes(w: WarmUp) -> None:
+    rabbit = w.probes.rabbitmq
+    downstreams = {p.downstream.name for p in w.topology.pairs}
+    # The states that decide: each pair's downstream, and its upstream's when it is a downstream too.
+    states = {x.name: x for p in w.pairs for x in (p.downstream, p.upstream) if x.name in downstreams}
+    for x in states.values():
+        w.chain([lambda x=x: rabbit.federation_running(x)])
+    for pair in w.pairs:  # in order: a downstream's probes leave as soon as the states they need are read
+        if _would_probe(w.probes, w.topology, pair):
+            w.submit(lambda pair=pair: rabbit.probe_delivery(pair.downstream, pair.upstream))
+
+
+def _would_probe(probes, topology, pair) -> bool:
+    """Whether the check sends the probe: it judges the downstream's configuration and link first
+    (the same functions, on evidence thrown away) and leaves an upstream whose plugin is off alone.
+    A state that cannot be read: no (the check reports it, and sends nothing either)."""
+    down, up, rabbit = pair.downstream, pair.upstream, probes.rabbitmq
+    if probes.passive or not (down.rabbitmq.password and up.rabbitmq.password):
+        return False
+    seen = Evidence()
+    try:
+        if rabbit.source(down) is not None and (_configuration(down, up, probes, seen)
+                                                or _link(down, seen["upstream"], rabbit, seen)):
+            return False
+    except ProbeError:
+        return False
+    reported = any(p.downstream.name == up.name for p in topology.pairs)
+    return not (reported and rabbit.federation_running(up) is False)
+
+
+def latency(o: Outcome) -> list[Metric]:
+    """The probe message's latency, `U` when none crossed (failed, blocked, --passive)."""
+    ms = o.evidence.get("latency_ms")
+    known = isinstance(ms, int | float) and not isinstance(ms, bool) and math.isfinite(ms)
+    return [Metric(f"fed_{o.xivo}_from_{o.peer}", float(ms) if known else None, "ms", minimum=0, thresholds=True,
+                   words=f"federation latency {o.xivo}←{o.peer}")]
 
 
 @check(
@@ -109,6 +100,12 @@ def federation_fix(ctx: FixContext) -> FixOut:
     fix=federation_fix,
     doc="contact_and_presence_sharing.rst#setup-message-federation",
     depends_on=["port-reachable:amqp"],
+    warm_up=warm_up,
+    metrics=latency,
+    # Messages flow upstream -> downstream (XIVO-FACTS §5: the downstream opens the link).
+    link=LinkKind("federation", "RabbitMQ federation", "an arrow per upstream → downstream: the way messages "
+                  "flow", directed=True, flows_to_xivo=True, order=10, carries="messages",
+                  roles=("downstream", "upstream")),
 )
 def test_rabbitmq_federation(pair, topology, xivos, probes, evidence):
     down, up = pair.downstream, pair.upstream

@@ -70,6 +70,10 @@ def uuid_fix(ctx: FixContext) -> FixOut:
     fix=uuid_fix,
     doc="contact_and_presence_sharing.rst#prerequisite",
     involves="peers",
+    # Each XiVO's sources are compared with the earlier-declared ones': read every database at once.
+    warm_up=lambda w: [w.chain([lambda x=x: w.probes.onbox.uuid_readings(x)])
+                       for x in w.topology.xivos if w.probes.onbox.has_database(x)],
+    facts=lambda o: {o.xivo: {"uuid": str(o.evidence["uuid"])}} if o.evidence.get("uuid") else {},
 )
 def test_uuid_unique(xivo, topology, probes, evidence):
     readings = probes.onbox.uuid_readings(xivo)

@@ -68,6 +68,7 @@ def version_fix(ctx: FixContext) -> FixOut:
     "mixed versions exchange messages and directory data the other side may not understand",
     fix=version_fix,
     doc="contact_and_presence_sharing.rst#prerequisite",
+    facts=lambda o: _versions_seen(o.xivo, o.evidence),
 )
 def test_xivo_version(xivo, topology, probes, evidence):
     version, where = observed_version(probes, xivo)
@@ -95,3 +96,11 @@ def test_xivo_version(xivo, topology, probes, evidence):
     if parse(version)[:2] < FIRST_INTERCONNECTION:
         problems.append(f"{version} is older than {MINIMUM}, the first version with contact and presence sharing")
     assert not problems, "; ".join(problems)
+
+
+def _versions_seen(xivo: str | None, evidence) -> dict[str, dict[str, str]]:
+    """The version this item read on its XiVO; the others' too when it compared with what they run."""
+    seen = {name: {"version": str(v)} for name, v in (evidence.get("versions") or {}).items() if v != "unknown"}
+    if evidence.get("version") and xivo:
+        seen[xivo] = {"version": str(evidence["version"])}
+    return seen
