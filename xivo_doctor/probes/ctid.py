@@ -9,14 +9,11 @@ Cached per run and per (XiVO, address, port), failures included.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xivo_doctor.foundation.errors import ProbeError
 from xivo_doctor.probes.transport import http
 from xivo_doctor.topology.model import Xivo
-
-if TYPE_CHECKING:
-    from xivo_doctor.probes.session import Probes
 
 
 def infos_url(address: str, port: int) -> str:
@@ -27,7 +24,7 @@ def infos_url(address: str, port: int) -> str:
 class CtidProbe:
     """The `probes.ctid` slot: xivo-ctid's `/0.1/infos`."""
 
-    def __init__(self, probes: Probes) -> None:
+    def __init__(self, probes: Any) -> None:  # the run's probes/session.py `Probes`
         self.probes = probes
 
     def infos(self, xivo: Xivo, address: str | None = None, port: int | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ black-holed XiVO costs one connect timeout per endpoint and run, not one per pro
 
 from __future__ import annotations
 
+import importlib
 import socket
 import threading
 from collections.abc import Iterable
@@ -18,6 +19,16 @@ from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
 from xivo_doctor.probes.transport import dead_ends, tcp
 from xivo_doctor.topology.model import Topology
+
+# Each kind of data source by name, loaded on first use, with its libraries (python-consul2,
+# psycopg, pika): a run that needs none of them imports none. Each takes this session.
+SOURCES = {
+    "consul": "xivo_doctor.probes.consul.agent:ConsulProbe",
+    "ctid": "xivo_doctor.probes.ctid:CtidProbe",
+    "rabbitmq": "xivo_doctor.probes.rabbitmq.broker:RabbitProbe",
+    "onbox": "xivo_doctor.probes.onbox:OnBoxProbe",
+    "web": "xivo_doctor.probes.web:WebProbe",
+}
 
 
 class Probes:
@@ -66,46 +77,37 @@ class Probes:
         return found
 
     # -- one probe object per kind of data source, created on first use, cached for the run ------
-    def _probe(self, name: str, factory):
+    def _probe(self, name: str):
         with self._lock:
             if name not in self._sources:
-                self._sources[name] = factory(self)
+                module, _, cls = SOURCES[name].partition(":")
+                self._sources[name] = getattr(importlib.import_module(module), cls)(self)
             return self._sources[name]
 
     @property
     def consul(self):
-        """Consul's HTTP API of each XiVO (probes/consul.py)."""
-        from xivo_doctor.probes.consul.agent import ConsulProbe
-
-        return self._probe("consul", ConsulProbe)
+        """Consul's HTTP API of each XiVO (probes/consul/agent.py)."""
+        return self._probe("consul")
 
     @property
     def ctid(self):
         """xivo-ctid's REST API `/0.1/infos` (probes/ctid.py)."""
-        from xivo_doctor.probes.ctid import CtidProbe
-
-        return self._probe("ctid", CtidProbe)
+        return self._probe("ctid")
 
     @property
     def rabbitmq(self):
-        """RabbitMQ: rabbitmqctl on-box, AMQP and the federation probe (probes/rabbitmq.py)."""
-        from xivo_doctor.probes.rabbitmq.broker import RabbitProbe
-
-        return self._probe("rabbitmq", RabbitProbe)
+        """RabbitMQ: rabbitmqctl on-box, AMQP and the federation probe (probes/rabbitmq/broker.py)."""
+        return self._probe("rabbitmq")
 
     @property
     def onbox(self):
         """On-box sources: the `asterisk` database, config files, XIVO_UUID files (probes/onbox.py)."""
-        from xivo_doctor.probes.onbox import OnBoxProbe
-
-        return self._probe("onbox", OnBoxProbe)
+        return self._probe("onbox")
 
     @property
     def web(self):
         """HTTP services: xivo-ctid, xivo-confd, json.php (probes/web.py)."""
-        from xivo_doctor.probes.web import WebProbe
-
-        return self._probe("web", WebProbe)
+        return self._probe("web")
 
     def cached(self, key: tuple, compute):
         """Compute once per run (per key); concurrent callers wait for the first. A ProbeError is

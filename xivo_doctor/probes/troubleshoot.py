@@ -21,22 +21,16 @@ denied, timed out after N s, exit code N). Every text returned went through `red
 
 from __future__ import annotations
 
-import contextlib
 import os
-import selectors
 import shlex
-import shutil
-import signal
 import stat
-import subprocess
-import time
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xivo_doctor.probes.session import is_local
+from xivo_doctor.probes.transport.commands import MAX_BYTES, os_reason, run_bounded
 from xivo_doctor.topology.model import Topology, Xivo
 
 if TYPE_CHECKING:
@@ -44,9 +38,7 @@ if TYPE_CHECKING:
     from xivo_doctor.foundation.redact import Redactor
 
 MAX_LINES = 200
-MAX_BYTES = 256 * 1024
 COMMAND_TIMEOUT = 5.0  # s: local commands; rabbitmqctl's Erlang start-up takes 0.3-0.5 s (LAB-NOTES §A.3)
-EXIT_GRACE = 0.2  # s: after the command exits, how long a child it left holding the output may keep it
 # (name in the bundle, path on the XiVO), XIVO-FACTS §8
 LOGS = (("xivo-dird.log", "/var/log/xivo-dird.log"), ("xivo-ctid.log", "/var/log/xivo-ctid.log"),
         ("xivo-confd.log", "/var/log/xivo-confd.log"), ("nginx-xivo.access.log", "/var/log/nginx/xivo.access.log"))
@@ -165,14 +157,6 @@ def tail(path: Path, *, max_lines: int = MAX_LINES, max_bytes: int = MAX_BYTES,
     return "".join(line + "\n" for line in lines), truncated
 
 
-def os_reason(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "not found"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
 # -- commands --------------------------------------------------------------------------------------
 def _commands(xivo: Xivo) -> list[tuple[Xivo, str, tuple[str, ...] | None, str]]:
     """(xivo, slug, argv or None, why not) for each troubleshooting command of `xivo`.
@@ -219,64 +203,3 @@ def _run_job(xivo: Xivo, slug: str, argv: tuple[str, ...] | None, why: str, *, r
     if ran.problem is not None and ran.output is None:
         return Collected(xivo.name, "command", name, line, None, ran.problem)
     return Collected(xivo.name, "command", name, line, redactor.text(ran.output or ""), ran.problem, ran.truncated)
-
-
-@dataclass(frozen=True)
-class Ran:
-    output: str | None  # stdout and stderr interleaved, as a terminal shows them; None: did not start
-    exit_code: int | None
-    problem: str | None  # not found / permission denied / timed out after N s / exit code N
-    truncated: bool = False
-
-
-def run_bounded(argv: Sequence[str], timeout: float, *, max_bytes: int = MAX_BYTES,
-                clock: Callable[[], float] = time.monotonic) -> Ran:
-    """Run `argv` (no shell, stdin closed, own process group) for at most `timeout` s, keeping
-    the first `max_bytes` bytes of its output; on timeout its whole process group is killed."""
-    if os.sep not in argv[0] and shutil.which(argv[0]) is None:
-        return Ran(None, None, f"{argv[0]}: not found on PATH")
-    try:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as exc:
-        return Ran(None, None, f"{argv[0]}: {os_reason(exc)}")
-    end = clock() + timeout
-    kept, dropped, timed_out, exited_at = bytearray(), False, False, None
-    assert proc.stdout is not None
-    with proc.stdout, selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            now = clock()
-            if now >= end:
-                timed_out = True
-                break
-            if exited_at is None and proc.poll() is not None:
-                exited_at = now
-            if exited_at is not None and now - exited_at >= EXIT_GRACE:
-                break  # exited, but something it started still holds the pipe: stop reading
-            if not sel.select(min(end - now, EXIT_GRACE if exited_at is not None else 0.1)):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            room = max_bytes - len(kept)
-            kept += chunk[:room]  # past the cap, keep draining so the command is not blocked writing
-            dropped = dropped or len(chunk) > room
-    if not timed_out:
-        try:
-            proc.wait(timeout=max(0.0, end - clock()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-    if timed_out:
-        _kill_group(proc)
-    output = kept.decode("utf-8", "replace")
-    if timed_out:
-        return Ran(output, None, f"timed out after {round(timeout, 1):g} s", dropped)
-    problem = f"exit code {proc.returncode}" if proc.returncode != 0 else None
-    return Ran(output, proc.returncode, problem, dropped)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the group already ended
-        os.killpg(proc.pid, signal.SIGKILL)  # our own child's session: it and whatever it started
-    proc.wait()

@@ -15,12 +15,11 @@ built; every construction warns twice (DeprecationWarning), silenced; a closed p
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import consul
 import consul.base
@@ -30,9 +29,6 @@ from xivo_doctor.probes.consul import shapes
 from xivo_doctor.probes.consul.views import DcQuery, WanView
 from xivo_doctor.probes.transport.bounded import guard, mount
 from xivo_doctor.topology.model import Xivo
-
-if TYPE_CHECKING:
-    from xivo_doctor.probes.session import Probes
 
 CONSUL_ENV = ("CONSUL_HTTP_ADDR", "CONSUL_HTTP_SSL", "CONSUL_HTTP_SSL_VERIFY", "CONSUL_HTTP_TOKEN")
 _ENV_LOCK = threading.Lock()
@@ -49,7 +45,7 @@ class ConsulStatusError(ProbeError):
 class ConsulProbe:
     """The `probes.consul` slot: one XiVO's Consul API per call, answers in Consul's shapes."""
 
-    def __init__(self, probes: Probes) -> None:
+    def __init__(self, probes: Any) -> None:  # the run's probes/session.py `Probes`
         self.probes = probes
 
     # -- what checks call ------------------------------------------------------------------------
@@ -98,21 +94,6 @@ class ConsulProbe:
             lambda c: c.health.service(name, dc=dc, passing=passing)[1], shapes.health_service, anonymous=not token,
         )
 
-    def member_since(self, xivo: Xivo) -> dict[str, dict[str, Any]]:
-        """The lab-only `/v1/lab/member-since`: {member name: {status, since (epoch s)}}; {} elsewhere."""
-
-        def parse(response: consul.base.Response) -> Any:
-            if response.code == 404:  # a real Consul: the lab's extra is absent
-                return {}
-            consul.base.CB._status(response)
-            return json.loads(response.body)
-
-        def ask(client: consul.Consul) -> Any:
-            return client.http.get(parse, path="/v1/lab/member-since")
-
-        return self._read(xivo, ("member-since",), "GET /v1/lab/member-since", ask, shapes.member_since,
-                          allow_404=True)
-
     # -- answers as data, for judging who is to blame --------------------------------------------
     def wan_view(self, xivo: Xivo) -> WanView:
         """This XiVO's own view of the pool; `problem` says why not when its API cannot be read."""
@@ -140,9 +121,9 @@ class ConsulProbe:
 
     # -- plumbing --------------------------------------------------------------------------------
     def _read(self, xivo: Xivo, key: tuple, what: str, call: Callable[[consul.Consul], Any],
-              validate: Callable[[Any], Any], *, anonymous: bool = False, allow_404: bool = False) -> Any:
+              validate: Callable[[Any], Any], *, anonymous: bool = False) -> Any:
         def compute() -> Any:
-            found = self._call(xivo, what, call, anonymous=anonymous, allow_404=allow_404)
+            found = self._call(xivo, what, call, anonymous=anonymous)
             try:
                 # checks read these answers without try/except: the shapes they read are checked here
                 return validate(found)
@@ -152,8 +133,7 @@ class ConsulProbe:
 
         return self.probes.cached(("consul", xivo.name, *key), compute)
 
-    def _call(self, xivo: Xivo, what: str, call: Callable[[consul.Consul], Any], *, anonymous: bool,
-              allow_404: bool) -> Any:
+    def _call(self, xivo: Xivo, what: str, call: Callable[[consul.Consul], Any], *, anonymous: bool) -> Any:
         source = self.source(xivo)
         token = None if anonymous or xivo.consul.token is None else (xivo.consul.token.reveal() or None)
         client = None
@@ -161,9 +141,8 @@ class ConsulProbe:
             # the whole request (TLS handshake included) bounded, its answer capped: probes/bounded.py
             with guard(source, self.probes.deadline, self.probes.timeout, what) as budget:
                 client = _client(xivo, token, budget)
-                if not allow_404:
-                    # python-consul2 reads a 404 as null (CB.json allow_404): an absent endpoint is no answer
-                    client.http.session.hooks["response"].append(_refuse_404)
+                # python-consul2 reads a 404 as null (CB.json allow_404): an absent endpoint is no answer
+                client.http.session.hooks["response"].append(_refuse_404)
                 return call(client)
         except consul.base.ACLPermissionDenied as exc:
             who = "an anonymous request" if token is None else "the topology's consul token (consul.token_file)"

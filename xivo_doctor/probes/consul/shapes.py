@@ -140,13 +140,3 @@ def health_service(value: Any) -> list[dict[str, Any]]:
     for i, entry in enumerate(_array(value, "")):
         service(_object(entry, f"[{i}]").get("Service"), f"[{i}].Service")
     return value
-
-
-def member_since(value: Any) -> dict[str, dict[str, Any]]:
-    """The lab's `/v1/lab/member-since`: {member name: {status, since (epoch s)}}."""
-    for key, entry in _object(value, "").items():
-        since = _object(entry, key)
-        _string(since.get("status"), f"{key}.status")
-        if isinstance(since.get("since"), bool) or not isinstance(since.get("since"), int | float):
-            raise ShapeError(f"{key}.since", since.get("since"), "a number")
-    return value

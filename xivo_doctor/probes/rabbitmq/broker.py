@@ -17,11 +17,7 @@ Passwords: upstream URIs leave `federation_status` masked; the topology's are se
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +29,7 @@ from urllib.parse import quote
 
 from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
 from xivo_doctor.probes.rabbitmq import federation_status as fs
+from xivo_doctor.probes.transport.commands import run_bounded
 from xivo_doctor.topology.model import Xivo
 
 CTL_TIMEOUT = 15.0  # s: a local command, dominated by the Erlang VM start-up, not a network wait
@@ -178,20 +175,16 @@ class RabbitProbe:
     def _run(self, argv: list[str], source: str) -> tuple[int, str, str]:
         wanted = max(self.probes.timeout, CTL_TIMEOUT)
         budget = self.probes.deadline.budget(wanted, source)
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            try:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                        start_new_session=True)
-            except OSError as exc:
-                raise ProbeError(source, f"cannot run {argv[0]}: {exc.strerror}") from None
-            try:
-                rc = proc.wait(timeout=budget)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # our own child's process group (the Erlang VM)
-                proc.wait()
-                raise ProbeTimeout(source, f"timed out after {budget:g} s" if budget == wanted
-                                   else self.probes.deadline.describe_timeout()) from None
-            return rc, _read(out, source), _read(err, source)
+        ran = run_bounded(argv, budget, max_bytes=MAX_OUTPUT, merge_stderr=False)
+        if ran.output is None:
+            raise ProbeError(source, f"cannot run {argv[0]}: {ran.reason}")
+        if ran.timed_out:
+            raise ProbeTimeout(source, f"timed out after {budget:g} s" if budget == wanted
+                               else self.probes.deadline.describe_timeout())
+        if ran.truncated:
+            raise ProbeError(source, f"printed more than {MAX_OUTPUT} bytes; stopped reading")
+        assert ran.exit_code is not None
+        return ran.exit_code, ran.output, ran.errors
 
     # -- management API ------------------------------------------------------------------------
     @staticmethod
@@ -275,14 +268,6 @@ def _parsing(source: str, what: str) -> Iterator[None]:
         yield
     except fs.ParseError as exc:
         raise ProbeError(source, f"cannot read the output of {what}: {exc}") from None
-
-
-def _read(file, source: str) -> str:
-    file.seek(0)
-    data = file.read(MAX_OUTPUT + 1)
-    if len(data) > MAX_OUTPUT:
-        raise ProbeError(source, f"printed more than {MAX_OUTPUT} bytes; stopped reading")
-    return data.decode("utf-8", "replace")
 
 
 def _api_link(obj: dict[str, Any]) -> dict[str, Any]:

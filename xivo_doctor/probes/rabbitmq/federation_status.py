@@ -64,13 +64,6 @@ def plugin_not_running(text: str) -> bool:
     return found is not None and text.find("rabbit_federation_status", found.end()) >= 0
 
 
-def parse_status(text: str) -> list[dict[str, Any]] | None:
-    """`rabbitmqctl eval 'rabbit_federation_status:status().'` -> links; None: plugin not running."""
-    if plugin_not_running(text):
-        return None
-    return links_from_term(parse_term(text))
-
-
 def links_from_term(term: Any) -> list[dict[str, Any]] | None:
     """The status term -> links; `{'EXIT', {noproc, ...}}` (a caught call) -> None."""
     if isinstance(term, tuple) and term[:1] == ("EXIT",):
