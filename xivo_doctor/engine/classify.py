@@ -9,6 +9,10 @@ this module decides its status without knowing pytest:
 - `NotApplicable` / `CannotCheckFromHere` -> `skip` with the reason
 - blocked by a failed upstream -> `skip` with `blocked_by`
 - any other exception -> `error` naming it as an internal error of the check (a bug to report)
+
+Whatever the status, the result then carries what the check declares of every outcome (its
+metrics, the link it judges and its view of each peer, facts about XiVOs: `CheckSpec.describe`),
+so that no renderer needs to know the check.
 """
 
 from __future__ import annotations
@@ -36,6 +40,22 @@ def classify(
     fix_context: FixContext,
     blocked_by: Sequence[str] = (),
     duration_s: float = 0.0,
+) -> Result:
+    """The item's `Result`, described by its check's declarations."""
+    xivos = [x.name for x in fix_context.topology.xivos]
+    return spec.describe(_status(spec, target, exc=exc, evidence=evidence, fix_context=fix_context,
+                                 blocked_by=blocked_by, duration_s=duration_s), xivos)
+
+
+def _status(
+    spec: CheckSpec,
+    target: str,
+    *,
+    exc: BaseException | None,
+    evidence: Evidence | None,
+    fix_context: FixContext,
+    blocked_by: Sequence[str],
+    duration_s: float,
 ) -> Result:
     evidence = evidence if evidence is not None else Evidence()
     base = {

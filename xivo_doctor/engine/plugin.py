@@ -22,7 +22,9 @@ import pytest
 
 from xivo_doctor.check import CheckSpec, Evidence, spec_of
 from xivo_doctor.engine import registry
-from xivo_doctor.engine.run import DEFAULT_TIMEOUT, Run
+from xivo_doctor.engine.options import SELECTION
+from xivo_doctor.engine.run import Run
+from xivo_doctor.engine.setup import validate_selection
 from xivo_doctor.foundation.errors import CheckDefinitionError, DoctorError, ProbeTimeout, UsageError
 from xivo_doctor.foundation.results import Report, Result, Status
 from xivo_doctor.probes import Probes
@@ -36,13 +38,26 @@ STATE = pytest.StashKey[dict]()
 
 
 class DoctorSession:
-    """A stateful plugin object (as pytest-html's): drives a `Run`, keeps the report."""
+    """A stateful plugin object (as pytest-html's): drives a `Run`, keeps the report.
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
+    `xivo-doctor` hands it a run ready to start; under plain `pytest checks/` it prepares one from
+    the plugin's options when collection first needs it (engine/setup.py), so that a bad topology
+    or `--node` is a usage error of that collection."""
+
+    def __init__(self, run: Run | None = None, *, request: dict[str, Any] | None = None) -> None:
+        self._run = run
+        self._request = request or {}
         self.report: Report | None = None
         self.collection_errors: list[str] = []
         self.usage_errors: list[str] = []
+
+    @property
+    def run(self) -> Run:
+        if self._run is None:
+            from xivo_doctor.engine.setup import prepare
+
+            self._run = Run(prepare(**self._request, checks_known=False).options)
+        return self._run
 
     # -- collection -----------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -77,11 +92,11 @@ class DoctorSession:
                 params = getattr(getattr(item, "callspec", None), "params", {})
                 item.stash[TARGET] = self.run.target_for(params, spec)
                 known.setdefault(spec.id, spec)
-        selected = self.run.checks
+        if not known and not self._request.get("checks") and self._run is None:
+            return  # no check collected nor asked for (the project's own tests): the plugin is inert
         try:
-            unknown = [c for c in selected if c not in known]
-            if unknown:
-                raise UsageError(f"--check {unknown[0]}: no such check; known: {', '.join(sorted(known))}")
+            selected = self.run.options.checks
+            validate_selection(selected, (), self.run.topology, sorted(known))
             rank = {s.id: i for i, s in enumerate(registry.order(known.values()))}
         except DoctorError as exc:
             raise pytest.UsageError(str(exc)) from None
@@ -93,6 +108,15 @@ class DoctorSession:
         keep.sort(key=lambda it: (rank[it.stash[SPEC].id] if SPEC in it.stash else -1, position[id(it)]))
         items[:] = keep
         self.run.listener.start(sum(1 for it in keep if SPEC in it.stash))
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+        """Collect the check modules (`checks/*.py`, or the run's own checks folder), which are not
+        named `test_*.py`."""
+        folder = (self._run.options.checks_folder if self._run is not None else None) or registry.checks_dir()
+        if (file_path.suffix == ".py" and not file_path.name.startswith(("_", "test_"))
+                and file_path.name != "conftest.py" and file_path.parent.resolve() == folder.resolve()):
+            return pytest.Module.from_parent(parent, path=file_path)
+        return None
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -110,7 +134,7 @@ class DoctorSession:
         if blocked:
             item.stash[STATE]["blocked"] = blocked
             pytest.skip(f"blocked by {', '.join(blocked)}")
-        deadline = self.run.the_deadline()
+        deadline = self.run.deadline
         if deadline.expired:
             raise ProbeTimeout("run", deadline.describe_timeout())
 
@@ -138,6 +162,8 @@ class DoctorSession:
         return report
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._run is None:  # no check was collected (the project's own tests): nothing to report
+            return
         self.report = self.run.report()
         json_path = session.config.getoption("doctor_json", None)
         if json_path:
@@ -171,36 +197,17 @@ def _describe_for_pytest(report: pytest.TestReport, result: Result) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xivo-doctor")
-    group.addoption("--topology", dest="doctor_topology", default=None, help="topology file (YAML)")
-    group.addoption("--check", dest="doctor_checks", action="append", default=[], help="only this check id")
-    group.addoption("--node", dest="doctor_nodes", action="append", default=[], help="only this XiVO")
-    group.addoption("--doctor-timeout", dest="doctor_timeout", type=float, default=DEFAULT_TIMEOUT)
-    group.addoption("--passive", dest="doctor_passive", action="store_true", help="no federation probe")
+    for option in SELECTION:  # the same options as `xivo-doctor run`'s (engine/options.py)
+        group.addoption(option.plugin_flag, **{**option.kwargs(), "dest": option.plugin_dest})
     group.addoption("--doctor-json", dest="doctor_json", default=None, help="write the result JSON here")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if _session(config) is None:
-        run = Run(
-            topology_path=config.getoption("doctor_topology"),
-            timeout=config.getoption("doctor_timeout"),
-            checks=tuple(config.getoption("doctor_checks")),
-            nodes=tuple(config.getoption("doctor_nodes")),
-            passive=config.getoption("doctor_passive"),
-        )
-        config.pluginmanager.register(DoctorSession(run), "xivo-doctor-session")
-
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    """Collect the check modules (`checks/*.py`), which are not named `test_*.py`."""
-    if (
-        file_path.suffix == ".py"
-        and not file_path.name.startswith(("_", "test_"))
-        and file_path.name != "conftest.py"
-        and file_path.parent.resolve() == registry.checks_dir().resolve()
-    ):
-        return pytest.Module.from_parent(parent, path=file_path)
-    return None
+        request = {"topology": config.getoption("doctor_topology"), "timeout": config.getoption("doctor_timeout"),
+                   "checks": tuple(config.getoption("doctor_checks")), "nodes": tuple(config.getoption("doctor_nodes")),
+                   "passive": config.getoption("doctor_passive")}
+        config.pluginmanager.register(DoctorSession(request=request), "xivo-doctor-session")
 
 
 def _session(config: pytest.Config) -> DoctorSession | None:
@@ -219,7 +226,7 @@ def _run(request: pytest.FixtureRequest) -> Run:
 @pytest.fixture(scope="session")
 def topology(request: pytest.FixtureRequest) -> Topology:
     """The whole topology as loaded."""
-    return _run(request).loaded_topology()
+    return _run(request).topology
 
 
 @pytest.fixture(scope="session")
@@ -251,16 +258,16 @@ RUN_ARGS = (
 )
 
 
-def run_checks(run: Run, *, checks_folder: Path | None = None) -> Report:
+def run_checks(run: Run) -> Report:
     """Run the checks in-process and return the report. Raises only DoctorError subclasses."""
-    folder = checks_folder or registry.checks_dir()
+    folder = run.options.checks_folder or registry.checks_dir()
     # Our own ini, rootdir and confcutdir: no pytest.ini, tox.ini, pyproject.toml or conftest.py
     # around the checks or in the current directory changes how they run.
     ini = Path(__file__).with_name("pytest-run.ini")
     args = [str(folder), *RUN_ARGS, "-c", str(ini), "--rootdir", str(folder), "--confcutdir", str(folder)]
     session = DoctorSession(run)
     internal: list[str] = []
-    run.start_prefetch()  # the slow reads overlap with pytest's start-up, collection and the fast checks
+    run.start_warm_up()  # the slow reads overlap with pytest's start-up, collection and the fast checks
     with _no_plugin_autoload():
         code = pytest.main(args, plugins=[session, _InternalErrorCatcher(internal)])
     if session.collection_errors:

@@ -8,18 +8,16 @@ nothing here names a check.
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
+import hashlib
 import importlib.util
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from xivo_doctor.check import CheckSpec, spec_of
-from xivo_doctor.foundation.errors import CheckDefinitionError, UsageError
-
-if TYPE_CHECKING:
-    from xivo_doctor.topology.model import Topology
+from xivo_doctor.foundation.errors import CheckDefinitionError
+from xivo_doctor.foundation.results import Report
 
 
 def checks_dir() -> Path:
@@ -38,7 +36,9 @@ def check_files(folder: Path | None = None) -> list[Path]:
 
 
 def _load(path: Path):
-    name = f"_xivo_doctor_registry_.{path.stem}"
+    # One module per file, whatever folder holds it: two folders may hold a module of the same name.
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    name = f"_xivo_doctor_registry_.{path.stem}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -101,15 +101,11 @@ def order(specs: Iterable[CheckSpec]) -> list[CheckSpec]:
     return list(done.values())
 
 
-def validate_selection(checks: Sequence[str], nodes: Sequence[str], topology: Topology) -> None:
-    """Refuse an unknown `--check` or `--node` before anything runs (UsageError, one line)."""
-    known = [spec.id for spec in discover()]
-    for wanted in checks:
-        if wanted not in known:
-            close = difflib.get_close_matches(wanted, known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known checks: {', '.join(known)}"
-            raise UsageError(f"--check {wanted}: no such check; {hint}")
-    names = [x.name for x in topology.xivos]
-    for node in nodes:
-        if node not in names:
-            raise UsageError(f"--node {node}: no such XiVO in {topology.source}; known: {', '.join(names)}")
+def describe(report: Report, folder: Path | None = None) -> Report:
+    """A report read back from a file (JSON keeps what was seen, not what the checks declare of it)
+    with each result described again by its check: metrics, the link it judges, facts. A check
+    this doctor does not know leaves its results as they are."""
+    specs = {s.id: s for s in discover(folder)}
+    names = [str(x.get("name", "")) for x in report.topology.get("xivos", ()) if isinstance(x, Mapping)]
+    results = tuple(specs[r.check].describe(r, names) if r.check in specs else r for r in report.results)
+    return dataclasses.replace(report, results=results)
