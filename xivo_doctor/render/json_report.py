@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from xivo_doctor.foundation.errors import UsageError
 from xivo_doctor.foundation.results import SCHEMA, FixOut, Report, Result, Status, thaw
 from xivo_doctor.render.output_file import write_output
-
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "result-schema.json"
 
 
 def _fix_to_dict(fix: FixOut | None) -> dict[str, Any] | None:
@@ -78,11 +75,6 @@ def write_json(report: Report, dest: str) -> None:
     """Write the document to `dest`; `-` means standard output. A file is replaced atomically
     (render/output_file.py), so a monitoring system reading it never sees half a document."""
     write_output(dest, to_json(report))
-
-
-def load_schema() -> dict[str, Any]:
-    """The JSON Schema of `xivo-doctor/1`, as shipped with the package."""
-    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
 _KIND_WORDS: dict[Any, str] = {str: "a string", (int, float): "a number", dict: "an object", list: "a list"}

@@ -87,9 +87,11 @@ def verdict_line(report: Report) -> str:
 
 
 def _out(console: Console, text: Text | str = "", *, soft_wrap: bool = False) -> None:
+    """One line. Wrapped to the terminal's width on a terminal; elsewhere (cron's mail, a CI log,
+    `| less`) never: a line cut at 80 columns in mid-sentence or mid-UUID reads worse than a long one."""
     if isinstance(text, str):
         text = Text(text)
-    console.print(text, highlight=False, soft_wrap=soft_wrap)
+    console.print(text, highlight=False, soft_wrap=soft_wrap or not console.is_terminal)
 
 
 def _indented(text: str, indent: str) -> str:

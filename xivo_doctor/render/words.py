@@ -9,20 +9,21 @@ from __future__ import annotations
 import re
 
 from xivo_doctor.foundation.results import Report, Result, Status, Verdict
-from xivo_doctor.render.html.picture import FEDERATION, xivo_names
+from xivo_doctor.render.xivos import xivo_names
 
 TITLE_MESSAGE_CHARS = 200
 
 
 def display(r: Result) -> str:
-    """The item in words: `consul-wan xivo-2`; a federation pair `down->up` as `down←up`, the way
-    its messages flow (XIVO-FACTS §5), other pairs as `a→b`."""
+    """The item in words: `consul-wan xivo-2`; a pair `a->b` as `a→b`, or `a←b` when what its link
+    carries flows to `a` (a federation pair `down->up`: its messages flow upstream to downstream,
+    XIVO-FACTS §5)."""
     if r.target == "*":
         return r.check
     down, arrow, up = r.target.partition("->")
     if not arrow:
         return f"{r.check} {r.target}"
-    return f"{r.check} {down}←{up}" if r.check == FEDERATION else f"{r.check} {down}→{up}"
+    return f"{r.check} {down}←{up}" if r.link is not None and r.link.flows_to_xivo else f"{r.check} {down}→{up}"
 
 
 def headline(report: Report) -> str:

@@ -17,11 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xivo_doctor.foundation.measures import FACT_LABELS, FACT_ORDER, LinkKind
 from xivo_doctor.foundation.results import Report, Result, Status, thaw
 from xivo_doctor.render.html.changes import changes_view
-from xivo_doctor.render.html.picture import build_picture, declared_xivos, xivo_names
+from xivo_doctor.render.html.picture import build_picture
 from xivo_doctor.render.terminal import blocked_by_result
 from xivo_doctor.render.words import headline
+from xivo_doctor.render.xivos import declared_xivos, xivo_names
 
 GLYPHS = {"pass": "✓", "warn": "!", "fail": "✗", "error": "?", "skip": "–", "none": "·"}
 STATUS_ORDER = ("fail", "error", "warn", "pass", "skip")
@@ -209,34 +211,39 @@ def _groups(report: Report, views: dict[int, ItemView]) -> list[Group]:
 
 def _matrices(report: Report, names: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The check x XiVO matrix (with an `all` column for whole-topology items) and, per pair
-    check, a downstream x upstream matrix. Cells are results (or None: no such item)."""
+    check, a XiVO x peer matrix, in the roles its link kind names (downstream x upstream). Cells
+    are results (or None: no such item)."""
     cell = {(r.check, r.target): r for r in report.results}
     checks = list(dict.fromkeys(r.check for r in report.results))
     single = [c for c in checks if any(r.check == c and "->" not in r.target for r in report.results)]
     columns = [*names, "*"] if any(r.target == "*" for r in report.results) else names
     rows = [(c, [cell.get((c, n)) for n in columns]) for c in single]
-    pairs = [{"check": c, "rows": [(d, [cell.get((c, f"{d}->{u}")) if d != u else None for u in names])
-                                   for d in names]}
+    kinds = {r.check: r.link for r in report.results if r.link is not None}
+    pairs = [{"check": c, "link": kinds.get(c) or LinkKind(c, c, ""),
+              "rows": [(d, [cell.get((c, f"{d}->{u}")) if d != u else None for u in names]) for d in names]}
              for c in checks if any(r.check == c and "->" in r.target for r in report.results)]
     return {"columns": columns, "rows": rows}, pairs
 
 
-def _xivo_table(report: Report, names: list[str]) -> list[dict[str, str]]:
-    """Name, address, version and UUID per XiVO, as the checks saw them ("unknown" when not)."""
-    by = {(r.check, r.target): r for r in report.results}
-    everyone = by.get(("xivo-version", "*"))
+def _xivo_table(report: Report, names: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The facts columns (the version and the UUID always, then any other fact an item gave), and per
+    XiVO its name, address and facts as the checks saw them (`Result.facts`; "unknown" when none
+    did). A XiVO's own items are believed before what another item says of it."""
+    own: dict[str, dict[str, str]] = {}
+    others: dict[str, dict[str, str]] = {}
+    for r in report.results:
+        for xivo, facts in r.facts.items():
+            for key, value in facts.items():
+                (own if r.target == xivo else others).setdefault(xivo, {}).setdefault(key, value)
+    seen = [k for n in names for f in (own.get(n, {}), others.get(n, {})) for k in f]
+    columns = [*FACT_ORDER, *(k for k in dict.fromkeys(seen) if k not in FACT_ORDER)]
     declared = {str(x.get("name")): x for x in declared_xivos(report)}
     rows = []
     for n in names:
-        version = by.get(("xivo-version", n))
-        uuid = by.get(("uuid-unique", n))
-        seen = version.evidence.get("version") if version else None
-        if seen is None and everyone is not None and isinstance(everyone.evidence.get("versions"), Mapping):
-            seen = everyone.evidence["versions"].get(n)
+        facts = {**others.get(n, {}), **own.get(n, {})}
         rows.append({"name": n, "address": scalar(declared.get(n, {}).get("address", "unknown")),
-                     "version": scalar(seen) if seen else "unknown",
-                     "uuid": scalar(uuid.evidence["uuid"]) if uuid and uuid.evidence.get("uuid") else "unknown"})
-    return rows
+                     "facts": [scalar(facts[c]) if facts.get(c) else "unknown" for c in columns]})
+    return [FACT_LABELS.get(c, c) for c in columns], rows
 
 
 def page_model(report: Report, json_size: int) -> dict[str, Any]:
@@ -247,6 +254,7 @@ def page_model(report: Report, json_size: int) -> dict[str, Any]:
     views = _items(report, anchors, json_size)
     groups = _groups(report, views)
     matrix, pair_matrices = _matrices(report, names)
+    fact_columns, xivos = _xivo_table(report, names)
     counts = report.counts()
     return {
         "report": report,
@@ -264,7 +272,8 @@ def page_model(report: Report, json_size: int) -> dict[str, Any]:
         "check_anchors": {g.check: g.anchor for g in groups},
         "row_evidence": json_size <= ROW_EVIDENCE_MAX_CHARS,
         "in_cells": {v.r.item_id for v in views.values() if v.place == "cell"},
-        "xivos": _xivo_table(report, names),
+        "fact_columns": fact_columns,
+        "xivos": xivos,
         "topology": tree(report.topology),
         "anchors": anchors,
         "glyphs": GLYPHS,

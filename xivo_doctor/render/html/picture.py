@@ -1,23 +1,25 @@
 """The topology picture of the HTML report, as data: where each XiVO sits, which links are drawn
 between them, and the status colouring each one. The template turns these numbers into SVG.
 
-Place in the pipeline: presentation: reads the Report, never probes; no markup is built here.
+Place in the pipeline: presentation: reads the Report, never probes; no markup is built here, and
+no check is named: each result says which kind of link it judges (`Result.link`, declared by its
+check, foundation/measures.py) and, for a per-XiVO item, its view of each peer (`link_views`).
 
-One panel per kind of link the manual sets up, all with the XiVOs at the same places on a circle,
-so that even 10 XiVOs (90 federation links) stay readable:
+One panel per kind of link, drawn in their declared order, all with the XiVOs at the same places on
+a circle, so that even 10 XiVOs (90 federation links) stay readable:
 
-- federation: one arrow per expected (downstream, upstream) pair, drawn in the direction the
-  messages flow, upstream -> downstream (XIVO-FACTS §5: the downstream opens the link), from
-  `rabbitmq-federation[down->up]`; the two directions bow to opposite sides, so both show.
-- Consul WAN: one line per two XiVOs, coloured by whether each one's WAN pool holds the other
-  alive (`consul-wan[x]` evidence `peers`, XIVO-FACTS §4); the worse of the two views wins.
-- directories: one arrow x -> peer per peer x should search (`directory-source[x]` evidence
-  `directories` and `phonebook-restricted[x]` `phonebooks`, XIVO-FACTS §6), a failure on the
-  peers its `problems` name.
+- pair items (`a->b`): one arrow per expected pair, from `a` to `b`, or from `b` to `a` when what
+  the link carries flows to the pair's XiVO (`flows_to_xivo`: federation messages go upstream ->
+  downstream, XIVO-FACTS §5); the two directions bow to opposite sides, so both show;
+- per-XiVO items, directed: one arrow x -> peer per peer, from x's view of that peer; several
+  checks may share a kind (the directories: contacts and phonebooks), the worst view wins;
+- per-XiVO items, undirected: one line per two XiVOs, the worse of the two views (Consul WAN).
+A view says whether that peer is fine by the item; an item with no view of a peer colours it by
+its own status (an error or a skip holds for every peer).
 
-A node takes the worst status of the per-XiVO items not drawn as links (port-reachable,
-uuid-unique, ctid-advertise, xivo-version, ...). "Worst": fail > error > warn > skip because
-blocked > pass > skip because not applicable; `none` is "no item about it in this run".
+A node takes the worst status of the per-XiVO items that judge no link (ports, UUID, presence
+advertisement, version, ...). "Worst": fail > error > warn > skip because blocked > pass > skip
+because not applicable; `none` is "no item about it in this run".
 """
 
 from __future__ import annotations
@@ -25,14 +27,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from xivo_doctor.foundation.measures import LinkKind
 from xivo_doctor.foundation.results import Report, Result, Status
-
-FEDERATION = "rabbitmq-federation"
-CONSUL_WAN = "consul-wan"
-DIRECTORY_CHECKS = ("directory-source", "phonebook-restricted")
-LINK_CHECKS = frozenset({FEDERATION, CONSUL_WAN, *DIRECTORY_CHECKS})
+from xivo_doctor.render.xivos import listed, xivo_names
 
 NONE = "none"  # no item about this node or link in the run (e.g. `--check` left it out)
 _RANK = {Status.FAIL.value: 5, Status.ERROR.value: 4, Status.WARN.value: 3, "blocked": 2,
@@ -128,50 +126,15 @@ def worst(marks: Iterable[Mark]) -> Mark:
     return max(marks, key=lambda m: (m.rank, m.own), default=Mark(NONE, _RANK[NONE]))
 
 
-def listed(topology: Mapping[str, Any], key: str) -> tuple[Any, ...]:
-    """`topology[key]` when it is a list (a report read back from a file may hold anything)."""
-    value = topology.get(key)
-    return value if isinstance(value, tuple) else ()
-
-
-def declared_xivos(report: Report) -> list[Mapping[str, Any]]:
-    """The topology's XiVO entries (name, address, ...), as loaded."""
-    return [x for x in listed(report.topology, "xivos") if isinstance(x, Mapping)]
-
-
-def xivo_names(report: Report) -> list[str]:
-    """The XiVOs in the topology's order, then any other a result names."""
-    names = [str(x.get("name", "")) for x in declared_xivos(report)]
-    seen = dict.fromkeys(n for n in names if n)
-    for r in report.results:  # an item about a XiVO the topology does not list still gets a node
-        for part in r.target.split("->"):
-            if r.target != "*" and part not in seen:
-                seen[part] = None
-    return list(seen)
-
-
-def _problem_peers(result: Result) -> set[str]:
-    return {str(p["peer"]) for p in listed(result.evidence, "problems") if isinstance(p, Mapping) and "peer" in p}
-
-
 def _view(result: Result | None, peer: str) -> Mark:
-    """What `result` (a per-XiVO item about its peers) says about one `peer`.
-
-    A passing item passes every peer; a failed one fails the peers its `problems` name, or every
-    peer when it names none (a fault of the XiVO itself, e.g. no Consul leader); an error or a
-    skip holds for every peer.
-    """
+    """What `result` (a per-XiVO item about its peers) says about one `peer`: its view of that peer
+    when it has one and was judged (passed, failed or warned), else its own status."""
     if result is None:
         return Mark(NONE, _RANK[NONE])
-    bad = Status.WARN.value if result.severity == "warn" else Status.FAIL.value
-    if result.check == CONSUL_WAN and isinstance(result.evidence.get("peers"), Mapping) and (
-            peer in result.evidence["peers"]) and result.status in (Status.PASS, Status.FAIL, Status.WARN):
-        state = str(result.evidence["peers"][peer])
-        if not state.startswith("alive") or peer in _problem_peers(result):
-            return mark_of(result, bad, state)
-        return mark_of(result, Status.PASS.value, state)
-    if result.status in (Status.FAIL, Status.WARN) and _problem_peers(result):
-        return mark_of(result) if peer in _problem_peers(result) else mark_of(result, Status.PASS.value, "")
+    view = result.link_views.get(peer)
+    if view is not None and result.status in (Status.PASS, Status.FAIL, Status.WARN):
+        bad = Status.WARN.value if result.severity == "warn" else Status.FAIL.value
+        return mark_of(result, Status.PASS.value if view.ok else bad, view.note)
     return mark_of(result)
 
 
@@ -230,48 +193,45 @@ def _sorted(links: list[Link]) -> tuple[Link, ...]:
     return tuple(sorted(links, key=lambda k: k.mark.rank))
 
 
-def _pairs(report: Report, names: list[str]) -> list[tuple[str, str]]:
-    """Expected (downstream, upstream) pairs: the topology's, then any other the results name."""
+def _pairs(report: Report, names: list[str], checks: set[str]) -> list[tuple[str, str]]:
+    """Expected pairs: the topology's, then any other the items of `checks` name."""
     declared = [p for p in listed(report.topology, "pairs") if isinstance(p, str)]
-    found = [r.target for r in report.results if r.check == FEDERATION and "->" in r.target]
+    found = [r.target for r in report.results if r.check in checks and "->" in r.target]
     pairs = [tuple(p.split("->", 1)) for p in dict.fromkeys(declared + found)]
-    return [(d, u) for d, u in pairs if d in names and u in names and d != u]
+    return [(a, b) for a, b in pairs if a in names and b in names and a != b]
 
 
 def build_picture(report: Report) -> Picture:
-    """The picture of `report`: one panel per kind of link present in the results."""
+    """The picture of `report`: one panel per kind of link its items judge."""
     names = xivo_names(report)
     places, _radius, node_r, width, height = _circle(names)
     by_item = {(r.check, r.target): r for r in report.results}
-    own = {n: worst(mark_of(r) for r in report.results if r.target == n and r.check not in LINK_CHECKS)
-           for n in names}
+    own = {n: worst(mark_of(r) for r in report.results if r.target == n and r.link is None) for n in names}
     nodes = tuple(_node(n, *places[n], width / 2, height / 2, node_r, own[n]) for n in names)
-    checks = {r.check for r in report.results}
+    kinds: dict[str, tuple[LinkKind, set[str]]] = {}
+    for r in report.results:
+        if r.link is not None:
+            kinds.setdefault(r.link.key, (r.link, set()))[1].add(r.check)
     panels = []
-
-    def panel(key: str, title: str, caption: str, directed: bool, links: list[Link]) -> None:
-        panels.append(Panel(key, title, caption, directed, round(width), round(height), node_r, nodes,
-                            _sorted(links)))
-
-    if FEDERATION in checks:
-        links = [_link(up, down, places, node_r, mark_of(r) if (r := by_item.get((FEDERATION, f"{down}->{up}")))
-                       else Mark(NONE, _RANK[NONE]), curved=True, text=f"{up} → {down}")
-                 for down, up in _pairs(report, names)]
-        panel("federation", "RabbitMQ federation", "an arrow per upstream → downstream: the way messages flow",
-              True, links)
-    if CONSUL_WAN in checks:
-        links = []
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                mark = worst([_view(by_item.get((CONSUL_WAN, a)), b), _view(by_item.get((CONSUL_WAN, b)), a)])
-                links.append(_link(a, b, places, node_r, mark, curved=False, text=f"{a} ↔ {b}"))
-        panel("consul-wan", "Consul WAN", "a line per two XiVOs: each one's WAN pool holds the other alive",
-              False, links)
-    if checks & set(DIRECTORY_CHECKS):
-        links = [_link(a, b, places, node_r, worst(_view(by_item.get((c, a)), b) for c in DIRECTORY_CHECKS),
-                       curved=True, text=f"{a} → {b}")
-                 for a in names for b in names if a != b]
-        panel("directories", "Directories", "an arrow per XiVO → peer whose contacts and phonebook it searches",
-              True, links)
+    for kind, checks in sorted(kinds.values(), key=lambda k: (k[0].order, k[0].key)):
+        if any("->" in r.target for r in report.results if r.check in checks):
+            links = [_arrow(a, b, kind, [by_item.get((c, f"{a}->{b}")) for c in checks], places, node_r)
+                     for a, b in _pairs(report, names, checks)]
+        elif kind.directed:
+            links = [_link(a, b, places, node_r, worst(_view(by_item.get((c, a)), b) for c in checks), curved=True,
+                           text=f"{a} → {b}") for a in names for b in names if a != b]
+        else:
+            links = [_link(a, b, places, node_r, worst([*(_view(by_item.get((c, a)), b) for c in checks),
+                                                        *(_view(by_item.get((c, b)), a) for c in checks)]),
+                           curved=False, text=f"{a} ↔ {b}") for i, a in enumerate(names) for b in names[i + 1:]]
+        panels.append(Panel(kind.key, kind.title, kind.caption, kind.directed, round(width), round(height), node_r,
+                            nodes, _sorted(links)))
     return Picture(tuple(panels), own)
 
+
+def _arrow(a: str, b: str, kind: LinkKind, items: list[Result | None], places: dict[str, tuple[float, float]],
+           node_r: float) -> Link:
+    """The pair item `a->b` as an arrow, drawn the way what it judges flows."""
+    mark = worst(mark_of(r) for r in items if r is not None)
+    start, end = (b, a) if kind.flows_to_xivo else (a, b)
+    return _link(start, end, places, node_r, mark, curved=True, text=f"{start} → {end}")

@@ -1,8 +1,10 @@
 """The report as a Nagios/Icinga plugin prints it (Monitoring Plugins guidelines, "Output").
 
 Place in the pipeline: presentation only. It reads an already redacted `Report` (and, when the
-plugin's own deadline cut the run, what was unfinished) and returns text; `cli_nagios` prints it
-and exits with `exit_code`. It never probes.
+plugin's own deadline cut the run, what was unfinished) and returns text; cli/nagios.py prints it
+and exits with `exit_code`. It never probes, and names no check: the perfdata are the measurements
+the items carry (`Result.metrics`, declared by each check), judged against `-w`/`-c` where the
+metric says so.
 
 The output:
 
@@ -18,18 +20,16 @@ control character or colour.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from xivo_doctor.foundation.measures import Metric
 from xivo_doctor.foundation.results import Report, Result, Status, Verdict
-from xivo_doctor.render.html.picture import FEDERATION, declared_xivos
 from xivo_doctor.render.nagios.ranges import Thresholds
 from xivo_doctor.render.words import cause
 
 PLUGIN = "XIVO-DOCTOR"
-CONSUL_WAN = "consul-wan"
 # How bad a state is, as the report's own verdict ranks them: a proven failure outranks a gap in
 # what could be checked, which outranks a warning (results.verdict_of).
 _RANK = {Verdict.OK: 0, Verdict.WARNING: 1, Verdict.UNKNOWN: 2, Verdict.CRITICAL: 3}
@@ -48,17 +48,8 @@ class Unfinished:
 
 
 @dataclass(frozen=True)
-class Link:
-    """One federation item as a measurement: messages flow `up` -> `down` (XIVO-FACTS §5)."""
-
-    down: str
-    up: str
-    latency_ms: float | None  # None: no probe message delivered (failed, skipped, --passive)
-
-
-@dataclass(frozen=True)
 class Breach:
-    link: Link
+    metric: Metric
     state: Verdict
     words: str
 
@@ -80,46 +71,23 @@ def first_line(text: str) -> str:
 # --- measurements --------------------------------------------------------------------------------
 
 
-def links(report: Report) -> list[Link]:
-    """Every federation item with its probe latency, from rabbitmq-federation's `latency_ms` evidence
-    (written when xivo_doctor/probes/rabbitmq/amqp_probe.py delivered a probe message)."""
-    found = []
-    for r in report.results:
-        down, arrow, up = r.target.partition("->")
-        if r.check != FEDERATION or not arrow:
-            continue
-        latency = r.evidence.get("latency_ms")
-        ok = isinstance(latency, int | float) and not isinstance(latency, bool) and math.isfinite(latency)
-        found.append(Link(down, up, float(latency) if ok else None))
-    return found
-
-
-def wan_alive(report: Report) -> list[tuple[str, int | None]]:
-    """Per XiVO, how many members its Consul WAN pool holds alive (consul-wan's `wan_pool` evidence:
-    member -> "<address> <status>"); None when its pool could not be read."""
-    found = []
-    for r in report.results:
-        if r.check != CONSUL_WAN or r.target == "*":
-            continue
-        pool = r.evidence.get("wan_pool")
-        if isinstance(pool, Mapping):
-            found.append((r.target, sum(1 for v in pool.values() if str(v).split()[-1:] == ["alive"])))
-        else:
-            found.append((r.target, None))
-    return found
+def metrics(report: Report) -> list[Metric]:
+    """Every item's measurements, in run order (declared by each check beside its code: a
+    federation link's probe latency, the members alive in a XiVO's WAN pool, ...)."""
+    return [m for r in report.results for m in r.metrics]
 
 
 def breaches(report: Report, thresholds: Thresholds) -> list[Breach]:
-    """Links whose latency alerts, critical first (a link breaking both counts as critical)."""
+    """Measurements judged by thresholds that alert, critical first (breaking both counts as critical)."""
     found = []
-    for link in links(report):
-        if link.latency_ms is None:
+    for metric in metrics(report):
+        if metric.value is None or not metric.thresholds:
             continue
         for state, limit in ((Verdict.CRITICAL, thresholds.critical), (Verdict.WARNING, thresholds.warning)):
-            if limit is not None and limit.alerts(link.latency_ms):
-                value = link.latency_ms
-                words = f"federation latency {link.down}←{link.up} {_number(value)} ms {limit.breach(value)}"
-                found.append(Breach(link, state, words))
+            if limit is not None and limit.alerts(metric.value):
+                unit = f" {metric.unit}" if metric.unit else ""
+                words = f"{metric.words or metric.label} {_number(metric.value)}{unit} {limit.breach(metric.value)}"
+                found.append(Breach(metric, state, words))
                 break
     return sorted(found, key=lambda b: -_RANK[b.state])
 
@@ -191,12 +159,10 @@ def perfdata(report: Report, thresholds: Thresholds) -> str:
     items.append(f"duration={_number(report.duration_s)}s;;;0;{_number(report.timeout_s)}")
     warn = str(thresholds.warning) if thresholds.warning is not None else ""
     crit = str(thresholds.critical) if thresholds.critical is not None else ""
-    for link in links(report):
-        value = "U" if link.latency_ms is None else f"{_number(link.latency_ms)}ms"
-        items.append(f"{label(f'fed_{link.down}_from_{link.up}')}={value};{warn};{crit};0;")
-    expected = len(declared_xivos(report))
-    for xivo, alive in wan_alive(report):
-        items.append(f"{label(f'wan_alive_{xivo}')}={'U' if alive is None else alive};;;0;{expected or ''}")
+    for m in metrics(report):
+        value = "U" if m.value is None else f"{_number(m.value)}{m.unit}"
+        levels = f"{warn};{crit}" if m.thresholds else ";"
+        items.append(f"{label(m.label)}={value};{levels};{_bound(m.minimum)};{_bound(m.maximum)}")
     return " ".join(items)
 
 
@@ -237,10 +203,14 @@ def _changes_line(changes: Mapping) -> str:
     return safe(f"{head}: {'; '.join(parts)}")
 
 
+def _bound(value: float | None) -> str:
+    return "" if value is None else _number(value)
+
+
 def _number(value: float) -> str:
     """Plain decimal, never scientific notation (the guidelines: some parsers cannot read it)."""
     return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
 
 
-__all__ = ["Breach", "Link", "Unfinished", "exit_code", "label", "links", "long_output", "perfdata", "render",
-           "safe", "state", "status_line", "unknown_line", "wan_alive"]
+__all__ = ["Breach", "Unfinished", "exit_code", "label", "long_output", "metrics", "perfdata", "render", "safe",
+           "state", "status_line", "unknown_line"]
