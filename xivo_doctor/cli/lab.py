@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from xivo_doctor.cli.guarded import Masks, guarded, on_stderr
 from xivo_doctor.foundation.errors import DoctorError
 
 
@@ -67,7 +68,7 @@ def _defaults(args: argparse.Namespace) -> None:
         args.version = DEFAULT_VERSION
 
 
-def command_lab(args: argparse.Namespace) -> int:
+def command_lab(args: argparse.Namespace, masks: Masks) -> int:
     from xivo_doctor.lab import faults, lifecycle
     from xivo_doctor.lab.state import LabError
 
@@ -105,11 +106,11 @@ def command_lab(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_demo(args: argparse.Namespace) -> int:
+def command_demo(args: argparse.Namespace, masks: Masks) -> int:
     """Start the lab unless it runs, check it, and write the reports (HTML, JSON, JUnit) under reports/."""
     import datetime as dt
 
-    from xivo_doctor.cli.main import main as cli_main
+    from xivo_doctor.cli.run import RunRequest, run_and_report
     from xivo_doctor.lab import lifecycle
     from xivo_doctor.lab.state import LabError, LabState
 
@@ -122,9 +123,11 @@ def command_demo(args: argparse.Namespace) -> int:
         raise LabCommandError(str(exc)) from None
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     report = args.reports / f"demo-{stamp}.html"
-    code = cli_main(["run", "-T", str(args.dir / "topology.yml"), "--html", str(report),
-                     "--json", str(args.reports / f"demo-{stamp}.json"),
-                     "--junit", str(args.reports / f"demo-{stamp}.junit.xml")])
+    request = RunRequest(topology=str(args.dir / "topology.yml"), html=str(report),
+                         json=str(args.reports / f"demo-{stamp}.json"),
+                         junit=str(args.reports / f"demo-{stamp}.junit.xml"))
+    # The run's own errors are said as `run` says them; the way on is printed whatever the verdict.
+    code = guarded(lambda: run_and_report(request, masks), say=on_stderr, masks=masks)
     print(f"\nreport: {report} (open it in a browser; also .json and .junit.xml). "
           "Next: `xivo-doctor lab faults` lists what can break; "
           "`xivo-doctor lab break federation-wrong-password`, then `xivo-doctor demo` again; "
