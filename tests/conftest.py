@@ -7,8 +7,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from services import needs_services, starts_services
 
 pytest_plugins = ["pytester", "lab_fixture"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses a fixture starting the lab or a real service is marked `lab`
+    (tests/support/services.py): `pytest -m "not lab"` is the fast lane."""
+    for item in items:
+        if needs_services(item):
+            item.add_marker(pytest.mark.lab)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,3 +73,10 @@ def runtime_dir(tmp_path, monkeypatch) -> Path:
     directory.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
     return directory
+
+
+@pytest.fixture
+@starts_services
+def own_peers() -> None:
+    """Taken by a test that starts, inside its body, servers playing a XiVO's part or the doctor
+    (or pip) as a process: it waits on real timeouts and processes, so it is not in the fast lane."""

@@ -13,9 +13,9 @@ from xivo_doctor.check import Evidence, FixContext, spec_of
 from xivo_doctor.checks import directory_source
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import CannotCheckFromHere, ProbeError
-from xivo_doctor.lab.digest import Digest, parse
 from xivo_doctor.lab.nodes import make_certificate
-from xivo_doctor.lab.standin import QuietHandler, serve
+from xivo_doctor.lab.standins.base import QuietHandler, serve
+from xivo_doctor.lab.standins.digest import Digest, parse
 from xivo_doctor.probes.onbox import UuidReading
 from xivo_doctor.probes.web import WebProbe
 from xivo_doctor.topology.model import ConfdAccess, OnBoxAccess, Secret, Topology, Xivo

@@ -15,7 +15,7 @@ from xivo_doctor.checks import phonebook_restricted
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import CannotCheckFromHere, NotApplicable, ProbeError
 from xivo_doctor.lab.nodes import make_certificate
-from xivo_doctor.lab.standin import QuietHandler, serve
+from xivo_doctor.lab.standins.base import QuietHandler, serve
 from xivo_doctor.probes.web import WebProbe
 from xivo_doctor.topology.model import OnBoxAccess, Secret, Topology, WebServicesAccess, Xivo
 
@@ -247,7 +247,7 @@ def test_phonebook_follows_the_redirect_from_the_xivos_address(tmp_path):
     assert answer["from_address"] == CLIENT
 
 
-def test_phonebook_401_204_and_html(tmp_path):
+def test_phonebook_401_204_and_html(tmp_path, own_peers):
     with nginx(tmp_path, 401):
         refused = WebProbe(Session()).phonebook(URL, from_xivo=FROM, term="x")
     assert (refused["status"], refused["www_authenticate"]) == (401, 'Basic realm="Access Restricted"')

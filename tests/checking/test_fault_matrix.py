@@ -13,8 +13,6 @@ import requests
 
 from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
 
-pytestmark = pytest.mark.slow
-
 # fault -> (check, target) that must fail, alone (lab default: broken node xivo-2, its peer xivo-1)
 MATRIX = {
     "duplicate-uuid": ("uuid-unique", "xivo-2"),

@@ -9,6 +9,7 @@ import time
 from contextlib import ExitStack
 
 import pytest
+from services import starts_services
 
 from conftest import REPO, TEST_PORTS, loopback_topology
 from servers import BlackHole, Listener, serve
@@ -23,6 +24,7 @@ def run_json(capsys, *args: str) -> tuple[int, dict]:
 
 
 @pytest.fixture
+@starts_services
 def stack():
     with ExitStack() as s:
         yield s

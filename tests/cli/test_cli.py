@@ -83,7 +83,7 @@ def test_not_a_terminal_means_no_colour_no_progress(tmp_path):
     assert proc.stdout.rstrip().splitlines()[-1].startswith("CRITICAL: ")
 
 
-def test_pytest_checks_and_xivo_doctor_run_give_the_same_results(tmp_path):
+def test_pytest_checks_and_xivo_doctor_run_give_the_same_results(tmp_path, own_peers):
     """Same topology, both ways in: same items, statuses, messages, fixes."""
     with ExitStack() as stack:
         serve(stack, Listener, "127.10.202.1", TEST_PORTS.values())

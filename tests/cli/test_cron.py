@@ -13,17 +13,19 @@ from pathlib import Path
 import jsonschema
 import pytest
 from html_page import Page
+from schema import load_schema
+from services import starts_services
 
 from conftest import TEST_PORTS, loopback_topology
 from servers import Listener, serve
 from xivo_doctor.cli.main import main
 from xivo_doctor.engine.runlock import run_key
-from xivo_doctor.render import json_report
 
 ALL = list(TEST_PORTS.values())
 
 
 @pytest.fixture
+@starts_services
 def stack():
     with ExitStack() as s:
         yield s
@@ -92,7 +94,7 @@ def test_history_changes_reach_the_terminal_json_and_html(tmp_path, stack, capsy
     assert main(args) == 0
     terminal_out = capsys.readouterr().out
     doc = json.loads((out / "r.json").read_text())
-    jsonschema.Draft202012Validator(json_report.load_schema()).validate(doc)
+    jsonschema.Draft202012Validator(load_schema()).validate(doc)
     assert doc["changes"]["previous"] == first["started_at"] and doc["changes"]["runs"] == 2
     assert doc["changes"]["resolved"] == ["port-reachable[xivo-2]"] and doc["changes"]["new_failures"] == []
     assert f"Changes since {first['started_at']}  (2 runs kept)\n  resolved: port-reachable[xivo-2]\n" in terminal_out

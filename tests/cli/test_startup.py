@@ -14,7 +14,7 @@ import textwrap
 
 from conftest import REPO, loopback_topology
 from xivo_doctor.cli import lab as cli_lab
-from xivo_doctor.cli import nagios_args as cli_nagios_args
+from xivo_doctor.cli.guarded import UNKNOWN
 from xivo_doctor.cli.main import build_parser
 from xivo_doctor.foundation.results import Verdict
 from xivo_doctor.lab.nodes import DEFAULT_VERSION
@@ -74,7 +74,7 @@ def test_nagios_port_reachable_loads_neither_psycopg_nor_pika(tmp_path):
 
 
 def test_the_values_the_parsers_repeat_stay_those_of_their_modules():
-    assert Verdict.UNKNOWN.exit_code == cli_nagios_args.UNKNOWN
+    assert Verdict.UNKNOWN.exit_code == UNKNOWN
     assert cli_lab.DEFAULT_VERSION_SHOWN == DEFAULT_VERSION
     lab_up = build_parser().parse_args(["lab", "up"])
     assert lab_up.version is None and lab_up.dir is None  # filled in when the command runs

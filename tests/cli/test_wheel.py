@@ -8,11 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from conftest import REPO, loopback_topology
-
-pytestmark = pytest.mark.slow
 
 SKIP = shutil.ignore_patterns(".git", "tests", "build", "dist", "*.egg-info", "__pycache__", "reports", ".ci")
 
@@ -23,7 +19,7 @@ def sh(*cmd, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     return proc
 
 
-def test_wheel_in_a_fresh_venv_runs_checks_and_run(tmp_path):
+def test_wheel_in_a_fresh_venv_runs_checks_and_run(tmp_path, own_peers):
     source = tmp_path / "src"
     shutil.copytree(REPO, source, ignore=SKIP)  # build from a copy: the work tree stays clean
     sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path / "dist",

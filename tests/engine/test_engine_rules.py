@@ -196,9 +196,10 @@ def test_a_blocked_item_passes_its_root_cause_on():
 
 
 def test_a_check_that_judges_its_peers_is_blocked_by_a_peer_failure():
+    from xivo_doctor.engine.options import RunOptions
     from xivo_doctor.engine.run import Run
 
-    run = Run(topology=TOPOLOGY)
+    run = Run(RunOptions(topology=TOPOLOGY))
     own = run.target_for({"xivo": XIVO1}, make_spec(id="own"))
     peers = run.target_for({"xivo": XIVO1}, make_spec(id="wide", involves="peers"))
     assert own.names == frozenset({"xivo-1"}) and peers.names == frozenset({"xivo-1", "xivo-2"})

@@ -15,6 +15,7 @@ import pytest
 import render_samples as S
 from html_page import Page
 from rich.console import Console
+from schema import load_schema
 
 from xivo_doctor.engine import history
 from xivo_doctor.engine.history import compare, report_key, with_changes
@@ -194,7 +195,7 @@ def test_terminal_first_run_nothing_changed_and_quiet():
 
 
 def test_json_changes_validate_against_the_schema():
-    validator = jsonschema.Draft202012Validator(json_report.load_schema())
+    validator = jsonschema.Draft202012Validator(load_schema())
     for report in (with_sample_changes(), with_sample_changes(previous=None, new_failures=[]), S.ok_report()):
         validator.validate(json_report.report_to_dict(report))
     doc = json_report.report_to_dict(with_sample_changes())

@@ -28,7 +28,7 @@ def install_plugin(site, mark) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
-def test_an_installed_pytest_plugin_does_not_load_into_the_run(tmp_path):
+def test_an_installed_pytest_plugin_does_not_load_into_the_run(tmp_path, own_peers):
     site, mark = tmp_path / "site", tmp_path / "loaded"
     site.mkdir()
     env = install_plugin(site, mark)

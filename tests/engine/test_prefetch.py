@@ -16,12 +16,21 @@ import pytest
 
 from xivo_doctor.check import Evidence
 from xivo_doctor.checks import consul_wan, directory_source, phonebook_restricted, rabbitmq_federation
-from xivo_doctor.engine import prefetch
+from xivo_doctor.engine import prefetch, registry
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.probes.rabbitmq import amqp_probe
 from xivo_doctor.probes.session import Probes
 from xivo_doctor.topology import load_topology
 from xivo_doctor.topology.model import Pair, RabbitMQAccess, Secret, Topology, Xivo
+
+
+def start(probes: Probes, checks: list[str], xivos: tuple[Xivo, ...]) -> prefetch.Prefetch:
+    """The warm-ups of `checks` (every check when empty) for `xivos` and the pairs that contain them."""
+    specs = [s for s in registry.discover() if not checks or s.id in checks]
+    names = {x.name for x in xivos}
+    pairs = [p for p in probes.topology.pairs if p.xivo.name in names or p.peer.name in names]
+    return prefetch.start(probes, specs, xivos, pairs)
+
 
 # Which cache keys are per pair or per (XiVO, peer): what the prefetch must have asked already.
 PER_PAIR = ("rabbitmq-probe", "confd-infos", "phonebook")
@@ -56,7 +65,7 @@ def sent(monkeypatch):
 def test_every_pair_is_probed_once_even_when_the_check_asks_meanwhile(sent):
     topology = mesh(xivos(4))
     probes = Probes(topology, Deadline(30))
-    run = prefetch.start(probes, ["rabbitmq-federation"], topology.xivos)
+    run = start(probes, ["rabbitmq-federation"], topology.xivos)
     answers = [probes.rabbitmq.probe_delivery(p.downstream, p.upstream) for p in topology.pairs]
     assert run.join(10)
     assert all(a["delivered"] for a in answers)
@@ -65,20 +74,20 @@ def test_every_pair_is_probed_once_even_when_the_check_asks_meanwhile(sent):
 
 def test_passive_sends_no_probe_message(sent):
     topology = mesh(xivos(3))
-    run = prefetch.start(Probes(topology, Deadline(30), passive=True), [], topology.xivos)
+    run = start(Probes(topology, Deadline(30), passive=True), [], topology.xivos)
     assert run.join(10)
     assert sent == []
 
 
 def test_no_probe_without_the_passwords_to_send_it(sent):
     topology = mesh(xivos(3, password=None))
-    assert prefetch.start(Probes(topology, Deadline(30)), ["rabbitmq-federation"], topology.xivos).join(10)
+    assert start(Probes(topology, Deadline(30)), ["rabbitmq-federation"], topology.xivos).join(10)
     assert sent == []
 
 
 def test_only_the_selected_xivos_pairs_are_probed(sent):
     topology = mesh(xivos(4))
-    assert prefetch.start(Probes(topology, Deadline(30)), [], topology.xivos[:1]).join(10)
+    assert start(Probes(topology, Deadline(30)), [], topology.xivos[:1]).join(10)
     assert sorted(sent) == sorted((p.downstream.name, p.upstream.name) for p in topology.pairs
                                   if "xivo-1" in (p.downstream.name, p.upstream.name))
 
@@ -102,7 +111,7 @@ def test_on_the_lab_the_checks_find_every_per_peer_answer_already_read(lab):
     topology = load_topology(lab.dir / "topology.yml")
     probes = Probes(topology, Deadline(60))
     before = recording(probes)
-    assert prefetch.start(probes, [], topology.xivos).join(30)
+    assert start(probes, [], topology.xivos).join(30)
     asked = [k for k in before if k[0] in PER_PAIR or k[2:3] == ("health-service",)]
     assert len(asked) == len(set(asked)) and asked, before
     after = recording(probes)
@@ -122,6 +131,6 @@ def test_on_the_lab_passive_prefetch_sends_no_probe(lab):
     topology = load_topology(lab.dir / "topology.yml")
     probes = Probes(topology, Deadline(60), passive=True)
     computed = recording(probes)
-    assert prefetch.start(probes, [], topology.xivos).join(30)
+    assert start(probes, [], topology.xivos).join(30)
     assert ("rabbitmq-federation", "xivo-1") in computed
     assert not [k for k in computed if k[0] == "rabbitmq-probe"]

@@ -192,7 +192,7 @@ def test_a_run_that_locked_a_file_removed_under_it_locks_the_new_one(tmp_path, r
 # --- the CLI ----------------------------------------------------------------------------------
 
 
-def test_two_overlapping_runs_of_one_topology_the_second_exits_3_with_one_line(tmp_path, runtime_dir):
+def test_two_overlapping_runs_of_one_topology_the_second_exits_3_with_one_line(tmp_path, runtime_dir, own_peers):
     """A black-holed xivo-2 keeps the first run busy until its deadline; the second stops at once,
     while a run of another selection of the same topology is not blocked."""
     with ExitStack() as stack:

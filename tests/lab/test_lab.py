@@ -16,8 +16,6 @@ from lab_fixture import eventually, tcp_state
 from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
 from xivo_doctor.topology import load_topology
 
-pytestmark = pytest.mark.slow
-
 
 def consul(state, node, path, token=True, **params):
     headers = {"X-Consul-Token": node.master_token} if token else {}

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pika
 import pytest
+from services import starts_services
 
 from xivo_doctor.lab import rabbitmq as rmq
 
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.skipif(not (rmq.RABBITMQ_BIN / "rabbitmq-server").exists() or not shutil.which("epmd"),
                        reason="rabbitmq-server (Debian) and epmd are needed"),
 ]
@@ -84,6 +84,7 @@ def _wait_link(node: rmq.RabbitNode, lab: Path, upstream: str, state: str, timeo
 
 
 @pytest.fixture(scope="module")
+@starts_services
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[rmq.RabbitNode]]]:
     lab_dir = tmp_path_factory.mktemp("rmqlab")
     addresses = ["127.10.230.1", "127.10.230.2"]

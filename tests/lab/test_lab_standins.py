@@ -20,10 +20,9 @@ import requests
 from lab_node_fixture import MANUAL_CTID, FakeConsul, accepts, make_root, start, stop
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
+from services import starts_services
 
 from xivo_doctor.lab import postgres
-
-pytestmark = pytest.mark.slow
 
 A1, A2, PG = "127.10.220.1", "127.10.220.2", "127.10.220.254"
 OTHER = "127.10.220.3"  # an address no row authorises
@@ -82,6 +81,7 @@ def listening_on_test_addresses() -> list[str]:
 
 
 @pytest.fixture(scope="module")
+@starts_services
 def lab(tmp_path_factory):
     base = tmp_path_factory.mktemp("standins")
     # pytest's tmp tree is 0700 (root only); the postgres user must reach its cluster's directory.

@@ -23,6 +23,7 @@ from servers import BlackHole, Hostile, Listener, serve, slow_loris
 from xivo_doctor.cli.main import main
 from xivo_doctor.cli.nagios import Collector, run_within
 from xivo_doctor.engine import registry
+from xivo_doctor.engine.options import RunOptions
 from xivo_doctor.engine.run import Run
 from xivo_doctor.engine.runlock import RunLock, run_key
 from xivo_doctor.foundation.deadline import Deadline
@@ -72,8 +73,9 @@ def perf_items(text: str) -> dict[str, dict[str, str]]:
 
 def federation(down: str, up: str, latency: float | None, status: Status = Status.PASS) -> Result:
     evidence = {"latency_ms": latency, "probe": {"delivered": latency is not None}} if latency is not None else {}
-    return Result(check="rabbitmq-federation", target=f"{down}->{up}", status=status, title="federation",
-                  message=f"a probe message crossed in {latency} ms", evidence=evidence)
+    return samples.declared([Result(check="rabbitmq-federation", target=f"{down}->{up}", status=status,
+                                    title="federation", message=f"a probe message crossed in {latency} ms",
+                                    evidence=evidence)], (down, up))[0]
 
 
 # --- ranges ---------------------------------------------------------------------------------------
@@ -186,7 +188,7 @@ def test_perfdata_has_a_latency_per_link_and_the_alive_wan_members_per_xivo():
 
 def test_a_real_run_with_a_wan_pool_missing_a_peer():
     data = json.loads((REPO / "tests" / "data" / "demo-consul-not-joined.json").read_text())
-    report = report_from_dict(data)
+    report = registry.describe(report_from_dict(data))  # what the checks declare of it: their metrics
     text = nagios.render(report, NONE)
     items = perf_items(text)
     assert (items["wan_alive_xivo-1"]["value"], items["wan_alive_xivo-2"]["value"]) == ("1", "1")
@@ -252,7 +254,7 @@ def test_the_worker_is_left_behind_when_it_outlives_the_deadline(tmp_path):
     the runner stands for a probe stuck past its own timeout)."""
     topology = load_topology(loopback_topology(tmp_path, ["127.10.142.1", "127.10.142.2"]))
     collector, release = Collector(), threading.Event()
-    run = Run(topology=topology, timeout=0.3, listener=collector)
+    run = Run(RunOptions(topology=topology, timeout=0.3), listener=collector)
 
     def hung(run: Run):
         run.listener.start(3)
@@ -313,7 +315,7 @@ def plugin(*args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess
     return done, time.monotonic() - started
 
 
-def test_exit_codes_0_and_2_on_real_ports(tmp_path, capsys):
+def test_exit_codes_0_and_2_on_real_ports(tmp_path, capsys, own_peers):
     topology = loopback_topology(tmp_path, A)
     with ExitStack() as stack:
         for address in A:
@@ -335,7 +337,7 @@ def test_exit_codes_0_and_2_on_real_ports(tmp_path, capsys):
     perf_items(done.stdout)
 
 
-def test_every_failure_is_one_unknown_line_on_stdout_and_exit_3(tmp_path, capsys):
+def test_every_failure_is_one_unknown_line_on_stdout_and_exit_3(tmp_path, capsys, own_peers):
     topology = loopback_topology(tmp_path, A)
     cases = {
         ("-T", str(tmp_path / "missing.yml")): f"XIVO-DOCTOR UNKNOWN - {tmp_path / 'missing.yml'}: file not found",
@@ -366,7 +368,7 @@ def test_every_failure_is_one_unknown_line_on_stdout_and_exit_3(tmp_path, capsys
                            "of seconds; see xivo-doctor nagios --help\n")
 
 
-def test_a_second_run_of_the_same_selection_is_unknown_while_the_first_holds_the_lock(tmp_path, capsys):
+def test_a_second_run_of_the_same_selection_is_unknown_while_the_first_holds_the_lock(tmp_path, capsys, own_peers):
     topology = loopback_topology(tmp_path, A)
     with RunLock(run_key(topology, ["port-reachable"], [])):
         assert main(["nagios", "-T", str(topology), "--check", "port-reachable"]) == 3
@@ -377,7 +379,7 @@ def test_a_second_run_of_the_same_selection_is_unknown_while_the_first_holds_the
         assert "another xivo-doctor run" not in capsys.readouterr().out
 
 
-def test_an_internal_error_is_one_redacted_line_and_its_traceback_only_with_v(tmp_path, capsys, monkeypatch):
+def test_an_internal_error_is_one_redacted_line_and_its_traceback_only_with_v(tmp_path, capsys, monkeypatch, own_peers):
     topology = loopback_topology(tmp_path, A)
 
     def boom(*args, **kwargs):
@@ -394,7 +396,7 @@ def test_an_internal_error_is_one_redacted_line_and_its_traceback_only_with_v(tm
     assert out.out.count("\n") == 1 and "Traceback" in out.err and "hunter2" not in out.err + out.out
 
 
-def test_history_adds_what_changed_to_the_long_output(tmp_path, capsys):
+def test_history_adds_what_changed_to_the_long_output(tmp_path, capsys, own_peers):
     topology = loopback_topology(tmp_path, A)
     history = tmp_path / "history"
     with ExitStack() as stack:
@@ -411,8 +413,7 @@ def test_history_adds_what_changed_to_the_long_output(tmp_path, capsys):
     assert len(list(history.glob("run-*.json"))) == 2
 
 
-@pytest.mark.slow
-def test_an_answer_within_the_timeout_plus_one_second_when_ports_never_answer(tmp_path):
+def test_an_answer_within_the_timeout_plus_one_second_when_ports_never_answer(tmp_path, own_peers):
     # probe_timeout above -t: every operation is cut by the run's deadline, not its own timeout
     topology = loopback_topology(tmp_path, ["127.10.143.1", "127.10.143.2"], probe_timeout=30)
     with ExitStack() as stack:
@@ -427,8 +428,7 @@ def test_an_answer_within_the_timeout_plus_one_second_when_ports_never_answer(tm
     assert took < 2 + 1
 
 
-@pytest.mark.slow
-def test_an_answer_within_the_timeout_plus_one_second_when_a_probe_trickles(tmp_path):
+def test_an_answer_within_the_timeout_plus_one_second_when_a_probe_trickles(tmp_path, own_peers):
     """xivo-ctid's port answers its headers a byte at a time, for ever: the transport cuts the
     request at its budget (probes/bounded.py), the item is an error naming the source, and the
     plugin answers well within -t + 1 s. (A probe stuck where no timer reaches, e.g. a DNS
@@ -456,7 +456,6 @@ def lab_plugin(lab, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     return plugin("-T", str(lab.dir / "topology.yml"), *args)
 
 
-@pytest.mark.slow
 def test_the_healthy_lab_is_ok_with_a_latency_per_link_and_both_xivos_in_each_wan_pool(lab):
     done, took = lab_plugin(lab, "-w", "500", "-c", "2000")
     print(f"\nnagios on the healthy lab: {took:.2f} s\n{done.stdout}")
@@ -471,7 +470,6 @@ def test_the_healthy_lab_is_ok_with_a_latency_per_link_and_both_xivos_in_each_wa
     assert items["fail"]["value"] == items["error"]["value"] == "0"
 
 
-@pytest.mark.slow
 def test_one_check_per_service_and_its_wall_time_on_the_lab(lab):
     times = {}
     for spec in registry.discover():
@@ -487,7 +485,6 @@ def test_one_check_per_service_and_its_wall_time_on_the_lab(lab):
     assert int(perf_items(done.stdout)["pass"]["value"]) == 2
 
 
-@pytest.mark.slow
 def test_a_wrong_federation_password_is_critical_naming_the_pair(lab):
     from xivo_doctor.lab import faults
 

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pytest
 from nagios_core import INSTALL_HINT, NAGIOS, NagiosCore, status_lines
+from services import starts_services
 
 from xivo_doctor.engine import registry
 from xivo_doctor.lab import faults, lifecycle
 from xivo_doctor.topology import load_topology
-
-pytestmark = pytest.mark.slow
 
 PLUGIN_TIMEOUT = 10  # the plugin's -t; Nagios's own service_check_timeout is above it (+5 s)
 WHOLE_RUN = "xivo-interconnection"
@@ -46,6 +45,7 @@ def console_script() -> str:
 
 
 @pytest.fixture(scope="session")
+@starts_services
 def nagios_binary() -> Path:
     # Session-scoped and asked for first, so a missing Nagios fails before the lab is started.
     if not NAGIOS.exists():

@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from services import starts_services
 
 from conftest import REPO, TEST_PORTS, loopback_topology
 from servers import Hostile, Listener, huge_body, redirect_forever, serve, silent, slow_body, slow_loris
@@ -40,6 +41,7 @@ FIGURES: list[tuple[str, float, str]] = []
 
 
 @pytest.fixture
+@starts_services
 def stack():
     with ExitStack() as s:
         yield s

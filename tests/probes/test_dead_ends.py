@@ -13,6 +13,7 @@ import threading
 from contextlib import ExitStack
 
 import pytest
+from services import starts_services
 
 from conftest import loopback_topology
 from servers import BlackHole, Listener, serve
@@ -32,6 +33,7 @@ SEEN = re.compile(r"timed out \(filtered\), already seen at \d\d:\d\d:\d\d by ")
 
 
 @pytest.fixture
+@starts_services
 def stack():
     with ExitStack() as s:
         yield s

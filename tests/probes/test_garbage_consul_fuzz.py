@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from services import starts_services
 
 from checks.consul_wan import member_at, member_dc, status_word
 from xivo_doctor.foundation.deadline import Deadline
@@ -40,7 +41,6 @@ GOOD: dict[str, Any] = {
     "agent_services": {"c1": SERVICE},
     "agent_checks": {"service:c1": {"CheckID": "service:c1", "Status": "passing", "Output": "ok"}},
     "health_service": [{"Node": {"Node": "xivo-1"}, "Service": SERVICE, "Checks": []}],
-    "member_since": {"xivo-2.xivo-2": {"status": "failed", "since": 1.5e9}},
 }
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text(max_size=10),
@@ -87,9 +87,6 @@ def _as_the_checks_read(endpoint: str, value: Any) -> None:
     elif endpoint == "health_service":
         for entry in value:
             UUID in ((entry.get("Service") or {}).get("Tags") or []), entry["Service"].get("Address")
-    elif endpoint == "member_since":
-        for entry in value.values():
-            entry.get("status") == "failed" and max(0, 1e9 - entry["since"])
 
 
 def _validates_or_refuses(endpoint: str, value: Any) -> bool:
@@ -121,11 +118,11 @@ def test_any_json_validates_or_is_refused(endpoint: str, data: st.DataObject) ->
 
 _PATHS = {"leader": "/v1/status/leader", "datacenters": "/v1/catalog/datacenters", "agent_self": "/v1/agent/self",
           "wan_members": "/v1/agent/members", "agent_services": "/v1/agent/services",
-          "agent_checks": "/v1/agent/checks", "health_service": "/v1/health/service/xivo-ctid",
-          "member_since": "/v1/lab/member-since"}
+          "agent_checks": "/v1/agent/checks", "health_service": "/v1/health/service/xivo-ctid"}
 
 
 @pytest.fixture(scope="module")
+@starts_services
 def served():
     body: list[bytes] = [b""]
 

@@ -16,8 +16,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from services import starts_services
 
 from servers import Listener, Routes, serve
+from xivo_doctor.engine.options import RunOptions
 from xivo_doctor.engine.plugin import run_checks
 from xivo_doctor.engine.run import Run
 from xivo_doctor.foundation.results import Report, Status
@@ -57,6 +59,7 @@ def healthy_routes(i: int) -> dict[str, tuple[int, dict[str, str], bytes]]:
 
 
 @pytest.fixture(scope="module")
+@starts_services
 def lab(tmp_path_factory) -> Iterator[tuple[Path, list[Routes]]]:
     folder = tmp_path_factory.mktemp("garbage-http")
     path = folder / "topology.yml"
@@ -82,7 +85,7 @@ def run(lab) -> Iterator:
         servers[0].routes = healthy_routes(0)
         if path_answer:
             servers[0].routes[path_answer[0]] = path_answer[1]
-        report: Report = run_checks(Run(topology=load_topology(path), timeout=30, checks=CHECKS))
+        report: Report = run_checks(Run(RunOptions(topology=load_topology(path), timeout=30, checks=tuple(CHECKS))))
         return {r.item_id: r for r in report.results}
 
     yield go

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from services import starts_services
+from status_text import parse_status
 
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import ProbeError
@@ -79,7 +81,7 @@ def _mutated(draw: st.DrawFn) -> str:
 
 def _parse_or_parse_error(text: str) -> None:
     try:
-        links = fs.parse_status(text)
+        links = parse_status(text)
     except fs.ParseError:
         return
     assert links is None or all(isinstance(link["status"], str) for link in links)
@@ -165,6 +167,7 @@ CTID_ANSWERS = {
 
 
 @pytest.fixture
+@starts_services
 def ctid_answer() -> Iterator[list[tuple[int, str, bytes]]]:
     answer: list[tuple[int, str, bytes]] = []
 

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from services import starts_services
 
 from servers import Routes
 from xivo_doctor.foundation.deadline import Deadline
@@ -32,6 +33,7 @@ HEALTH = [{"Node": {"Node": "xivo-lab-1"}, "Service": {"ID": "a1", "Service": "x
 
 
 @pytest.fixture
+@starts_services
 def server():
     s = Routes(ADDRESS)
     s.routes.update({
@@ -153,14 +155,6 @@ def test_no_leader_is_the_empty_string(server):
     server.routes["/v1/status/leader"] = (200, {}, '""')
     x = xivo(server.port)
     assert probes(x).consul.leader(x) == ""
-
-
-def test_member_since_is_empty_on_a_real_consul_404(server):
-    x = xivo(server.port)
-    assert probes(x).consul.member_since(x) == {}
-    server.routes["/v1/lab/member-since"] = (200, {}, {"a.b": {"status": "left", "since": 1.0}})
-    y = xivo(server.port)
-    assert probes(y).consul.member_since(y) == {"a.b": {"status": "left", "since": 1.0}}
 
 
 def test_the_environment_does_not_redirect_or_retoken_the_client(server, monkeypatch):

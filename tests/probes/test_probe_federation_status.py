@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from status_text import parse_status
 
 from xivo_doctor.probes.rabbitmq import federation_status as fs
 
@@ -28,7 +29,7 @@ NOPROC = "Error:\n{:noproc, {:gen_server, :call, [:rabbit_federation_status, :st
 
 
 def test_running_link():
-    [link] = fs.parse_status(RUNNING)
+    [link] = parse_status(RUNNING)
     assert link == {
         "exchange": "xivo", "upstream_exchange": "xivo", "type": "exchange", "vhost": "/",
         "upstream": "xivo-dev-2", "status": "running", "error": None, "uri": "amqp://127.0.1.1",
@@ -44,23 +45,23 @@ def test_running_link():
     ("timeout", "timeout"),
 ])
 def test_error_links_render_their_reason(error, rendered):
-    [link] = fs.parse_status(status_output("error", f"\n  {{error,{error}}},"))
+    [link] = parse_status(status_output("error", f"\n  {{error,{error}}},"))
     assert link["status"] == "error" and link["error"] == rendered
 
 
 def test_starting_has_no_error_key():
-    [link] = fs.parse_status(status_output("starting"))
+    [link] = parse_status(status_output("starting"))
     assert link["status"] == "starting" and link["error"] is None
 
 
 def test_an_older_plugins_combined_status_tuple():
-    [link] = fs.parse_status(status_output("{error,econnrefused}"))
+    [link] = parse_status(status_output("{error,econnrefused}"))
     assert (link["status"], link["error"]) == ("error", "econnrefused")
 
 
 def test_no_link_and_plugin_off():
-    assert fs.parse_status("[]\n") == []
-    assert fs.parse_status(NOPROC) is None
+    assert parse_status("[]\n") == []
+    assert parse_status(NOPROC) is None
     assert fs.plugin_not_running(NOPROC)
 
 
@@ -84,7 +85,7 @@ def test_a_caught_status_call_in_a_combined_eval():
 ])
 def test_unknown_shapes_raise_parse_error(garbage):
     with pytest.raises(fs.ParseError):
-        fs.parse_status(garbage)
+        parse_status(garbage)
 
 
 def test_terms_strings_binaries_maps_and_escapes():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from services import starts_services
 
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
@@ -165,6 +166,7 @@ def test_uuid_readings_one_per_ctid_registration_and_none_registered():
 # -- the asterisk database ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
+@starts_services
 def database():
     """A throwaway cluster with one node database filled as the lab fills it, plus credentials."""
     folder = Path(tempfile.mkdtemp(prefix="xivo-doctor-onbox-"))

@@ -174,7 +174,7 @@ def test_unknown_output_is_an_error_not_a_guess(fake):
         probes_for(x2).rabbitmq.federation_links(x2)
 
 
-def test_a_hung_rabbitmqctl_ends_with_the_run_deadline(fake):
+def test_a_hung_rabbitmqctl_ends_with_the_run_deadline(fake, own_peers):
     fake.answer("eval", COMBINED, sleep=30)
     x2 = xivo("xivo-2", "127.10.2.2", ctl=(str(fake.dir / "rabbitmqctl"),))
     started = time.monotonic()

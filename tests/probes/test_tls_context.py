@@ -13,11 +13,12 @@ import ssl
 import subprocess
 
 import pytest
+from services import starts_services
 
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import ProbeError
 from xivo_doctor.lab.nodes import make_certificate
-from xivo_doctor.lab.standin import QuietHandler, serve
+from xivo_doctor.lab.standins.base import QuietHandler, serve
 from xivo_doctor.probes.transport import tls_context
 from xivo_doctor.probes.transport.http import fetch
 
@@ -25,6 +26,7 @@ ADDRESS, PORT = "127.10.176.1", 19443
 
 
 @pytest.fixture(scope="module")
+@starts_services
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("tls")
     make_certificate(root, ADDRESS)

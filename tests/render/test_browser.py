@@ -20,14 +20,13 @@ from pathlib import Path
 import pytest
 from cdp import INSTALL_HINT, PNG_MAGIC, Browser, CdpError, Page, find_chromium
 from render_samples import TOPOLOGY, critical_results, report
+from services import starts_services
 
 from conftest import REPO
 from xivo_doctor.foundation.results import FixOut, Report, Status
 from xivo_doctor.lab import faults
 from xivo_doctor.render.html.document import write_html
 from xivo_doctor.render.json_report import report_to_dict
-
-pytestmark = pytest.mark.slow
 
 SCREENSHOT = REPO / "reports" / "report-screenshot.png"
 EXAMPLE = REPO / "reports" / "example-report.html"
@@ -141,7 +140,13 @@ PROBE_JS = r"""({
 })"""
 
 
-def test_hostile_strings_render_as_text_and_run_nothing(tmp_path):
+@pytest.fixture
+@starts_services
+def chromium() -> None:
+    """The test runs Debian's Chromium (started inside the test, so that a missing browser fails it)."""
+
+
+def test_hostile_strings_render_as_text_and_run_nothing(tmp_path, chromium):
     html = tmp_path / "hostile.html"
     write_html(_hostile_report(), str(html))
     # The control: the same strings pasted raw into a page without escaping nor CSP. It proves the
@@ -198,6 +203,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def _broken_lab_report(lab) -> Report:
     """The lab broken by FAULT, run in-process as `xivo-doctor run` does (redaction included)."""
+    from xivo_doctor.engine.options import RunOptions
     from xivo_doctor.engine.plugin import run_checks
     from xivo_doctor.engine.run import Run
     from xivo_doctor.topology import load_topology
@@ -207,7 +213,7 @@ def _broken_lab_report(lab) -> Report:
     try:
         # RabbitMQ retries a refused link every few seconds: run until the link shows the failure.
         for _ in range(20):
-            report_ = run_checks(Run(topology=topology, timeout=30))
+            report_ = run_checks(Run(RunOptions(topology=topology, timeout=30)))
             if any(r.item_id == EXPECTED and r.status is Status.FAIL for r in report_.results):
                 break
             time.sleep(0.5)

@@ -18,11 +18,12 @@ from render_samples import critical_report
 from conftest import write_topology
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import DoctorError
-from xivo_doctor.foundation.redact import Redactor
 from xivo_doctor.probes import troubleshoot
+from xivo_doctor.probes.transport import commands
 from xivo_doctor.render.bundle import write_bundle
 from xivo_doctor.topology import load_topology
 from xivo_doctor.topology.model import Topology
+from xivo_doctor.topology.redaction import redactor_for
 
 RABBIT_PW = "Canary-Rabbit-Pw-7731"  # inline in the topology file
 ENV_TOKEN = "Canary-Env-Token-9917"  # the Consul token, from ${XD_BUNDLE_TOKEN}
@@ -107,9 +108,9 @@ def alive(pid: int) -> bool:
 
 
 # -- collection --------------------------------------------------------------------------------------
-def test_collection_reads_logs_and_commands_and_says_what_is_missing(site, tmp_path):
+def test_collection_reads_logs_and_commands_and_says_what_is_missing(site, tmp_path, own_peers):
     shutil.rmtree(tmp_path / "xivo-2/root/var/log/rabbitmq")
-    found = troubleshoot.collect(site, Redactor.for_topology(site), timeout=1.0)
+    found = troubleshoot.collect(site, redactor_for(site), timeout=1.0)
     ctid = by_name(found, "xivo-1", "xivo-ctid.log")
     assert "Registering xivo-ctid on Consul as 203.0.113.1:9495" in ctid.text and ctid.problem is None
     assert ENV_TOKEN not in ctid.text and HEADER_TOKEN not in ctid.text and "token=********" in ctid.text
@@ -138,8 +139,8 @@ def test_collection_reads_logs_and_commands_and_says_what_is_missing(site, tmp_p
     assert by_name(found, "xivo-2", "consul-cli-agent-services.txt").problem.startswith("not run: consul-cli")
 
 
-def test_a_hanging_command_is_killed_with_its_process_group(site, tmp_path):
-    found = troubleshoot.collect(site, Redactor.for_topology(site), timeout=1.0)
+def test_a_hanging_command_is_killed_with_its_process_group(site, tmp_path, own_peers):
+    found = troubleshoot.collect(site, redactor_for(site), timeout=1.0)
     policies = by_name(found, "xivo-1", "rabbitmqctl-list-policies.txt")
     assert policies.problem == "timed out after 1 s"
     assert policies.text == "Listing policies\n"  # what it printed before it hung is kept
@@ -147,28 +148,28 @@ def test_a_hanging_command_is_killed_with_its_process_group(site, tmp_path):
         assert not alive(int((tmp_path / "pids" / pid_file).read_text())), pid_file
 
 
-def test_a_xivo_without_a_readable_root_is_not_collected(site, tmp_path):
+def test_a_xivo_without_a_readable_root_is_not_collected(site, tmp_path, own_peers):
     shutil.rmtree(tmp_path / "xivo-2/root")
-    found = troubleshoot.collect(site, Redactor.for_topology(site), timeout=1.0)
+    found = troubleshoot.collect(site, redactor_for(site), timeout=1.0)
     assert found.not_collected == (("xivo-2", f"on_box.root {tmp_path}/xivo-2/root is not a directory here"),)
     assert {c.xivo for c in found.items} == {"xivo-1"}
 
 
 def test_the_runs_deadline_bounds_the_commands(site):
-    found = troubleshoot.collect(site, Redactor.for_topology(site), deadline=Deadline(0))
+    found = troubleshoot.collect(site, redactor_for(site), deadline=Deadline(0))
     status = by_name(found, "xivo-1", "rabbitmqctl-federation-status.txt")
     assert status.text is None and status.problem == "not run: the run's deadline (0 s, -t) had passed"
 
 
 def test_a_command_output_is_capped_and_still_drained():
-    ran = troubleshoot.run_bounded(["sh", "-c", "yes 0123456789abcdef | head -c 3000000; echo done >&2"], 5)
+    ran = commands.run_bounded(["sh", "-c", "yes 0123456789abcdef | head -c 3000000; echo done >&2"], 5)
     assert ran.exit_code == 0 and ran.problem is None and ran.truncated
-    assert len(ran.output.encode()) == troubleshoot.MAX_BYTES and set(ran.output) <= set("0123456789abcdef\n")
+    assert len(ran.output.encode()) == commands.MAX_BYTES and set(ran.output) <= set("0123456789abcdef\n")
 
 
 def test_a_command_that_leaves_a_child_holding_its_output_is_not_a_timeout(tmp_path):
     pid = tmp_path / "child.pid"
-    ran = troubleshoot.run_bounded(["sh", "-c", f"echo hi; sleep 60 & echo $! > {pid}; exit 3"], 5)
+    ran = commands.run_bounded(["sh", "-c", f"echo hi; sleep 60 & echo $! > {pid}; exit 3"], 5)
     try:
         assert (ran.output, ran.exit_code, ran.problem) == ("hi\n", 3, "exit code 3")
     finally:
@@ -176,8 +177,8 @@ def test_a_command_that_leaves_a_child_holding_its_output_is_not_a_timeout(tmp_p
 
 
 def test_an_unknown_command_is_not_found():
-    assert troubleshoot.run_bounded(["xd-no-such-tool"], 1).problem == "xd-no-such-tool: not found on PATH"
-    assert troubleshoot.run_bounded(["/nonexistent/tool"], 1).problem == "/nonexistent/tool: not found"
+    assert commands.run_bounded(["xd-no-such-tool"], 1).problem == "xd-no-such-tool: not found on PATH"
+    assert commands.run_bounded(["/nonexistent/tool"], 1).problem == "/nonexistent/tool: not found"
 
 
 def test_a_huge_log_is_read_from_its_end_only(tmp_path):
@@ -195,7 +196,7 @@ def test_a_log_of_long_lines_is_bounded_in_bytes_and_keeps_whole_lines(tmp_path)
     log.write_text("".join(f"{n:04d} " + "x" * 2000 + "\n" for n in range(300)))
     text, truncated = troubleshoot.tail(log)
     lines = text.splitlines()
-    assert truncated and len(text.encode()) <= troubleshoot.MAX_BYTES and lines[-1].startswith("0299 ")
+    assert truncated and len(text.encode()) <= commands.MAX_BYTES and lines[-1].startswith("0299 ")
     assert all(len(line) == 2005 for line in lines)  # the cut partial first line is dropped
 
 
@@ -205,7 +206,7 @@ def test_a_log_that_is_a_directory_or_a_fifo_is_missing_with_the_reason(tmp_path
     for name, reason in (("dir.log", "a directory, not a file"), ("fifo.log", "not a regular file")):
         with pytest.raises(OSError) as caught:
             troubleshoot.tail(tmp_path / name)
-        assert troubleshoot.os_reason(caught.value) == reason
+        assert commands.os_reason(caught.value) == reason
 
 
 def test_an_unreadable_log_is_permission_denied():
@@ -226,7 +227,7 @@ def _reason_as_nobody(path: Path) -> str:
     if os.geteuid() != 0:
         with pytest.raises(OSError) as caught:
             troubleshoot.tail(path)
-        return troubleshoot.os_reason(caught.value)
+        return commands.os_reason(caught.value)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -237,7 +238,7 @@ def _reason_as_nobody(path: Path) -> str:
             troubleshoot.tail(path)
             answer = "read it"
         except OSError as exc:
-            answer = troubleshoot.os_reason(exc)
+            answer = commands.os_reason(exc)
         os.write(write, answer.encode())
         os._exit(0)
     os.close(write)
@@ -254,10 +255,10 @@ def read_bundle(path: Path) -> tuple[list[tarfile.TarInfo], dict[str, bytes]]:
         return members, {m.name: tar.extractfile(m).read() for m in members}
 
 
-def test_the_bundle_is_safe_complete_and_holds_no_secret(site, tmp_path):
+def test_the_bundle_is_safe_complete_and_holds_no_secret(site, tmp_path, own_peers):
     dest = tmp_path / "out/deeper/support.tar.gz"
     argv = ["xivo-doctor", "run", "--bundle", str(dest), f"--token={ENV_TOKEN}"]
-    summary = write_bundle(critical_report(), dest, topology=site, redactor=Redactor.for_topology(site), argv=argv,
+    summary = write_bundle(critical_report(), dest, topology=site, redactor=redactor_for(site), argv=argv,
                            deadline=Deadline(2))  # each command: min(5 s, the run's time left)
     members, files = read_bundle(dest)
     top = "xivo-doctor-20240502-081112/"  # the run's start (10:11:12+02:00) in UTC
@@ -300,14 +301,14 @@ def test_the_bundle_is_safe_complete_and_holds_no_secret(site, tmp_path):
 
 def test_without_collection_the_bundle_says_so(site, tmp_path):
     summary = write_bundle(critical_report(), tmp_path / "b.tar.gz", topology=site,
-                           redactor=Redactor.for_topology(site), argv=["xivo-doctor"], collect=False)
+                           redactor=redactor_for(site), argv=["xivo-doctor"], collect=False)
     assert not [f for f in summary.files if f.startswith(("logs/", "commands/"))]
     assert summary.missing == ("logs and commands: not collected (collection was turned off)",)
 
 
 def test_a_bundle_that_cannot_be_written_is_one_doctor_error_naming_the_path(site, tmp_path):
     (tmp_path / "file").write_text("")
-    redactor = Redactor.for_topology(site)
+    redactor = redactor_for(site)
     for dest in (tmp_path / "file/b.tar.gz", tmp_path):
         with pytest.raises(DoctorError) as caught:
             write_bundle(critical_report(), dest, topology=site, redactor=redactor, argv=[], collect=False)
@@ -318,15 +319,15 @@ def test_a_bundle_that_cannot_be_written_is_one_doctor_error_naming_the_path(sit
 
 
 # -- the live lab --------------------------------------------------------------------------------------
-@pytest.mark.slow
 def test_a_bundle_of_the_live_lab(lab, tmp_path):
+    from xivo_doctor.engine.options import RunOptions
     from xivo_doctor.engine.plugin import run_checks
     from xivo_doctor.engine.run import Run
 
     topology = load_topology(lab.dir / "topology.yml")
-    report = run_checks(Run(topology=topology, timeout=30))
+    report = run_checks(Run(RunOptions(topology=topology, timeout=30)))
     dest = tmp_path / "lab.tar.gz"
-    summary = write_bundle(report, dest, topology=topology, redactor=Redactor.for_topology(topology),
+    summary = write_bundle(report, dest, topology=topology, redactor=redactor_for(topology),
                            argv=["xivo-doctor", "run", "--bundle", str(dest)])
     _, files = read_bundle(dest)
     top = summary.top + "/"

@@ -26,8 +26,6 @@ from xivo_doctor.cli.main import main
 from xivo_doctor.lab import faults, lifecycle
 from xivo_doctor.lab.state import LabState
 
-pytestmark = pytest.mark.slow
-
 CANARY_USER = "doctor-canary"
 
 

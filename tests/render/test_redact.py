@@ -12,6 +12,7 @@ from conftest import write_topology
 from xivo_doctor.foundation.redact import MASK, Redactor
 from xivo_doctor.foundation.results import FixOut, Report, Result, Status
 from xivo_doctor.topology import load_topology
+from xivo_doctor.topology.redaction import redactor_for
 
 TOPOLOGY = """
 name: acme
@@ -35,7 +36,7 @@ def topology(tmp_path, monkeypatch):
 
 
 def test_topology_secrets_from_every_spelling_are_masked(topology):
-    r = Redactor.for_topology(topology)
+    r = redactor_for(topology)
     text = r.text("t=tok/en+with=chars enc=tok%2Fen%2Bwith%3Dchars rabbit Rabbit-Canary-77 confd Confd-Canary-88")
     assert text == f"t={MASK} enc={MASK} rabbit {MASK} confd {MASK}"
 
@@ -43,7 +44,7 @@ def test_topology_secrets_from_every_spelling_are_masked(topology):
 def test_env_values_are_secrets_but_names_and_addresses_stay(topology):
     assert "tok/en+with=chars" in topology.env_values
     assert "192.168.1.125" not in topology.env_values  # an address identifies the XiVO
-    assert Redactor.for_topology(topology).text("xivo-2 at 192.168.1.125") == "xivo-2 at 192.168.1.125"
+    assert redactor_for(topology).text("xivo-2 at 192.168.1.125") == "xivo-2 at 192.168.1.125"
 
 
 @pytest.mark.parametrize(("raw", "shown"), [
@@ -96,7 +97,7 @@ def _result(**kw) -> Result:
 
 
 def test_a_result_is_redacted_in_every_field(topology):
-    out = Redactor.for_topology(topology).redact_result(_result())
+    out = redactor_for(topology).redact_result(_result())
     flat = repr((out.message, dict(out.evidence), out.fix))
     assert "Wrong-Pass-99" not in flat and "Rabbit-Canary-77" not in flat
     assert out.fix.commands == (f"echo {MASK}",)
@@ -116,7 +117,7 @@ def test_addresses_get_stable_pseudonyms_across_the_whole_report(topology):
                evidence={"datacenter": "xivo-lab-1", "datacenters_of_xivos": {"xivo-1": "xivo-lab-3", "paris": "x"},
                          "advertised": "127.0.0.1", "other": "10.20.30.40"}),
     ]
-    out = Redactor.for_topology(topology, addresses=True).report(_report(results, topology))
+    out = redactor_for(topology, addresses=True).report(_report(results, topology))
     assert out.results[0].message == "10.0.0.2 refused; see 10.0.0.1 and 10.0.1.1"
     # host names: the XiVO's (in the topology), and those learnt from evidence (Consul datacenters)
     second = out.results[1]
@@ -140,9 +141,10 @@ def test_pseudonyms_leave_file_names_versions_and_doc_references_alone():
 
 
 def test_a_run_applies_pseudonyms_once(topology):
+    from xivo_doctor.engine.options import RunOptions
     from xivo_doctor.engine.run import Run
 
-    run = Run(topology=topology, redact_addresses=True)
+    run = Run(RunOptions(topology=topology, redact_addresses=True))
     run.results.append(run.secret_redactor().redact_result(_result()))
     report = run.report()
     assert report.results[0].message == f"link error: amqp://xivo:{MASK}@10.0.0.2 refused"
@@ -154,7 +156,7 @@ def test_the_manuals_xivo_xivo_password_is_masked_as_a_credential_not_as_a_name(
 defaults: {rabbitmq: {user: xivo, password: xivo}}
 xivos: [{name: xivo-1, address: 10.1.1.1}, {name: xivo-2, address: 10.1.1.2}]
 """))
-    r = Redactor.for_topology(topo)
+    r = redactor_for(topo)
     assert r.text("exchange xivo, user xivo, uri amqp://xivo:xivo@10.1.1.2") == \
         f"exchange xivo, user xivo, uri amqp://xivo:{MASK}@10.1.1.2"
     assert r.value({"password": "xivo"}) == {"password": MASK}

@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 import render_samples as S
 from rich.console import Console
+from schema import load_schema
 
 from xivo_doctor.foundation.results import Result, Status
 from xivo_doctor.render import json_report, junit, terminal
@@ -33,7 +34,7 @@ def rendered(report, **kw) -> str:
 
 
 def validator() -> jsonschema.Draft202012Validator:
-    schema = json_report.load_schema()
+    schema = load_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
 
@@ -331,3 +332,18 @@ def test_progress_on_a_terminal_runs_and_clears():
     assert progress.enabled
     drive(progress, S.critical_results())
     assert progress._tally() == "1 fail, 1 error"
+
+
+def test_outside_a_terminal_no_line_is_wrapped():
+    """Cron's mail, a CI log, `| less`: long lines stay whole (a wrapped UUID or command cannot be
+    searched or pasted); on an 80-column terminal the same report wraps them."""
+    long_message = "uuid " + "0123abcd-" * 12 + " at the end of a sentence that goes on well past eighty columns"
+    report = S.report([Result(check="uuid-unique", target="xivo-1", status=Status.FAIL, title="UUIDs agree",
+                              message=long_message)])
+    piped = io.StringIO()
+    terminal.render_terminal(report, Console(file=piped, highlight=False))
+    assert any(line.endswith(long_message) for line in piped.getvalue().splitlines())
+    on_screen = io.StringIO()
+    terminal.render_terminal(report, Console(file=on_screen, highlight=False, force_terminal=True, width=80,
+                                             color_system=None))
+    assert not any(line.endswith(long_message) for line in on_screen.getvalue().splitlines())

@@ -15,6 +15,7 @@ import pytest
 import render_samples as S
 from html_page import Page
 
+from xivo_doctor.engine import registry
 from xivo_doctor.foundation.errors import UsageError
 from xivo_doctor.foundation.results import FixOut, Report, Result, Status
 from xivo_doctor.render import readback, words
@@ -274,7 +275,7 @@ def test_picture_of_ten_xivos_draws_every_expected_link_with_its_status():
 def test_picture_of_a_real_wan_fault_blames_the_failing_item():
     """A real lab run after `lab break consul-not-joined` (kept under tests/data): consul-wan[xivo-1]
     passes (the fault is reported on xivo-2) while its pool lacks xivo-2."""
-    report = readback.load_report(DEMOS[0])
+    report = registry.describe(readback.load_report(DEMOS[0]))  # as `xivo-doctor report` reads it back
     assert report.verdict.value == "CRITICAL"
     wan = next(p for p in picture.build_picture(report).panels if p.key == "consul-wan")
     assert [(k.mark.status, k.mark.item) for k in wan.links] == [("fail", "consul-wan[xivo-2]")]

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from services import starts_services
 
 # Overridable so that several people (or agents) can run the lab tests at once on one machine.
 LAB_BASE = os.environ.get("XIVO_TEST_LAB_BASE", "127.10.100.0")
@@ -24,6 +25,7 @@ LAB_DIST = int(os.environ.get("XIVO_TEST_LAB_DIST", "25900"))
 
 
 @pytest.fixture(scope="session")
+@starts_services
 def lab(tmp_path_factory):
     """The lab's state after `lab up` (2 nodes), healthy."""
     from xivo_doctor.lab import lifecycle

@@ -3,6 +3,9 @@ nested evidence, and text from an "inspected system" that looks like markup or X
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from xivo_doctor.engine import registry
 from xivo_doctor.foundation.results import FixOut, Report, Result, Status
 
 TOPOLOGY = {
@@ -24,9 +27,17 @@ LONG_CMD = (
 )
 
 
+def declared(results: Iterable[Result], xivos: Iterable[str]) -> tuple[Result, ...]:
+    """The results as the engine leaves them: described by their check's declarations (metrics, the
+    link they judge and their view of each peer, facts), as `classify` does after each item."""
+    specs = {s.id: s for s in registry.discover()}
+    names = tuple(xivos)
+    return tuple(specs[r.check].describe(r, names) if r.check in specs else r for r in results)
+
+
 def report(results: list[Result], duration_s: float = 0.84) -> Report:
     return Report(
-        results=tuple(results),
+        results=declared(results, [x["name"] for x in TOPOLOGY["xivos"]]),
         started_at="2024-05-02T10:11:12+02:00",
         duration_s=duration_s,
         vantage="doctor-host (remote)",
@@ -270,5 +281,5 @@ def big_report(n: int = 10) -> Report:
     topology = {"name": "ten-offices", "file": "/etc/xivo-doctor/topology.yml", "federation": "full-mesh",
                 "xivos": [{"name": x, "address": a, "version": "16.13"} for x, a in xs],
                 "pairs": [f"{d}->{u}" for d, _ in xs for u, _ in xs if d != u]}
-    return Report(results=tuple(results), started_at="2026-11-25T10:31:15+00:00", duration_s=4.2,
+    return Report(results=declared(results, [x for x, _ in xs]), started_at="2026-11-25T10:31:15+00:00", duration_s=4.2,
                   vantage="xivo-1 (on box)", topology=topology, timeout_s=30.0, doctor_version="0.1.0")
