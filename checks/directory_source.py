@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from xivo_doctor.check import FixContext, FixSteps, WarmUp, cannot_check_from_here, check, peers_named_by_problems
 from xivo_doctor.foundation.results import FixOut
-from xivo_doctor.xivo.directories import SEARCHES, by_peer, parse_uri
+from xivo_doctor.xivo.directories import SEARCHES, by_peer, parse_uri, sends_from_its_address
 
 CONFD_CLIENT_PORT = 9486  # xivo_confd_client's default when the URI has no port
 LOOKUP_TIMEOUT_MS = 2900  # dird's lookup timeout; its confd timeout is 4 s (XIVO-FACTS §6.2)
@@ -128,7 +128,7 @@ def _request_problems(row, peer, xivo, probes, entry, notes, unknown) -> list[di
                  "text": f"directory {name!r} has URI {row['uri']}, but {peer.name}'s xivo-confd answers on "
                          f"https://{peer.address}:{peer.confd.port} (9487 is plain HTTP for 127.0.0.1 only)"}]
     credentials = _has_credentials(row)
-    if not credentials and not _sends_from_its_address(xivo):
+    if not credentials and not sends_from_its_address(xivo):
         unknown.append(repr(name))
         return []
     answer = _ask_confd(probes, row, peer, xivo)
@@ -184,11 +184,6 @@ def _has_credentials(row) -> bool:
     return bool(row["xivo_username"] and row["xivo_password"])
 
 
-def _sends_from_its_address(xivo) -> bool:
-    """Without credentials the peer authorises by host: the request must leave from this XiVO."""
-    return bool(xivo.on_box and xivo.on_box.source_address)
-
-
 def _ask_confd(probes, row, peer, xivo):
     credentials = _has_credentials(row)
     return probes.web.confd_infos(peer, from_xivo=xivo, verify=peer.confd.verify,
@@ -209,5 +204,5 @@ def _warm_requests(w: WarmUp, xivo) -> None:
     if not w.probes.onbox.has_database(xivo):
         return
     for row, peer in by_peer(w.probes.onbox.directories(xivo), "xivo", xivo, w.topology)[0]:
-        if _aims_at_confd(row, peer) and (_has_credentials(row) or _sends_from_its_address(xivo)):
+        if _aims_at_confd(row, peer) and (_has_credentials(row) or sends_from_its_address(xivo)):
             w.submit(lambda row=row, peer=peer: _ask_confd(w.probes, row, peer, xivo))

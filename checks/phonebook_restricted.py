@@ -23,7 +23,7 @@ from xivo_doctor.check import (
 )
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.onbox import VERSION_FILE
-from xivo_doctor.xivo.directories import SEARCHES, by_peer
+from xivo_doctor.xivo.directories import SEARCHES, by_peer, sends_from_its_address
 from xivo_doctor.xivo.versions import phonebook_sharing_applies
 
 PHONEBOOK_PATH = "/service/ipbx/json.php/restricted/pbx_services/phonebook"
@@ -135,7 +135,7 @@ def _judge(row, peer, xivo, probes, entry, unknown) -> list[dict]:
     if "/json.php/restricted/" not in url:
         return [{**base, "kind": "not-restricted", "text": f"{name!r} has the URL {url}, not the restricted "
                  f"phonebook URL {phonebook_url(peer)}"}]
-    if not _sends_from_its_address(xivo):
+    if not sends_from_its_address(xivo):
         unknown.append(name)
         return []
     answer = _search(probes, url, peer, xivo)
@@ -162,11 +162,6 @@ def _judge(row, peer, xivo, probes, entry, unknown) -> list[dict]:
 
 # -- the search dird's `phonebook` backend sends, and its warm-up ---------------------------------------
 
-def _sends_from_its_address(xivo) -> bool:
-    """The peer authorises by host only (XIVO-FACTS §6.3): the search must leave from this XiVO."""
-    return bool(xivo.on_box and xivo.on_box.source_address)
-
-
 def _search(probes, url, peer, xivo):
     return probes.web.phonebook(url, from_xivo=xivo, term=SEARCH_TERM, verify=peer.webservices.verify)
 
@@ -174,7 +169,7 @@ def _search(probes, url, peer, xivo):
 def _warm_searches(w: WarmUp, xivo) -> None:
     """The json.php search of each restricted phonebook directory, where the check sends it (≤ 16.13)."""
     onbox = w.probes.onbox
-    if not (xivo.webservices.phonebook_sharing and onbox.has_database(xivo) and _sends_from_its_address(xivo)):
+    if not (xivo.webservices.phonebook_sharing and onbox.has_database(xivo) and sends_from_its_address(xivo)):
         return
     if not phonebook_sharing_applies(_version(w.probes, xivo)[0]):
         return

@@ -47,3 +47,9 @@ def by_peer(rows: Iterable[Mapping[str, Any]], dirtype: str, xivo: Xivo, topolog
         else:
             elsewhere.append(f"{row['name']} ({row['uri']})")
     return matched, elsewhere
+
+
+def sends_from_its_address(xivo: Xivo) -> bool:
+    """Whether a request can leave from `xivo`'s own address (`on_box.source_address`): the peers
+    authorise a directory without credentials by the host it comes from (XIVO-FACTS §6.3, §6.4)."""
+    return bool(xivo.on_box and xivo.on_box.source_address)
