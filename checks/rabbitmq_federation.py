@@ -101,6 +101,7 @@ def latency(o: Outcome) -> list[Metric]:
     doc="contact_and_presence_sharing.rst#setup-message-federation",
     depends_on=["port-reachable:amqp"],
     warm_up=warm_up,
+    warm_up_order=10,  # first: each downstream's rabbitmqctl boots an Erlang VM, the longest read of a run
     metrics=latency,
     # Messages flow upstream -> downstream (XIVO-FACTS §5: the downstream opens the link).
     link=LinkKind("federation", "RabbitMQ federation", "an arrow per upstream → downstream: the way messages "

@@ -78,6 +78,9 @@ class CheckSpec:
     # Started as the run starts, before pytest (engine/prefetch.py): the slow reads the check will
     # make, through the same probe calls, so that it finds them done.
     warm_up: WarmUpFunction | None = field(default=None, compare=False)
+    # Warm-ups start in this order (then the run's): the one whose reads take longest goes first, so
+    # that the critical path starts before the other warm-ups' threads compete with it.
+    warm_up_order: int = 50
     metrics: Metrics | None = field(default=None, compare=False)
     link: LinkKind | None = None
     links: Links | None = field(default=None, compare=False)  # per-XiVO items: the view of each peer
@@ -132,6 +135,7 @@ def check(
     depends_on: Sequence[str] = (),
     involves: str = "self",
     warm_up: WarmUpFunction | None = None,
+    warm_up_order: int = 50,
     metrics: Metrics | None = None,
     link: LinkKind | None = None,
     links: Links | None = None,
@@ -153,7 +157,8 @@ def check(
         if not function.__name__.startswith("test_"):
             raise CheckDefinitionError(f"check {id}: function {function.__name__} must start with test_")
         spec = CheckSpec(id=id, title=title, why=why, fix=fix, doc=doc, severity=severity,
-                         depends_on=tuple(depends_on), involves=involves, warm_up=warm_up, metrics=metrics,
+                         depends_on=tuple(depends_on), involves=involves, warm_up=warm_up,
+                         warm_up_order=warm_up_order, metrics=metrics,
                          link=link, links=links, facts=facts, function_name=function.__name__,
                          module=function.__module__)
         setattr(function, SPEC_ATTRIBUTE, spec)

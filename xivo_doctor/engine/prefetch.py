@@ -103,7 +103,7 @@ def start(probes: Probes, specs: Iterable[CheckSpec], xivos: Sequence[Xivo], pai
     """Start the warm-up of each of `specs` for the selected `xivos` and `pairs`."""
     run = Prefetch()
     warm = WarmUp(probes, tuple(xivos), tuple(pairs), chain=run.chain, submit=run.submit)
-    for spec in specs:
+    for spec in sorted(specs, key=lambda s: s.warm_up_order):  # stable: then in the run's order
         if spec.warm_up is not None:
             try:
                 spec.warm_up(warm)
