@@ -28,9 +28,13 @@ MARKER = "cluster.json"  # written by init(): "this cluster is the lab's"
 SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "shared_buffers=16MB")
 
 
+# util-linux's runuser lives in /usr/sbin, which a cron job's or `env -i` PATH may lack.
+RUNUSER = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin") or "runuser"
+
+
 def _as_postgres(*argv: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     # initdb and the postmaster refuse root (LAB-NOTES §B).
-    cmd = ["runuser", "-u", "postgres", "--", *map(str, argv)]
+    cmd = [RUNUSER, "-u", "postgres", "--", *map(str, argv)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/")
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
@@ -70,7 +74,7 @@ def init(dir: Path, address: str, port: int = 5432) -> None:
     for path in (dir, sock):
         shutil.chown(path, "postgres", "postgres")
     dir.chmod(0o750)
-    if subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(dir)]).returncode:
+    if subprocess.run([RUNUSER, "-u", "postgres", "--", "test", "-w", str(dir)]).returncode:
         raise PermissionError(f"the postgres user cannot reach {dir}: make its parent directories traversable")
     _as_postgres(BIN / "initdb", "-D", dir / "data", "-U", "postgres", "--auth-local=trust",
                  "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
