@@ -22,7 +22,6 @@ from xivo_doctor.check import (
     peers_named_by_problems,
 )
 from xivo_doctor.foundation.results import FixOut
-from xivo_doctor.probes.onbox import VERSION_FILE
 from xivo_doctor.xivo.directories import SEARCHES, by_peer, sends_from_its_address
 from xivo_doctor.xivo.versions import phonebook_sharing_applies
 
@@ -31,11 +30,9 @@ SEARCH_TERM = "xivo-doctor"  # shows as such in the peer's nginx access log
 
 
 def _version(probes, xivo) -> tuple[str | None, str]:
-    if probes.onbox.has_root(xivo):
-        found = probes.onbox.version_file(xivo)
-        if found is not None:
-            return found, f"{VERSION_FILE} on {xivo.name}"
-    return xivo.version, "declared in the topology"
+    """The version to judge by: what the XiVO says (its version file, its login page), else the topology's."""
+    at_hand = probes.version.at_hand(xivo)
+    return at_hand.version, at_hand.source
 
 
 def phonebook_url(peer) -> str:
@@ -102,7 +99,7 @@ def test_phonebook_restricted(xivo, topology, probes, evidence):
     evidence["source"] = f"{probes.onbox.database_source(xivo)}; json.php search sent from {xivo.name}"
     seen: dict[str, list[dict]] = {}
     problems, unknown = [], []
-    remote, elsewhere = by_peer(probes.onbox.directories(xivo), "phonebook", xivo, topology)
+    remote, elsewhere = by_peer(probes.onbox.directories(xivo), "phonebook", xivo, topology, probes.addresses)
     for row, peer in remote:
         entry = {"directory": row["name"], "url": row["uri"]}
         seen.setdefault(peer.name, []).append(entry)
@@ -173,7 +170,7 @@ def _warm_searches(w: WarmUp, xivo) -> None:
         return
     if not phonebook_sharing_applies(_version(w.probes, xivo)[0]):
         return
-    for row, peer in by_peer(onbox.directories(xivo), "phonebook", xivo, w.topology)[0]:
+    for row, peer in by_peer(onbox.directories(xivo), "phonebook", xivo, w.topology, w.probes.addresses)[0]:
         url = row["uri"] or ""
         if "/json.php/restricted/" in url and "/json.php/private/" not in url:
             w.submit(lambda url=url, peer=peer: _search(w.probes, url, peer, xivo))

@@ -2,10 +2,12 @@
 
 The manual's prerequisites (contact_and_presence_sharing.rst, "Prerequisite"): all interconnected
 XiVOs on the same version, and interconnection exists from XiVO 15.19 (XIVO-FACTS §0). The
-observed version is the XiVO's /usr/share/xivo/XIVO-VERSION when the doctor has on-box access,
-else the version the topology declares. The expected one is the topology's declared version or,
-with none declared, the version most XiVOs run (ties: the first declared XiVO's), so only the
-odd one out fails.
+observed version is what the XiVO says: its /usr/share/xivo/XIVO-VERSION on-box, else the web
+interface's login page, which prints that file to anyone (probes/version.py,
+docs/xivo-behaviour.md "xivo-version"). A version the topology merely declares proves nothing
+about the XiVO: without an observed one the item is `skip`, never `pass`. The expected version is
+the topology's declared one or, with none declared, the one most XiVOs are seen to run (ties: the
+first declared XiVO's), so only the odd one out fails.
 """
 
 from __future__ import annotations
@@ -14,21 +16,15 @@ from collections import Counter
 
 from xivo_doctor.check import FixContext, cannot_check_from_here, check
 from xivo_doctor.foundation.results import FixOut
-from xivo_doctor.probes.onbox import VERSION_FILE
 from xivo_doctor.xivo.versions import FIRST_INTERCONNECTION, parse
 
 MINIMUM = ".".join(map(str, FIRST_INTERCONNECTION))
 
 
 def observed_version(probes, xivo) -> tuple[str | None, str]:
-    """(version, where it comes from): the on-box version file first, then the topology."""
-    if probes.onbox.has_root(xivo):
-        found = probes.onbox.version_file(xivo)
-        if found is not None:
-            return found, f"{VERSION_FILE} on {xivo.name}"
-    if xivo.version:
-        return xivo.version, "declared in the topology, not read from the XiVO"
-    return None, "unknown"
+    """(version, where it was read), or (None, why it could not be)."""
+    seen = probes.version.of(xivo)
+    return seen.version, seen.source
 
 
 def most_common(versions: list[str]) -> str:
@@ -69,13 +65,16 @@ def version_fix(ctx: FixContext) -> FixOut:
     fix=version_fix,
     doc="contact_and_presence_sharing.rst#prerequisite",
     facts=lambda o: _versions_seen(o.xivo, o.evidence),
+    # every XiVO's version is compared: read them all at once (a TLS handshake each from afar)
+    warm_up=lambda w: [w.chain([lambda x=x: w.probes.version.of(x)]) for x in w.topology.xivos],
 )
 def test_xivo_version(xivo, topology, probes, evidence):
     version, where = observed_version(probes, xivo)
     if version is None:
         cannot_check_from_here(
-            f"the version of {xivo.name} is neither readable ({VERSION_FILE}) nor declared: give on_box for "
-            f"{xivo.name}, run xivo-doctor on {xivo.name}, or declare its `version` in the topology"
+            f"the version of {xivo.name} could not be read ({where}); a declared version proves nothing: give "
+            f"on_box for {xivo.name}, run xivo-doctor on {xivo.name}, or let it reach the web interface's login "
+            f"page (https://{xivo.address}:{xivo.webservices.https_port}/)"
         )
     declared = [x.version for x in topology.xivos if x.version]
     if declared:

@@ -9,6 +9,7 @@ import pytest
 from xivo_doctor.check import Evidence, FixContext, spec_of
 from xivo_doctor.checks import xivo_version
 from xivo_doctor.foundation.errors import CannotCheckFromHere, ProbeError
+from xivo_doctor.probes.version import VersionProbe
 from xivo_doctor.topology.model import OnBoxAccess, Topology, Xivo
 
 check = xivo_version.test_xivo_version
@@ -29,9 +30,24 @@ class OnBox:
         return value
 
 
+class Web:
+    def __init__(self, pages: dict[str, str]) -> None:
+        self.pages = pages  # xivo name -> the version its web interface's login page shows
+
+    def login_page_version(self, xivo):
+        if xivo.name not in self.pages:
+            raise ProbeError(f"the web interface's login page of {xivo.name}", "cannot connect: connection refused")
+        return self.pages[xivo.name]
+
+
 class Probes:
-    def __init__(self, files):
+    def __init__(self, files, pages=None):
         self.onbox = OnBox(files)
+        self.web = Web(pages or {})
+        self.version = VersionProbe(self)
+
+    def cached(self, key, compute):
+        return compute()
 
 
 def xivo(n: int, version: str | None = None, on_box: bool = True) -> Xivo:
@@ -43,9 +59,9 @@ def topo(*xivos: Xivo) -> Topology:
     return Topology(name="t", source=Path("t.yml"), xivos=tuple(xivos), pairs=())
 
 
-def run(x: Xivo, t: Topology, files) -> Evidence:
+def run(x: Xivo, t: Topology, files, pages=None) -> Evidence:
     evidence = Evidence()
-    check(xivo=x, topology=t, probes=Probes(files), evidence=evidence)
+    check(xivo=x, topology=t, probes=Probes(files, pages), evidence=evidence)
     return evidence
 
 
@@ -122,13 +138,18 @@ def test_older_than_15_19_fails_even_when_everyone_agrees():
     assert "to 15.19 or later" in fix(x1, topo(x1, x2), evidence).summary
 
 
-def test_without_on_box_the_declared_version_is_used_and_said():
+def test_a_declared_version_is_never_a_pass_the_login_page_is_read_from_afar():
+    """issue 13: without on-box access the item passed on the version declared in the topology."""
     x1, x2 = xivo(1, "16.13", on_box=False), xivo(2, "16.13", on_box=False)
-    evidence = run(x1, topo(x1, x2), {})
-    assert evidence["source"] == "declared in the topology, not read from the XiVO"
-    # on-box access without the file: the declaration again
+    with pytest.raises(CannotCheckFromHere, match="a declared version proves nothing"):
+        run(x1, topo(x1, x2), {})
+    evidence = run(x1, topo(x1, x2), {}, pages={"xivo-1": "16.13"})
+    assert evidence["source"] == "the web interface's login page of xivo-1"
+    # on-box access without the file: the login page, or nothing
     x3 = xivo(3, "16.13")
-    assert run(x3, topo(x1, x3), {"xivo-3": None})["source"] == "declared in the topology, not read from the XiVO"
+    assert run(x3, topo(x1, x3), {"xivo-3": None}, pages={"xivo-3": "16.13"})["version"] == "16.13"
+    with pytest.raises(CannotCheckFromHere, match="/usr/share/xivo/XIVO-VERSION is absent on xivo-3"):
+        run(x3, topo(x1, x3), {"xivo-3": None})
 
 
 def test_neither_readable_nor_declared_cannot_be_checked_from_here():

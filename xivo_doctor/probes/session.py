@@ -14,9 +14,12 @@ import importlib
 import socket
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
+from xivo_doctor.foundation.netaddr import is_ip_address
 from xivo_doctor.probes.transport import dead_ends, tcp
 from xivo_doctor.topology.model import Topology
 
@@ -28,6 +31,7 @@ SOURCES = {
     "rabbitmq": "xivo_doctor.probes.rabbitmq.broker:RabbitProbe",
     "onbox": "xivo_doctor.probes.onbox:OnBoxProbe",
     "web": "xivo_doctor.probes.web:WebProbe",
+    "version": "xivo_doctor.probes.version:VersionProbe",
 }
 
 
@@ -109,6 +113,11 @@ class Probes:
         """HTTP services: xivo-ctid, xivo-confd, json.php (probes/web.py)."""
         return self._probe("web")
 
+    @property
+    def version(self):
+        """A XiVO's version as it says it: its version file, or its web interface (probes/version.py)."""
+        return self._probe("version")
+
     def cached(self, key: tuple, compute):
         """Compute once per run (per key); concurrent callers wait for the first. A ProbeError is
         remembered and raised again: an unreachable source costs one attempt per run, not one per item."""
@@ -128,6 +137,27 @@ class Probes:
                 except ProbeError as exc:
                     self._cache[key] = exc
             return self._cache[key]
+
+    def addresses(self, host: str) -> tuple[str, ...]:
+        """The IP addresses `host` stands for from here: itself when it is one, what it resolves to
+        otherwise (() when it does not), within the probe timeout and the run's deadline; once per run."""
+        if is_ip_address(host):
+            return (host,)
+
+        def lookup() -> tuple[str, ...]:
+            budget = self.deadline.budget(self.timeout, f"DNS {host}")
+            pool = ThreadPoolExecutor(max_workers=1)
+            try:
+                infos = pool.submit(socket.getaddrinfo, host, None, type=socket.SOCK_STREAM).result(budget)
+            except socket.gaierror:
+                return ()
+            except FutureTimeout:
+                raise ProbeTimeout(f"DNS {host}", f"no answer within {budget:g} s") from None
+            finally:
+                pool.shutdown(wait=False)
+            return tuple(sorted({i[4][0] for i in infos}))
+
+        return self.cached(("dns", host.lower()), lookup)
 
     @property
     def vantage(self) -> str:

@@ -1,4 +1,5 @@
-"""HTTP services a XiVO's peers call: xivo-confd's `/1.1/infos` and the json.php phonebook.
+"""HTTP services a XiVO's peers call: xivo-confd's `/1.1/infos` and the json.php phonebook; and the
+web interface's login page, which prints the XiVO's version to anyone.
 
 Place in the pipeline: acquisition. Both answers depend on who asks — web services users
 authorise by the client's address (XIVO-FACTS §6.3, §6.4) — so each request can be sent FROM a
@@ -10,6 +11,7 @@ only: never into a returned value, a cache key in clear, or a message.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -91,6 +93,34 @@ class WebProbe:
                     "elapsed_ms": answer.elapsed_ms, "from_address": source_address}
 
         return self.probes.cached(("phonebook", url, source_address, term, str(verify)), ask)
+
+
+    def login_page_version(self, xivo: Xivo) -> str | None:
+        """The version the web interface's login page prints in its footer, read from the XiVO's own
+        /usr/share/xivo/XIVO-VERSION (xivo-web-interface src/object/objectconf/define.inc and
+        src/tpl/www/bloc/foot.php, every release 15.19-16.15: `XiVO - Version 16.13 "Five"`, no
+        login needed; docs/xivo-behaviour.md "xivo-version"). None when the page says `Unknown`."""
+        url = f"https://{_host(xivo.address)}:{xivo.webservices.https_port}/"
+        source = f"the web interface's login page of {xivo.name} ({url})"
+
+        def ask() -> str | None:
+            answer = fetch(url, source=source, deadline=self.probes.deadline, timeout=self.probes.timeout,
+                           verify=xivo.webservices.verify)
+            if answer.status != 200:
+                raise ProbeError(source, f"answered HTTP {answer.status}")
+            found = _FOOTER_VERSION.search(answer.text)
+            if found is None:
+                if "Unknown" in answer.text:
+                    return None
+                raise ProbeError(source, "shows no XiVO version in its footer: is this XiVO's web interface?")
+            return found["version"]
+
+        return self.probes.cached(("login-page-version", xivo.name, url), ask)
+
+
+# The footer: XIVO_SOFT_LABEL - <Version> <XIVO-VERSION> "<codename>", the quotes maybe as &quot;.
+_QUOTE = r'(?:"|&quot;|&#34;)'
+_FOOTER_VERSION = re.compile(rf"\b(?P<version>1\d\.\d{{2}}(?:\.\d{{1,2}})?)\s*{_QUOTE}[A-Za-z]+{_QUOTE}")
 
 
 def _source_address(xivo: Xivo | None) -> str | None:
