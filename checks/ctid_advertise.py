@@ -1,78 +1,46 @@
-"""ctid-advertise: each XiVO's xivo-ctid is registered in its own Consul at the XiVO's declared
-address and ctid port, tagged with its UUID, its TTL check passing, with no stale registration of
-another UUID; and every peer's Consul, asked as xivo-ctid's ServiceFinder asks (anonymously,
-`?dc=<this XiVO's datacenter>&passing=1`), lists it with that UUID.
+"""ctid-advertise: each XiVO's xivo-ctid is registered in its own Consul at the XiVO's address and
+ctid port, tagged with its UUID, with no stale registration of another UUID; and each peer's
+xivo-ctid, looking it up as that peer's release does, finds it.
 
-The UUID is xivo-ctid's own `/0.1/infos` answer at the declared address (the XIVO_UUID it runs
-with, XIVO-FACTS §2/§3); uuid-unique compares it with the database and the XIVO_UUID files. With
-the address and port right, that same answer is the one peers get at the advertised address.
-Facts: XIVO-FACTS §3 (ctid's default `advertise_address: localhost`, the `auto` / interface rule,
-tags `[<uuid>, "xivo-ctid"]`, TTL check `service:<id>`, ServiceFinder), §4 (anonymous token rule).
+As the daemons do it, per release (docs/xivo-behaviour.md "ctid-advertise"):
+- registration: 15.19-15.20 advertise `advertise_address` as written and register an HTTP check
+  (`check_url`); from 16.01 `auto` picks the interface's address and a TTL check is refreshed;
+  tags `[<uuid>, "xivo-ctid"]` (16.02+) or `["xivo-ctid", <uuid>]` (before): the UUID is looked for,
+  not its place;
+- lookup by a peer's xivo-ctid, through the peer's own Consul with `?dc=<this datacenter>` and no
+  token: the catalog (every registration, healthy or not) up to 16.14, the health endpoint with
+  `passing` from 16.15. From Consul 0.6 (XiVO 15.20+) this datacenter's anonymous token decides
+  what a token-less request sees: XiVO 16.15 lets it read xivo-* services at every consul start;
+  before 16.15 nothing does, so a peer's lookup finds nothing and the peer knows this xivo-ctid
+  only from the registration event it received over the federated bus (lost when the peer's
+  xivo-ctid restarts). That is how those releases work: said, not failed.
+
+The UUID is xivo-ctid's own `/0.1/infos` answer at the declared address; uuid-unique compares it
+with its other sources.
 """
 
 from __future__ import annotations
 
-from xivo_doctor.check import FixContext, FixSteps, WarmUp, check
-from xivo_doctor.foundation.results import FixOut
+from xivo_doctor.check import WarmUp, check, is_address_of
+from xivo_doctor.checks._ctid_advertise_fix import SERVICE, ctid_fix
 from xivo_doctor.topology.model import Xivo
-
-SERVICE = "xivo-ctid"
-TOKEN = 'X-Consul-Token: $(cat /var/lib/consul/master_token)'
+from xivo_doctor.xivo.releases import Release, release
 
 
-def address_problem(address: str, xivo: Xivo) -> str:
-    """Why peers cannot use this advertised address ("" when it is the XiVO's declared one)."""
-    if address == xivo.address:
+def address_problem(probes, address: str, xivo: Xivo, rel: Release | None) -> str:
+    """Why peers cannot use this advertised address ("" when it is the XiVO's own)."""
+    if is_address_of(probes, address, xivo):
         return ""
     if address in ("", "0.0.0.0", "::"):
         return (f"is advertised with the address {address!r}: peers get no usable address "
                 "(advertise_address must resolve to the XiVO's own address)")
     if address == "localhost" or address.startswith("127.") or address == "::1":
-        return (f"is advertised at {address!r}: each peer would ask itself (service_discovery.advertise_address "
-                "left at its default `localhost`, or `auto` resolved to the loopback interface)")
+        cause = ("service_discovery.advertise_address left at its default `localhost` (used as written "
+                 "before 16.01)") if rel is not None and not rel.advertise_auto else (
+            "service_discovery.advertise_address left at its default `localhost`, or `auto` resolved to the "
+            "loopback interface")
+        return f"is advertised at {address!r}: each peer would ask itself ({cause})"
     return f"is advertised at {address}, not at {xivo.name}'s declared address {xivo.address}"
-
-
-def ctid_fix(ctx: FixContext) -> FixOut:
-    xivo = ctx.xivo
-    assert xivo is not None
-    steps = FixSteps()
-    add = steps.add
-    for problem in ctx.evidence.get("problems", []):
-        kind = problem["kind"]
-        if kind in ("not-registered", "address"):
-            add(f"on {xivo.name}, create /etc/xivo-ctid/conf.d/interconnection.yml as the manual says, naming the "
-                f"interface that bears {xivo.address} (the first command shows it), then restart xivo-ctid and "
-                "check its registration",
-                [f"ip -o -4 addr show to {xivo.address}",
-                 "cat > /etc/xivo-ctid/conf.d/interconnection.yml <<'EOF'\n"
-                 "rest_api:\n  http:\n    listen: 0.0.0.0\nservice_discovery:\n  advertise_address: auto\n"
-                 f"  advertise_address_interface: eth0  # the interface bearing {xivo.address}\nEOF",
-                 "service xivo-ctid restart",
-                 # what the manual's `consul-cli agent-services --ssl --ssl-verify=false` lists
-                 f'curl -k -H "{TOKEN}" https://localhost:8500/v1/agent/services'])
-        elif kind == "port":
-            add(f"xivo-ctid on {xivo.name} advertises another port than its REST port {xivo.ctid.port}: remove the "
-                "service_discovery.advertise_port override and restart it",
-                ["grep -rn -e advertise_port -e 'port:' /etc/xivo-ctid/", "service xivo-ctid restart"])
-        elif kind == "ttl":
-            add(f"xivo-ctid on {xivo.name} no longer refreshes its TTL check: restart it and read its log "
-                "('ttl pass failed', 'registration failed')",
-                ["service xivo-ctid restart", "tail -n 50 /var/log/xivo-ctid.log"])
-        elif kind == "stale":
-            add(f"remove the stale xivo-ctid registration(s) from {xivo.name}'s Consul (the manual asks to remove "
-                "consul data holding an old UUID; wiping consul's data as in Configure Consul also does it)",
-                [f'curl -k -X PUT -H "{TOKEN}" https://localhost:8500/v1/agent/service/deregister/{sid}'
-                 for sid in problem.get("ids", [])])
-        elif kind == "peer-blind":
-            # XiVO's consul-customize-anonymous-token (XIVO-FACTS §4): anonymous may read xivo-* services
-            add(f"the peers' xivo-ctid query {xivo.name}'s datacenter without a token: let the anonymous token "
-                "read xivo-* services on it, then check what a peer sees",
-                [f'curl -k -X PUT -H "{TOKEN}" https://localhost:8500/v1/acl/update '
-                 '-d \'{"ID":"anonymous","Rules":"{\\"service\\":{\\"xivo-\\":{\\"Policy\\":\\"read\\"}}}"}\'',
-                 f"curl -k 'https://localhost:8500/v1/health/service/xivo-ctid?dc={ctx.evidence.get('datacenter')}"
-                 f"&passing=1'  # on {problem.get('peer')}"])
-    return steps.out()
 
 
 @check(
@@ -88,10 +56,13 @@ def ctid_fix(ctx: FixContext) -> FixOut:
 )
 def test_ctid_advertise(xivo, topology, probes, evidence):
     uuid = probes.ctid.infos(xivo)["uuid"]
+    at_hand = probes.version.at_hand(xivo)
+    rel = release(at_hand.version)
     services = probes.consul.agent_services(xivo)
     checks = probes.consul.agent_checks(xivo)
     evidence["source"] = f"{probes.consul.source(xivo)}; xivo-ctid /0.1/infos at {xivo.address}:{xivo.ctid.port}"
     evidence["uuid"] = uuid
+    evidence["version"] = f"{at_hand.version or 'unknown'} ({at_hand.source})"
     regs = [s for s in services.values() if isinstance(s, dict) and s.get("Service") == SERVICE]
     evidence["registrations"] = {
         str(r.get("ID")): {"address": r.get("Address"), "port": r.get("Port"), "tags": r.get("Tags"),
@@ -109,53 +80,103 @@ def test_ctid_advertise(xivo, topology, probes, evidence):
         problems.append({"kind": "stale", "ids": [str(r.get("ID")) for r in stale],
                          "text": f"{xivo.name}'s Consul holds {len(stale)} stale {SERVICE} registration(s) of "
                          f"another UUID: {_listing(stale)}"})
-    # The one ServiceFinder would get: a passing registration first (a crashed ctid leaves its old,
-    # critical one behind, which the peers' `passing` filter skips).
+    peers = [p for p in topology.xivos if p.name != xivo.name]
+    peer_releases = {p.name: release(probes.version.at_hand(p).version) for p in peers}
+    # A passing registration first: a crashed ctid leaves its old, critical one behind.
     current = next((r for r in mine if _check_status(checks, r) == "passing"), mine[0] if mine else None)
     if current is not None:
-        sid, address, port = current.get("ID"), str(current.get("Address") or ""), current.get("Port")
-        evidence["advertised"] = f"{address}:{port} (id {sid})"
-        why = address_problem(address, xivo)
-        if why:
-            problems.append({"kind": "address", "text": f"{SERVICE} of {xivo.name} {why}"})
-        if port != xivo.ctid.port:
-            problems.append({"kind": "port", "text": f"{SERVICE} of {xivo.name} is advertised on port {port}, "
-                             f"not on its REST port {xivo.ctid.port}"})
-        status = _check_status(checks, current)
-        if status != "passing":
-            output = (checks.get(f"service:{sid}") or {}).get("Output") or ""
-            problems.append({"kind": "ttl", "text": f"the TTL check service:{sid} of {SERVICE} on {xivo.name} is "
-                             f"{status}" + (f" ({output.strip()[:120]})" if output.strip() else "")})
-        if not why and port == xivo.ctid.port:
-            evidence["infos_at_advertised"] = f"http://{address}:{port}/0.1/infos answers uuid {uuid}"
+        problems += _registration(probes, xivo, current, checks, rel, peer_releases, evidence)
+        if not problems:
+            evidence["infos_at_advertised"] = f"http://{current.get('Address')}:{current.get('Port')}/0.1/infos " \
+                                              f"answers uuid {uuid}"
     dc = probes.consul.agent_self(xivo)["Config"].get("Datacenter", "")
     evidence["datacenter"] = dc
-    peers = [p for p in topology.xivos if p.name != xivo.name]
     if problems:
         evidence["seen_by_peers"] = "not asked: the registration itself must be fixed first"
     else:
-        # Exactly ServiceFinder's query (XIVO-FACTS §3): the peer's own Consul, no token, ?dc=, passing.
-        seen_by = {}
-        for peer in peers:
-            entries = probes.consul.health_service(peer, SERVICE, dc=dc, passing=True, token=False)
-            tagged = [e for e in entries if uuid in ((e.get("Service") or {}).get("Tags") or [])]
-            where = [f"{e['Service'].get('Address')}:{e['Service'].get('Port')}" for e in tagged]
-            seen_by[peer.name] = f"sees it at {', '.join(where)}" if tagged else f"lists {len(entries)} other(s)"
-            if not tagged:
-                problems.append({"kind": "peer-blind", "peer": peer.name, "text": f"{peer.name}'s Consul, asked "
-                                 f"anonymously for passing {SERVICE} in datacenter '{dc}' (as xivo-ctid asks), lists "
-                                 f"none tagged {uuid}" + (f" ({_listing(e.get('Service') or {} for e in entries)})"
-                                                          if entries else "")})
-        evidence["seen_by_peers"] = seen_by
+        evidence["seen_by_peers"] = {p.name: _peer_lookup(probes, xivo, p, peer_releases[p.name], rel, dc, uuid,
+                                                          problems) for p in peers}
     if problems:
         evidence["problems"] = problems
-    evidence.summary = (f"advertised at {evidence.get('advertised')} with uuid {uuid}, TTL passing; "
-                        f"seen by {len(peers)} peer(s) through ?dc={dc}")
+    evidence.summary = (f"advertised at {evidence.get('advertised')} with uuid {uuid}, "
+                        f"{evidence.get('check', 'TTL passing')}; seen by {len(peers)} peer(s) through ?dc={dc}")
     assert not problems, "; ".join(p["text"] for p in problems)
 
 
-def _check_status(checks: dict, registration: dict) -> str:
-    return (checks.get(f"service:{registration.get('ID')}") or {}).get("Status") or "missing (no TTL check)"
+def _registration(probes, xivo, current, checks, rel, peer_releases, evidence) -> list[dict]:
+    sid, address, port = current.get("ID"), str(current.get("Address") or ""), current.get("Port")
+    evidence["advertised"] = f"{address}:{port} (id {sid})"
+    problems = []
+    why = address_problem(probes, address, xivo, rel)
+    if why:
+        problems.append({"kind": "address", "text": f"{SERVICE} of {xivo.name} {why}"})
+    if port != xivo.ctid.port:
+        problems.append({"kind": "port", "text": f"{SERVICE} of {xivo.name} is advertised on port {port}, "
+                         f"not on its REST port {xivo.ctid.port}"})
+    http = rel is not None and rel.ctid_check == "http"
+    status = _check_status(checks, current, "HTTP" if http else "TTL")
+    evidence["check"] = f"{'HTTP check' if http else 'TTL'} {status}"
+    if status != "passing":
+        output = ((checks.get(f"service:{sid}") or {}).get("Output") or "").strip()
+        kind = "the HTTP check of check_url" if http else "the TTL check"
+        text = f"{kind} service:{sid} of {SERVICE} on {xivo.name} is {status}" + (
+            f" ({output[:120]})" if output else "")
+        # Only a peer of 16.15 or later looks it up among passing services: the others read the catalog.
+        filtering = [p for p, r in peer_releases.items() if r is None or r.ctid_lookup == "health-passing"]
+        if filtering:
+            problems.append({"kind": "health", "check": "http" if http else "ttl", "text": text})
+            evidence["check note"] = f"{', '.join(filtering)} look(s) it up among passing services only"
+        else:
+            evidence["check note"] = (f"{text}; the peers' xivo-ctid (XiVO 16.14 or older) read the catalog, "
+                                      "whatever the check says")
+    return problems
+
+
+def _peer_lookup(probes, xivo, peer, peer_rel, rel, dc, uuid, problems) -> str:
+    """What `peer`'s xivo-ctid finds asking its own Consul for this datacenter, as its release asks."""
+    by_catalog = peer_rel is not None and peer_rel.ctid_lookup == "catalog"
+    if by_catalog:
+        entries = probes.consul.catalog_service(peer, SERVICE, dc=dc, token=False)
+        tagged = [e for e in entries if uuid in (e.get("ServiceTags") or [])]
+        where = [f"{e.get('ServiceAddress')}:{e.get('ServicePort')}" for e in tagged]
+        asked = (f"asked anonymously for {SERVICE} in the catalog of datacenter '{dc}' (as xivo-ctid 16.14 and "
+                 "older asks)")
+        others = [{"ID": e.get("ServiceID"), "Address": e.get("ServiceAddress"), "Port": e.get("ServicePort"),
+                   "Tags": e.get("ServiceTags")} for e in entries]
+    else:
+        entries = probes.consul.health_service(peer, SERVICE, dc=dc, passing=True, token=False)
+        tagged = [e for e in entries if uuid in ((e.get("Service") or {}).get("Tags") or [])]
+        where = [f"{e['Service'].get('Address')}:{e['Service'].get('Port')}" for e in tagged]
+        asked = f"asked anonymously for passing {SERVICE} in datacenter '{dc}' (as xivo-ctid asks)"
+        others = [e.get("Service") or {} for e in entries]
+    if tagged:
+        return f"sees it at {', '.join(where)}" + (" in the catalog" if by_catalog else "")
+    closed = rel is not None and rel.consul_filters_discovery and not rel.anonymous_reads_xivo
+    if by_catalog and closed and (hidden := _hidden(probes, xivo, uuid)):
+        # 15.20-16.14 as shipped: this datacenter hides xivo-ctid from token-less requests; the peer
+        # learnt it from the registration event on the federated bus (docs/xivo-behaviour.md).
+        return (f"sees nothing in the catalog: {xivo.name}'s Consul {rel.consul} hides services from the anonymous "
+                "token, as XiVO shipped it before 16.15; its xivo-ctid knows this one only from the registration "
+                "event it received over the federated bus, and forgets it when it restarts (XiVO 16.15 opens the "
+                "anonymous token at every consul start)" + hidden)
+    problems.append({"kind": "peer-blind", "peer": peer.name, "lookup": "catalog" if by_catalog else "health",
+                     "text": f"{peer.name}'s Consul, {asked}, lists none tagged {uuid}"
+                             + (f" ({_listing(others)})" if others else "")})
+    return f"lists {len(entries)} other(s)"
+
+
+def _hidden(probes, xivo, uuid) -> str:
+    """"" when this XiVO's own catalog does not list its xivo-ctid (missing, not hidden); else a note:
+    listed to its master token, or, without the token (consul.token), not confirmed."""
+    if xivo.consul.token is None:
+        return " (not confirmed: the topology gives no consul.token to read the catalog as the master token)"
+    entries = probes.consul.catalog_service(xivo, SERVICE, token=True)
+    return " (its catalog lists it to the master token)" if any(
+        uuid in (e.get("ServiceTags") or []) for e in entries) else ""
+
+
+def _check_status(checks: dict, registration: dict, kind: str = "TTL") -> str:
+    return (checks.get(f"service:{registration.get('ID')}") or {}).get("Status") or f"missing (no {kind} check)"
 
 
 def _listing(registrations) -> str:
@@ -167,4 +188,5 @@ def _warm_reads(w: WarmUp, xivo: Xivo) -> list:
     """What the check reads of this XiVO, one after another: its Consul (a TLS handshake each) and its
     xivo-ctid (the peers' `?dc=` lookups depend on what these say: the check asks them itself)."""
     return [lambda: w.probes.consul.agent_self(xivo), lambda: w.probes.ctid.infos(xivo),
-            lambda: w.probes.consul.agent_services(xivo), lambda: w.probes.consul.agent_checks(xivo)]
+            lambda: w.probes.consul.agent_services(xivo), lambda: w.probes.consul.agent_checks(xivo),
+            lambda: w.probes.version.at_hand(xivo)]

@@ -6,6 +6,12 @@ writes (what the daemons run with), xivo-ctid's `/0.1/infos` (its running value)
 of the xivo-ctid service in the XiVO's Consul (how the peers' xivo-ctid find it). Across XiVOs the
 UUIDs must be distinct: a cloned VM or copied database makes remote contacts look local (§2).
 When several XiVOs share a UUID, only the later-declared ones fail: the first keeps its UUID.
+
+Per release (docs/xivo-behaviour.md "uuid-unique"): xivo-configure-uuid, which writes the XIVO_UUID
+files, exists from 16.02 (xivo-manage-db@xivo-16.02); up to 16.01 xivo-ctid reads `infos.uuid` from
+the database and nothing reads those files, so they are neither expected nor compared there. Every
+peer's xivo-dird caches this XiVO's UUID for its lifetime (wazo-dird XivoUserPlugin._get_uuid, every
+tag 15.19-16.15): after a change, the peers' xivo-dird must be restarted too.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from xivo_doctor.check import FixContext, check
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.onbox import XIVO_UUID_FILES
+from xivo_doctor.xivo.releases import release
 
 # The manual's "Remove All Consul Data" list (contact_and_presence_sharing.rst, Configure Consul).
 CONSUL_WIPE = ("rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ "
@@ -27,30 +34,37 @@ def uuid_fix(ctx: FixContext) -> FixOut:
     assert xivo is not None
     peers = [x for x in ctx.topology.xivos if x.name != xivo.name]
     duplicate = ev.get("same_uuid_as") or {}
+    with_files = "XIVO_UUID files" not in ev  # the files exist from 16.02 (xivo-configure-uuid)
     commands: list[str] = []
     if duplicate:
         twin = next(iter(duplicate))
         summary = (f"{xivo.name} has the UUID of {twin} (the manual's warning on cloned machines): regenerate it in "
-                   "the infos table with the uuid-ossp function XiVO's database setup uses, write it into the "
-                   "XIVO_UUID files by hand (xivo-configure-uuid does nothing once configured) and systemd's "
-                   "environment, wipe the Consul data holding the old UUID (consul stopped first), restart every "
-                   "service and join the Consul WAN pool again")
+                   "the infos table with the uuid-ossp function XiVO's database setup uses, "
+                   + ("write it into the XIVO_UUID files by hand (xivo-configure-uuid does nothing once configured) "
+                      "and systemd's environment, " if with_files else "")
+                   + "wipe the Consul data holding the old UUID (consul stopped first), restart every service and "
+                   "join the Consul WAN pool again; then restart xivo-dird on every other XiVO: each caches the "
+                   f"UUID {xivo.name}'s xivo-confd served it until it restarts")
         commands.append('sudo -u postgres psql asterisk -c "UPDATE infos SET uuid = uuid_generate_v4()"')
-    else:
+    elif with_files:
         summary = (f"the sources of {xivo.name} disagree on its UUID; infos.uuid in the asterisk database is the "
                    "reference (xivo-configure-uuid copies it): write it into the XIVO_UUID files and systemd's "
                    "environment, then restart the services so they run with it")
+    else:
+        summary = (f"the sources of {xivo.name} disagree on its UUID; infos.uuid in the asterisk database is the "
+                   "reference (xivo-ctid reads it there before 16.02): restart the services so they run with it")
     summary += ". Run the commands in one shell session: $NEW carries the UUID from one to the next"
     commands.append('NEW=$(sudo -u postgres psql -tA asterisk -c "SELECT uuid FROM infos")')
-    files = ev.get("xivo_uuid_files") or {p: "?" for p in XIVO_UUID_FILES}
-    holding = [p for p, v in files.items() if v]
-    if holding:
-        commands.append(f'sed -i "s/XIVO_UUID=[0-9a-fA-F-]*/XIVO_UUID=$NEW/" {" ".join(holding)}')
-    for path in (p for p, v in files.items() if not v):
-        line = {"/etc/profile.d/xivo_uuid.sh": 'export XIVO_UUID=$NEW',
-                "/etc/systemd/system.conf": 'DefaultEnvironment=\\"XIVO_UUID=$NEW\\"'}.get(path, "XIVO_UUID=$NEW")
-        commands.append(f'echo "{line}" >> {path}')
-    commands.append("systemctl set-environment XIVO_UUID=$NEW")
+    if with_files:
+        files = ev.get("xivo_uuid_files") or {p: "?" for p in XIVO_UUID_FILES}
+        holding = [p for p, v in files.items() if v]
+        if holding:
+            commands.append(f'sed -i "s/XIVO_UUID=[0-9a-fA-F-]*/XIVO_UUID=$NEW/" {" ".join(holding)}')
+        for path in (p for p, v in files.items() if not v):
+            line = {"/etc/systemd/system.conf": 'DefaultEnvironment=\\"XIVO_UUID=$NEW\\"'}.get(
+                path, "export XIVO_UUID=$NEW")  # xivo-configure-uuid's lines (docs/xivo-behaviour.md)
+            commands.append(f'echo "{line}" >> {path}')
+        commands.append("systemctl set-environment XIVO_UUID=$NEW")
     # a stale tag stays in Consul's services/ until the data is wiped
     wipe = bool(duplicate) or "consul" in ev.get("disagreeing_kinds", ())
     if wipe:
@@ -59,6 +73,8 @@ def uuid_fix(ctx: FixContext) -> FixOut:
     if wipe:
         # the wipe forgot the WAN pool (serf/); one join is enough, the manual says
         commands += [f"consul join -wan {peer.address}" for peer in peers[:1]]
+    if duplicate:
+        commands += [f"service xivo-dird restart  # on {peer.name}" for peer in peers]
     return FixOut(summary=summary, commands=tuple(commands))
 
 
@@ -77,6 +93,15 @@ def uuid_fix(ctx: FixContext) -> FixOut:
 )
 def test_uuid_unique(xivo, topology, probes, evidence):
     readings = probes.onbox.uuid_readings(xivo)
+    at_hand = probes.version.at_hand(xivo)
+    rel = release(at_hand.version)
+    if rel is not None and not rel.uuid_files:
+        unused = [r for r in readings if r.kind == "file"]
+        readings = [r for r in readings if r.kind != "file"]
+        if unused:
+            evidence["XIVO_UUID files"] = (f"not compared: {xivo.name} runs {at_hand.version} ({at_hand.source}); "
+                                           "xivo-configure-uuid writes them from 16.02, before that xivo-ctid "
+                                           "reads infos.uuid from the database")
     evidence["source"] = ", ".join(dict.fromkeys(KINDS[r.kind] for r in readings if r.unavailable is None))
     evidence["uuids"] = {r.source: r.shown() for r in readings}
     files = {r.source: r.uuid for r in readings if r.kind == "file" and r.unavailable is None}

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_versions import FakeVersions
 
 from xivo_doctor.check import Evidence, FixContext, spec_of
 from xivo_doctor.engine import registry
 from xivo_doctor.foundation.errors import ProbeError
-from xivo_doctor.topology.model import Topology, Xivo
+from xivo_doctor.topology.model import ConsulAccess, Secret, Topology, Xivo
 
 SPEC = next(s for s in registry.discover() if s.id == "ctid-advertise")
 CHECK = getattr(sys.modules[SPEC.module], SPEC.function_name)
@@ -55,6 +56,13 @@ class FakeConsul:
         self.asked.append((xivo.name, name, dc, passing, token))
         return self.seen[xivo.name]
 
+    def catalog_service(self, xivo: Xivo, name: str, dc=None, token=True) -> list[dict]:
+        """The catalog's shape of what `seen` holds (every registration, healthy or not)."""
+        self.asked.append((xivo.name, name, dc, "catalog", token))
+        return [{"ServiceID": e["Service"]["ID"], "ServiceAddress": e["Service"]["Address"],
+                 "ServicePort": e["Service"]["Port"], "ServiceTags": e["Service"]["Tags"]}
+                for e in self.seen[xivo.name]]
+
 
 class FakeCtid:
     def __init__(self, uuid: str | Exception = U1) -> None:
@@ -67,14 +75,19 @@ class FakeCtid:
 
 
 class FakeProbes:
-    def __init__(self, consul: FakeConsul, ctid: FakeCtid | None = None) -> None:
+    def __init__(self, consul: FakeConsul, ctid: FakeCtid | None = None, versions: dict | None = None) -> None:
         self.consul, self.ctid = consul, ctid or FakeCtid()
+        self.version = FakeVersions(versions or {})
+
+    @staticmethod
+    def addresses(host: str) -> tuple[str, ...]:
+        return (host,) if host[:1].isdigit() else ()
 
 
-def run(consul: FakeConsul, ctid: FakeCtid | None = None) -> tuple[Evidence, str | None]:
+def run(consul: FakeConsul, ctid: FakeCtid | None = None, versions: dict | None = None) -> tuple[Evidence, str | None]:
     evidence = Evidence()
     try:
-        CHECK(xivo=X1, topology=TOPOLOGY, probes=FakeProbes(consul, ctid), evidence=evidence)
+        CHECK(xivo=X1, topology=TOPOLOGY, probes=FakeProbes(consul, ctid, versions), evidence=evidence)
     except AssertionError as exc:
         return evidence, str(exc).split("\nassert ", 1)[0]
     return evidence, None
@@ -223,3 +236,89 @@ def test_no_secret_and_no_empty_fix():
     out = fix(evidence)
     assert out.summary and out.commands
     assert "$(cat /var/lib/consul/master_token)" in out.commands[-1]  # the token is read on the box, never printed
+
+
+# --- per release (docs/xivo-behaviour.md "ctid-advertise") -------------------------------------------
+
+ALL_1613 = {"xivo-1": "16.13", "xivo-2": "16.13", "xivo-3": "16.13"}
+X1_TOKEN = Xivo(name="xivo-1", address="10.0.0.1", consul=ConsulAccess(token=Secret("master")))
+
+
+def test_a_peer_of_16_13_looks_in_the_catalog_without_a_token():
+    consul = FakeConsul({"a1": reg("a1")}, ttl("a1"))
+    evidence, failure = run(consul, versions=ALL_1613)
+    assert failure is None
+    assert consul.asked == [("xivo-2", "xivo-ctid", "dc1", "catalog", False),
+                            ("xivo-3", "xivo-ctid", "dc1", "catalog", False)]
+    assert evidence["seen_by_peers"]["xivo-2"] == "sees it at 10.0.0.1:9495 in the catalog"
+
+
+def test_on_16_13_a_lookup_hidden_by_the_anonymous_token_is_said_not_failed():
+    """Consul 0.7.0 of 16.13 hides xivo-ctid from token-less requests (acl_default_policy deny, no rule for
+    the anonymous token before 16.15): that is how 16.13 ships, the peer's ctid learns it from the bus.
+    Before issue 13 the 16.15 lookup was asked and the item failed on every healthy 16.13 XiVO."""
+    seen = {"xivo-1": [{"Service": reg("a1")}], "xivo-2": [], "xivo-3": []}
+    consul = FakeConsul({"a1": reg("a1")}, ttl("a1"), seen)
+    evidence = Evidence()
+    CHECK(xivo=X1_TOKEN, topology=TOPOLOGY, probes=FakeProbes(consul, versions=ALL_1613), evidence=evidence)
+    note = evidence["seen_by_peers"]["xivo-2"]
+    assert note.startswith("sees nothing in the catalog: xivo-1's Consul 0.7.0 hides services from the anonymous "
+                           "token, as XiVO shipped it before 16.15")
+    assert note.endswith("(its catalog lists it to the master token)")
+    assert ("xivo-1", "xivo-ctid", None, "catalog", True) in consul.asked  # its own catalog, as the master token
+
+
+def test_on_16_13_missing_from_its_own_catalog_is_a_failure():
+    seen = {"xivo-1": [], "xivo-2": [], "xivo-3": []}
+    evidence = Evidence()
+    with pytest.raises(AssertionError, match="xivo-2's Consul, asked anonymously for xivo-ctid in the catalog"):
+        CHECK(xivo=X1_TOKEN, topology=TOPOLOGY, probes=FakeProbes(FakeConsul({"a1": reg("a1")}, ttl("a1"), seen),
+                                                                  versions=ALL_1613), evidence=evidence)
+
+
+def test_on_15_19_consul_filters_nothing_so_an_empty_catalog_fails():
+    versions = dict.fromkeys(("xivo-1", "xivo-2", "xivo-3"), "15.19")
+    seen = {"xivo-1": [{"Service": reg("a1")}], "xivo-2": [], "xivo-3": [{"Service": reg("a1")}]}
+    evidence, failure = run(FakeConsul({"a1": reg("a1")}, ttl("a1"), seen), versions=versions)
+    assert failure == ("xivo-2's Consul, asked anonymously for xivo-ctid in the catalog of datacenter 'dc1' (as "
+                       f"xivo-ctid 16.14 and older asks), lists none tagged {U1}")
+    assert fix(evidence).commands == (
+        "curl -k -X PUT 'https://localhost:8500/v1/acl/update?token='$(cat /var/lib/consul/master_token) -d "
+        '\'{"ID":"anonymous","Rules":"{\\"service\\":{\\"xivo-\\":{\\"Policy\\":\\"read\\"}}}"}\'',
+        "curl -k 'https://localhost:8500/v1/catalog/service/xivo-ctid?dc=dc1'  # on xivo-2")
+
+
+def test_a_check_not_passing_matters_only_to_peers_that_filter_on_it():
+    """15.19's HTTP check of check_url starts critical (Consul staggers its first run up to 5 min):
+    the peers' 15.19 xivo-ctid read the catalog whatever it says. A 16.15 peer asks for passing ones."""
+    versions = dict.fromkeys(("xivo-1", "xivo-2", "xivo-3"), "15.19")
+    evidence, failure = run(FakeConsul({"a1": reg("a1")}, ttl("a1", "critical")), versions=versions)
+    assert failure is None
+    assert evidence["check note"].startswith("the HTTP check of check_url service:a1 of xivo-ctid on xivo-1 is "
+                                             "critical; the peers' xivo-ctid (XiVO 16.14 or older) read the catalog")
+    versions["xivo-3"] = "16.15"
+    _, failure = run(FakeConsul({"a1": reg("a1")}, ttl("a1", "critical")), versions=versions)
+    assert failure == "the HTTP check of check_url service:a1 of xivo-ctid on xivo-1 is critical"
+
+
+def test_the_fix_writes_the_manuals_ctid_config_of_the_release():
+    before_auto = dict.fromkeys(("xivo-1", "xivo-2", "xivo-3"), "15.20")
+    evidence, _ = run(FakeConsul({"a1": reg("a1", address="localhost")}, ttl("a1")), versions=before_auto)
+    out = fix(evidence)
+    assert out.commands[0] == (
+        "cat > /etc/xivo-ctid/conf.d/interconnection.yml <<'EOF'\nrest_api:\n  http:\n    listen: 0.0.0.0\n"
+        "service_discovery:\n  advertise_address: 10.0.0.1\n  check_url: http://10.0.0.1:9495/0.1/infos\nEOF")
+    assert "with its address 10.0.0.1 written out (no `auto` before 16.01)" in out.summary
+    no_fallback = dict.fromkeys(("xivo-1", "xivo-2", "xivo-3"), "16.03")
+    evidence, _ = run(FakeConsul({"a1": reg("a1", address="localhost")}, ttl("a1")), versions=no_fallback)
+    assert "before 16.06 xivo-ctid does not start when that interface is missing" in fix(evidence).summary
+
+
+def test_on_16_15_the_fix_is_the_consul_packages_own_anonymous_rule():
+    versions = dict.fromkeys(("xivo-1", "xivo-2", "xivo-3"), "16.15")
+    seen = {"xivo-1": [{"Service": reg("a1")}], "xivo-2": [], "xivo-3": [{"Service": reg("a1")}]}
+    evidence, failure = run(FakeConsul({"a1": reg("a1")}, ttl("a1"), seen), versions=versions)
+    assert failure.startswith("xivo-2's Consul, asked anonymously for passing xivo-ctid in datacenter 'dc1'")
+    assert fix(evidence).commands == (
+        "systemctl restart consul", "consul-customize-anonymous-token",
+        "curl -k 'https://localhost:8500/v1/health/service/xivo-ctid?dc=dc1&passing=1'  # on xivo-2")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fake_versions import FakeVersions
 
 from xivo_doctor.check import Evidence, FixContext, spec_of
 from xivo_doctor.checks import uuid_unique
@@ -48,8 +49,9 @@ class OnBox:
 
 
 class Probes:
-    def __init__(self, **by_name):
+    def __init__(self, versions=None, **by_name):
         self.onbox = OnBox({k.replace("_", "-"): v for k, v in by_name.items()})
+        self.version = FakeVersions(versions)
 
 
 def run(x, probes) -> Evidence:
@@ -98,6 +100,9 @@ def test_a_cloned_xivo_fails_alone_the_first_keeps_its_uuid():
         "/var/lib/consul/checks/",
         "xivo-service restart all",
         "consul join -wan 127.10.3.1",
+        # each peer's xivo-dird caches the UUID it was served until it restarts (issue 13)
+        "service xivo-dird restart  # on xivo-1",
+        "service xivo-dird restart  # on xivo-3",
     )
     assert out.doc == "contact_and_presence_sharing.rst#prerequisite"
 
@@ -121,7 +126,7 @@ def test_sources_that_disagree_are_named_with_their_values():
     assert out.commands == (
         'NEW=$(sudo -u postgres psql -tA asterisk -c "SELECT uuid FROM infos")',
         'sed -i "s/XIVO_UUID=[0-9a-fA-F-]*/XIVO_UUID=$NEW/" /etc/profile.d/xivo_uuid.sh /etc/systemd/system.conf',
-        'echo "XIVO_UUID=$NEW" >> /etc/default/xivo',
+        'echo "export XIVO_UUID=$NEW" >> /etc/default/xivo',  # xivo-configure-uuid's own line (issue 13)
         "systemctl set-environment XIVO_UUID=$NEW",
         "xivo-service restart all",
     )
@@ -160,3 +165,28 @@ def test_nothing_readable_or_an_unreadable_earlier_xivo_is_an_error():
         run(X1, Probes(xivo_1=error))
     with pytest.raises(ProbeError):  # xivo-2 cannot be told distinct from xivo-1: no false pass
         run(X2, Probes(xivo_1=error, xivo_2=same("xivo-2", B)))
+
+
+def test_before_16_02_the_xivo_uuid_files_are_not_expected():
+    """xivo-configure-uuid appears in 16.02: a healthy 15.19 XiVO has no XIVO_UUID file, and its
+    xivo-ctid reads infos.uuid. Before issue 13 the absent files failed the item."""
+    no_files = readings("xivo-2", B, (None, None, None), B, B)
+    probes = Probes(versions={"xivo-1": "15.19", "xivo-2": "15.19"}, xivo_1=same("xivo-1", A), xivo_2=no_files)
+    evidence = run(X2, probes)
+    assert evidence["XIVO_UUID files"].startswith("not compared: xivo-2 runs 15.19 (/usr/share/xivo/XIVO-VERSION on "
+                                                  "xivo-2); xivo-configure-uuid writes them from 16.02")
+    assert evidence.summary == f"{B} in 3 sources, distinct from xivo-1"
+    # the same XiVO on 16.02: the files are where its daemons get the UUID
+    probes = Probes(versions={"xivo-1": "16.02", "xivo-2": "16.02"}, xivo_1=same("xivo-1", A), xivo_2=no_files)
+    message, _ = fails(X2, probes)
+    assert message.startswith("the sources of xivo-2 disagree on its UUID")
+
+
+def test_before_16_02_the_fix_writes_no_file():
+    probes = Probes(versions={"xivo-1": "16.01", "xivo-2": "16.01"}, xivo_1=same("xivo-1", A),
+                    xivo_2=readings("xivo-2", B, (None, None, None), C, B))
+    _, evidence = fails(X2, probes)
+    out = fix(X2, evidence)
+    assert out.commands == ('NEW=$(sudo -u postgres psql -tA asterisk -c "SELECT uuid FROM infos")',
+                            "xivo-service restart all")
+    assert "xivo-ctid reads it there before 16.02" in out.summary

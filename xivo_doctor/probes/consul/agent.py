@@ -63,7 +63,8 @@ class ConsulProbe:
                           lambda c: c.catalog.datacenters(), shapes.datacenters)
 
     def agent_self(self, xivo: Xivo) -> dict[str, Any]:
-        """`/v1/agent/self`; `Config` holds Datacenter, NodeName, AdvertiseAddr (token needed)."""
+        """`/v1/agent/self`; `Config` holds Datacenter, NodeName, AdvertiseAddr, Version. Consul enforces
+        no ACL on /v1/agent/* before 0.8 (XiVO ships 0.5.2-0.7.0): the token is sent when known."""
         return self._read(xivo, ("agent-self",), "GET /v1/agent/self", lambda c: c.agent.self(), shapes.agent_self)
 
     def wan_members(self, xivo: Xivo) -> list[dict[str, Any]]:
@@ -72,12 +73,12 @@ class ConsulProbe:
                           lambda c: c.agent.members(wan=True), shapes.wan_members)  # null on a client agent
 
     def agent_services(self, xivo: Xivo) -> dict[str, dict[str, Any]]:
-        """`/v1/agent/services`: {service id: {ID, Service, Tags, Address, Port}} (token needed)."""
+        """`/v1/agent/services`: {service id: {ID, Service, Tags, Address, Port}}."""
         return self._read(xivo, ("agent-services",), "GET /v1/agent/services",
                           lambda c: c.agent.services(), shapes.agent_services)
 
     def agent_checks(self, xivo: Xivo) -> dict[str, dict[str, Any]]:
-        """`/v1/agent/checks`: {check id: {CheckID, Status, Output, ServiceID}} (token needed)."""
+        """`/v1/agent/checks`: {check id: {CheckID, Status, Output, ServiceID}}."""
         return self._read(xivo, ("agent-checks",), "GET /v1/agent/checks", lambda c: c.agent.checks(),
                           shapes.agent_checks)
 
@@ -92,6 +93,16 @@ class ConsulProbe:
         return self._read(
             xivo, ("health-service", name, dc, passing, token), what + ("" if token else " (anonymous)"),
             lambda c: c.health.service(name, dc=dc, passing=passing)[1], shapes.health_service, anonymous=not token,
+        )
+
+    def catalog_service(self, xivo: Xivo, name: str, dc: str | None = None, token: bool = True) -> list[dict[str, Any]]:
+        """`/v1/catalog/service/<name>[?dc=]`: [{ServiceID, ServiceAddress, ServicePort, ServiceTags, ...}],
+        every registration whatever its health. token=False asks anonymously, as xivo-ctid 15.19-16.14
+        does (python-consul 0.4.7 sends no token on catalog calls, docs/xivo-behaviour.md)."""
+        what = f"GET /v1/catalog/service/{name}" + (f"?dc={dc}" if dc else "")
+        return self._read(
+            xivo, ("catalog-service", name, dc, token), what + ("" if token else " (anonymous)"),
+            lambda c: c.catalog.service(name, dc=dc)[1], shapes.catalog_service, anonymous=not token,
         )
 
     # -- answers as data, for judging who is to blame --------------------------------------------

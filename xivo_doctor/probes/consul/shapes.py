@@ -140,3 +140,16 @@ def health_service(value: Any) -> list[dict[str, Any]]:
     for i, entry in enumerate(_array(value, "")):
         service(_object(entry, f"[{i}]").get("Service"), f"[{i}].Service")
     return value
+
+
+def catalog_service(value: Any) -> list[dict[str, Any]]:
+    """`/v1/catalog/service/<name>`: [{ServiceID, ServiceName, ServiceAddress, ServicePort, ServiceTags}]."""
+    if value is None:
+        return []
+    for i, entry in enumerate(_array(value, "")):
+        item = _object(entry, f"[{i}]")
+        for key in ("ServiceID", "ServiceAddress"):
+            _string(item.get(key), f"[{i}].{key}")
+        _integer(item.get("ServicePort"), f"[{i}].ServicePort")
+        _optional(item, "ServiceTags", f"[{i}]", _strings)
+    return value

@@ -17,11 +17,9 @@ Passwords: upstream URIs leave `federation_status` masked; the topology's are se
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from pathlib import PurePath
 from typing import Any
@@ -226,19 +224,7 @@ class RabbitProbe:
     # -- names ----------------------------------------------------------------------------------
     def resolve(self, host: str) -> list[str]:
         """Addresses `host` resolves to from here ([] if it does not), within the probe timeout."""
-        def lookup() -> list[str]:
-            budget = self.probes.deadline.budget(self.probes.timeout, f"DNS {host}")
-            pool = ThreadPoolExecutor(max_workers=1)
-            try:
-                infos = pool.submit(socket.getaddrinfo, host, None, type=socket.SOCK_STREAM).result(budget)
-            except socket.gaierror:
-                return []
-            except FutureTimeout:
-                raise ProbeTimeout(f"DNS {host}", f"no answer within {budget:g} s") from None
-            finally:
-                pool.shutdown(wait=False)
-            return sorted({i[4][0] for i in infos})
-        return self.probes.cached(("dns", host), lookup)
+        return list(self.probes.addresses(host))
 
     # -- the end-to-end probe (the doctor's only write) ------------------------------------------
     def probe_delivery(self, downstream: Xivo, upstream: Xivo) -> dict[str, Any]:
