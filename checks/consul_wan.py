@@ -15,10 +15,10 @@ declared XiVO of the two. When p's own pool cannot be read, x's item fails.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from xivo_doctor.check import FixContext, FixSteps, LinkKind, LinkView, Metric, WarmUp, check
+from xivo_doctor.check import FixContext, FixSteps, LinkKind, LinkView, Metric, WarmUp, check, declared_addresses
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.consul.views import WanView
 from xivo_doctor.topology.model import Topology, Xivo
@@ -36,9 +36,11 @@ def status_word(member: dict[str, Any]) -> str:
     return STATUS_WORDS.get(member.get("Status"), f"status {member.get('Status')}")
 
 
-def member_at(members, address: str) -> dict[str, Any] | None:
-    """The member at `address`, an alive one first (a stale entry may share the address)."""
-    at = [m for m in members if m.get("Addr") == address]
+def member_at(members, addresses: str | Collection[str]) -> dict[str, Any] | None:
+    """The member at one of `addresses` (a declared name resolves to them, check/addresses.py), an
+    alive one first (a stale entry may share the address)."""
+    wanted = {addresses.lower()} if isinstance(addresses, str) else {a.lower() for a in addresses}
+    at = [m for m in members if str(m.get("Addr") or "").lower() in wanted]
     return next((m for m in at if m.get("Status") == ALIVE), at[0] if at else None)
 
 
@@ -47,25 +49,26 @@ def member_dc(member: dict[str, Any]) -> str:
     return str((member.get("Tags") or {}).get("dc") or str(member.get("Name", "")).partition(".")[2])
 
 
-def alive_declared(view: WanView, topology: Topology) -> int:
-    return sum(1 for x in topology.xivos if (m := member_at(view.members, x.address)) and m.get("Status") == ALIVE)
+def alive_declared(view: WanView, topology: Topology, book: dict[str, frozenset[str]]) -> int:
+    return sum(1 for x in topology.xivos if (m := member_at(view.members, book[x.name])) and m.get("Status") == ALIVE)
 
 
-def blame(xivo: Xivo, peer: Xivo, mine: WanView, theirs: WanView, topology: Topology) -> tuple[Xivo, str]:
+def blame(xivo: Xivo, peer: Xivo, mine: WanView, theirs: WanView, topology: Topology,
+          book: dict[str, frozenset[str]]) -> tuple[Xivo, str]:
     """Who is to blame for `peer` not alive in `xivo`'s pool, and why (see the module docstring)."""
     if theirs.problem:
         return xivo, f"{peer.name}'s own pool could not be read: {theirs.problem}"
     their_self = next((m for m in theirs.members if m.get("Name") == theirs.name), None)
-    if their_self is not None and their_self.get("Addr") != peer.address:
+    if their_self is not None and str(their_self.get("Addr") or "").lower() not in book[peer.name]:
         return peer, f"{peer.name} advertises itself at {their_self.get('Addr')}"
-    seen_by_them = member_at(theirs.members, xivo.address)
+    seen_by_them = member_at(theirs.members, book[xivo.name])
     if seen_by_them is not None and seen_by_them.get("Status") == ALIVE:
         return xivo, f"{peer.name}'s own pool has {xivo.name} alive"
-    i_know, they_know = member_at(mine.members, peer.address) is not None, seen_by_them is not None
+    i_know, they_know = member_at(mine.members, book[peer.name]) is not None, seen_by_them is not None
     if i_know != they_know:
         lost, other = (peer, xivo) if i_know else (xivo, peer)
         return lost, f"{lost.name}'s pool does not know {other.name} at all: {lost.name} never joined or forgot"
-    counts = {xivo.name: alive_declared(mine, topology), peer.name: alive_declared(theirs, topology)}
+    counts = {xivo.name: alive_declared(mine, topology, book), peer.name: alive_declared(theirs, topology, book)}
     total = len(topology.xivos)
     if counts[xivo.name] != counts[peer.name]:
         cut = xivo if counts[xivo.name] < counts[peer.name] else peer
@@ -165,7 +168,8 @@ def test_consul_wan(xivo, topology, probes, evidence):
     evidence["datacenter"] = dc
     evidence["wan_pool"] = {str(m.get("Name")): f"{m.get('Addr')} {status_word(m)}" for m in members}
     peers = [p for p in topology.xivos if p.name != xivo.name]
-    seen = {p.name: member_at(members, p.address) for p in peers}
+    book = {x.name: declared_addresses(probes, x) for x in topology.xivos}
+    seen = {p.name: member_at(members, book[p.name]) for p in peers}
     alive = [p for p in peers if seen[p.name] is not None and seen[p.name].get("Status") == ALIVE]
     # A peer's own view only when it is missing here: to know its datacenter and who is to blame.
     views = {p.name: api.wan_view(p) for p in peers if p not in alive}
@@ -175,12 +179,12 @@ def test_consul_wan(xivo, topology, probes, evidence):
 
     problems, notes = [], []
     me = next((m for m in members if m.get("Name") == mine.name), None)
-    if me is None or me.get("Addr") != xivo.address:
+    if me is None or str(me.get("Addr") or "").lower() not in book[xivo.name]:
         where = f"at {me.get('Addr')}" if me else f"nowhere (no member {mine.name})"
         problems.append({"kind": "own-address", "text": f"{xivo.name}'s consul is in its WAN pool {where}, not at "
                          f"its declared address {xivo.address} (advertise_addr)"})
     twins = _duplicates(xivo, topology, dc_of, problems, notes)
-    evidence["peers"] = _pool(xivo, topology, mine, seen, views, twins, problems, notes)
+    evidence["peers"] = _pool(xivo, topology, mine, seen, views, twins, problems, notes, book)
 
     datacenters = api.datacenters(xivo)
     evidence["datacenters"] = datacenters
@@ -231,10 +235,11 @@ def _duplicates(xivo: Xivo, topology: Topology, dc_of: dict[str, str], problems:
 
 
 def _pool(xivo: Xivo, topology: Topology, mine: WanView, seen: dict, views: dict, twins: set[str],
-          problems: list, notes: list) -> dict[str, str]:
+          problems: list, notes: list, book: dict[str, frozenset[str]]) -> dict[str, str]:
     """Each peer's state in this XiVO's pool; a peer not alive is a problem here or a note (blame)."""
-    declared = {x.address for x in topology.xivos}
-    unplaced = [f"{m.get('Name')} at {m.get('Addr')}" for m in mine.members if m.get("Addr") not in declared]
+    declared = set().union(*book.values())
+    unplaced = [f"{m.get('Name')} at {m.get('Addr')}" for m in mine.members
+                if str(m.get("Addr") or "").lower() not in declared]
     states = {}
     for p in (p for p in topology.xivos if p.name != xivo.name):
         m = seen[p.name]
@@ -249,7 +254,7 @@ def _pool(xivo: Xivo, topology: Topology, mine: WanView, seen: dict, views: dict
         if p.name in twins:
             notes.append(f"{text}: a consequence of the duplicate datacenter name")
             continue
-        culprit, why = blame(xivo, p, mine, views[p.name], topology)
+        culprit, why = blame(xivo, p, mine, views[p.name], topology, book)
         if culprit is not xivo:
             notes.append(f"{text}: reported on consul-wan[{culprit.name}] ({why})")
         else:
@@ -278,7 +283,7 @@ def _warm_queries(w: WarmUp, xivo: Xivo) -> None:
     dc = str(consul.agent_self(xivo)["Config"].get("Datacenter", ""))
     members = consul.wan_members(xivo)
     peers = [p for p in w.topology.xivos if p.name != xivo.name]
-    found = {p.name: member_at(members, p.address) for p in peers}
+    found = {p.name: member_at(members, declared_addresses(w.probes, p)) for p in peers}
     if not all(m is not None and m.get("Status") == ALIVE for m in found.values()):
         return
     dcs = [member_dc(m) for m in found.values() if m is not None]

@@ -84,7 +84,7 @@ def test_directory_source(xivo, topology, probes, evidence):
     evidence["source"] = f"{probes.onbox.database_source(xivo)}; GET /1.1/infos sent from {xivo.name}"
     seen: dict[str, list[dict]] = {}
     problems, notes, unknown = [], [], []
-    remote, elsewhere = by_peer(probes.onbox.directories(xivo), "xivo", xivo, topology)
+    remote, elsewhere = by_peer(probes.onbox.directories(xivo), "xivo", xivo, topology, probes.addresses)
     for row, peer in remote:
         entry = {"directory": row["name"], "uri": row["uri"]}
         seen.setdefault(peer.name, []).append(entry)
@@ -203,6 +203,6 @@ def _warm_up(w: WarmUp) -> None:
 def _warm_requests(w: WarmUp, xivo) -> None:
     if not w.probes.onbox.has_database(xivo):
         return
-    for row, peer in by_peer(w.probes.onbox.directories(xivo), "xivo", xivo, w.topology)[0]:
+    for row, peer in by_peer(w.probes.onbox.directories(xivo), "xivo", xivo, w.topology, w.probes.addresses)[0]:
         if _aims_at_confd(row, peer) and (_has_credentials(row) or sends_from_its_address(xivo)):
             w.submit(lambda row=row, peer=peer: _ask_confd(w.probes, row, peer, xivo))

@@ -88,15 +88,19 @@ class FakeConsul:
 
 
 class FakeProbes:
-    def __init__(self, consul: FakeConsul) -> None:
+    def __init__(self, consul: FakeConsul, names: dict[str, tuple[str, ...]] | None = None) -> None:
         self.consul = consul
+        self.names = names or {}  # host name -> the addresses it resolves to
+
+    def addresses(self, host: str) -> tuple[str, ...]:
+        return (host,) if host[:1].isdigit() else self.names.get(host, ())
 
 
-def run(topology: Topology, name: str, consul: FakeConsul) -> tuple[Evidence, str | None]:
+def run(topology: Topology, name: str, consul: FakeConsul, names=None) -> tuple[Evidence, str | None]:
     """The item's evidence and its failure message (None when it passes)."""
     evidence = Evidence()
     try:
-        CHECK(xivo=topology.xivo(name), topology=topology, probes=FakeProbes(consul), evidence=evidence)
+        CHECK(xivo=topology.xivo(name), topology=topology, probes=FakeProbes(consul, names), evidence=evidence)
     except AssertionError as exc:
         return evidence, str(exc).split("\nassert ", 1)[0]
     return evidence, None
@@ -317,4 +321,19 @@ def test_blame_is_the_same_seen_from_both_sides():
             pool1 = [member(1)] + ([member(2, status=s12)] if s12 else [])
             pool2 = [member(2)] + ([member(1, status=s21)] if s21 else [])
             v1, v2 = WanView("node1.dc1", "dc1", tuple(pool1)), WanView("node2.dc2", "dc2", tuple(pool2))
-            assert MODULE.blame(x1, x2, v1, v2, t)[0] is MODULE.blame(x2, x1, v2, v1, t)[0], (s12, s21)
+            book = {x.name: frozenset({x.address}) for x in t.xivos}
+            assert MODULE.blame(x1, x2, v1, v2, t, book)[0] is MODULE.blame(x2, x1, v2, v1, t, book)[0], (s12, s21)
+
+
+def test_a_xivo_declared_by_name_is_found_at_the_address_the_name_resolves_to():
+    """issue 13: the topology may name a XiVO by host name while the WAN pool carries addresses;
+    compared as text, every peer declared by name was "not in the pool"."""
+    by_name = Topology(name="t", source=Path("t.yml"), pairs=(), xivos=(
+        Xivo(name="xivo-1", address="10.0.0.1"), Xivo(name="xivo-2", address="xivo-2.example.com")))
+    consul = FakeConsul({"xivo-1": [member(1), member(2)], "xivo-2": [member(1), member(2)]})
+    _, failure = run(by_name, "xivo-2", consul)
+    assert failure.startswith("xivo-2's consul is in its WAN pool at 10.0.0.2, not at its declared address")
+    evidence, failure = run(by_name, "xivo-1", consul, names={"xivo-2.example.com": ("10.0.0.2",)})
+    assert failure is None and evidence["peers"]["xivo-2"].startswith("alive at xivo-2.example.com")
+    _, failure = run(by_name, "xivo-2", consul, names={"xivo-2.example.com": ("10.0.0.2",)})
+    assert failure is None

@@ -95,6 +95,11 @@ class Probes:
     def __init__(self, onbox: OnBox, web: Web | None = None) -> None:
         self.onbox, self.web = onbox, web or Web()
 
+    @staticmethod
+    def addresses(host: str) -> tuple[str, ...]:
+        """An IP stands for itself; these tests declare no host name."""
+        return (host,) if host[:1].isdigit() else ()
+
 
 def run(probes, x=X2) -> Evidence:
     evidence = Evidence()
@@ -272,3 +277,16 @@ def test_confd_infos_unreachable_is_a_probe_error():
     with pytest.raises(ProbeError, match=r"xivo-confd of xivo-1 \(https://127.10.3.241:19486/1.1/infos\) from "
                                          r"xivo-2 \(127.10.3.242\): cannot connect: connection refused"):
         WebProbe(Session()).confd_infos(PEER, from_xivo=FROM)
+
+
+def test_a_peer_declared_by_name_matches_a_directory_uri_by_address():
+    """issue 13: directory URIs carry addresses while the topology may name a XiVO by host name."""
+    from xivo_doctor.xivo.directories import by_peer
+
+    named = Xivo(name="xivo-1", address="xivo-1.example.com")
+    topology = Topology(name="t", source=Path("t.yml"), xivos=(named, X2), pairs=())
+    row = {"name": "xivo-1", "uri": "https://10.0.0.1:9486", "dirtype": "xivo"}
+    assert by_peer([row], "xivo", X2, topology)[0] == []  # as text, not the same host
+    resolver = {"xivo-1.example.com": ("10.0.0.1",)}
+    matched, elsewhere = by_peer([row], "xivo", X2, topology, lambda h: resolver.get(h, (h,)))
+    assert matched == [(row, named)] and elsewhere == []

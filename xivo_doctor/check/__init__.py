@@ -8,6 +8,7 @@ While it runs it fills `Evidence` and may end as `skip` (evidence.py). The engin
 declarations; nothing in the engine or the renderers names a check.
 """
 
+from xivo_doctor.check.addresses import declared_addresses, is_address_of
 from xivo_doctor.check.declare import CheckSpec, Outcome, check, peers_named_by_problems, spec_of
 from xivo_doctor.check.evidence import Evidence, cannot_check_from_here, not_applicable
 from xivo_doctor.check.fix import Fix, FixContext, FixSource, FixSteps
@@ -15,6 +16,24 @@ from xivo_doctor.check.warmup import WarmUp
 from xivo_doctor.foundation.measures import LinkKind, LinkView, Metric
 from xivo_doctor.foundation.results import FixOut
 
-__all__ = ["CheckSpec", "Evidence", "Fix", "FixContext", "FixOut", "FixSource", "FixSteps", "LinkKind", "LinkView",
-           "Metric", "Outcome", "WarmUp", "cannot_check_from_here", "check", "not_applicable",
-           "peers_named_by_problems", "spec_of"]
+__all__ = [
+           "CheckSpec",
+           "Evidence",
+           "Fix",
+           "FixContext",
+           "FixOut",
+           "FixSource",
+           "FixSteps",
+           "LinkKind",
+           "LinkView",
+           "Metric",
+           "Outcome",
+           "WarmUp",
+           "cannot_check_from_here",
+           "check",
+           "declared_addresses",
+           "is_address_of",
+           "not_applicable",
+           "peers_named_by_problems",
+           "spec_of",
+]

@@ -48,6 +48,20 @@ _SECRET_PARAM = re.compile(
     r"(?P<head>\b(?:x-consul-token|(?:acl_)?(?:master_)?token|password|passwd|pass|secret|api[_-]?key)"
     r"\b[\"']?\s*[:=]\s*[\"']?)(?P<secret>[^\s<$\"',;&}\]][^\s\"',;&}\]]*)",
     re.IGNORECASE)
+# After `token:` with a space and no quote, a short lower-case word is the next word of a sentence
+# ("queries without a token: let the anonymous token read"), not a credential: masking it would
+# change what the admin reads. A value with a digit, a capital, a symbol or length does not pass,
+# nor does anything after `password:` (XiVO's own default password is the word "xivo").
+_PROSE_WORD = re.compile(r"[a-z]{1,12}")
+
+
+def _param(match: re.Match[str]) -> str:
+    head, secret = match.group("head"), match.group("secret")
+    prose = (re.search(r"token\b\s*:\s+$", head, re.IGNORECASE) is not None
+             and _PROSE_WORD.fullmatch(secret) is not None)
+    return match.group(0) if prose else head + MASK
+
+
 # Evidence keys whose string value is a secret by its name.
 _SECRET_KEY = re.compile(r"(^|_)(password|passwd|token|secret|credentials?)$", re.IGNORECASE)
 
@@ -92,8 +106,9 @@ class Redactor:
     def text(self, value: str) -> str:
         if self._secrets is not None:
             value = self._secrets.sub(MASK, value)
-        for pattern in (_URI_CREDENTIALS, _AUTH_HEADER, _SECRET_PARAM):
-            value = pattern.sub(lambda m: m.group("head") + MASK + ("@" if m.re is _URI_CREDENTIALS else ""), value)
+        value = _URI_CREDENTIALS.sub(lambda m: m.group("head") + MASK + "@", value)
+        value = _AUTH_HEADER.sub(lambda m: m.group("head") + MASK, value)
+        value = _SECRET_PARAM.sub(_param, value)
         if self.addresses:
             value = self._addresses(value)
         return value

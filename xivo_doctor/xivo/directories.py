@@ -9,7 +9,7 @@ same link, drawn as one panel (`SEARCHES`): this XiVO searching each peer's cont
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from xivo_doctor.foundation.measures import LinkKind
@@ -32,18 +32,31 @@ def parse_uri(text: str | None) -> tuple[str, str, int | None]:
 
 
 def by_peer(rows: Iterable[Mapping[str, Any]], dirtype: str, xivo: Xivo, topology: Topology,
+            addresses: Callable[[str], Iterable[str]] | None = None,
             ) -> tuple[list[tuple[Mapping[str, Any], Xivo]], list[str]]:
     """The `dirtype` rows of `xivo` pointing at a declared peer, and those pointing at hosts the
     topology does not declare ("name (uri)"). Rows pointing at the XiVO itself are its own
-    directories (the internal `http://localhost:9487`, dird's local phonebook) and are left out."""
-    peers = {x.address.lower(): x for x in topology.xivos if x.name != xivo.name}
+    directories (the internal `http://localhost:9487`, dird's local phonebook) and are left out.
+    `addresses` resolves a host name (Probes.addresses): a URI host and a declared address match when
+    they are the same text or stand for a same address."""
+    resolve = addresses or (lambda host: ())
+
+    def names(host: str) -> set[str]:
+        return {host.lower(), *resolve(host)}
+
+    own = names(xivo.address)
+    peers = [(x, names(x.address)) for x in topology.xivos if x.name != xivo.name]
     matched, elsewhere = [], []
     for row in (r for r in rows if r["dirtype"] == dirtype):
         host = parse_uri(row["uri"])[1]
-        if host in LOCAL_HOSTS or host == xivo.address.lower():
+        if host in LOCAL_HOSTS:
             continue
-        if host in peers:
-            matched.append((row, peers[host]))
+        seen = names(host) if host else set()
+        if seen & own:
+            continue
+        peer = next((x for x, addrs in peers if seen & addrs), None)
+        if peer is not None:
+            matched.append((row, peer))
         else:
             elsewhere.append(f"{row['name']} ({row['uri']})")
     return matched, elsewhere
