@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from xivo_doctor.check import FixContext, FixSteps
 from xivo_doctor.foundation.results import FixOut
+from xivo_doctor.xivo.manual import ctid_interconnection_yml as interconnection_yml
 from xivo_doctor.xivo.releases import release
 
 SERVICE = "xivo-ctid"
@@ -17,24 +18,10 @@ TOKEN = 'X-Consul-Token: $(cat /var/lib/consul/master_token)'
 ANONYMOUS_READS_XIVO = '{"ID":"anonymous","Rules":"{\\"service\\":{\\"xivo-\\":{\\"Policy\\":\\"read\\"}}}"}'
 
 
-def interconnection_yml(address: str, version: str | None) -> str:
-    """The manual's /etc/xivo-ctid/conf.d/interconnection.yml for that release."""
-    rel = release(version)
-    if rel is not None and not rel.advertise_auto:  # the manual at xivo-15.19 and xivo-15.20
-        discovery = (f"  advertise_address: {address}\n"
-                     f"  check_url: http://{address}:9495/0.1/infos\n")
-    else:
-        discovery = ("  advertise_address: auto\n"
-                     f"  advertise_address_interface: eth0  # the interface bearing {address}\n")
-    return ("cat > /etc/xivo-ctid/conf.d/interconnection.yml <<'EOF'\n"
-            "rest_api:\n  http:\n    listen: 0.0.0.0\nservice_discovery:\n" + discovery + "EOF")
-
-
 def ctid_fix(ctx: FixContext) -> FixOut:
     xivo = ctx.xivo
     assert xivo is not None
-    version = str(ctx.evidence.get("version") or "").split(" ")[0]
-    version = None if version in ("", "unknown") else version
+    version = ctx.version
     rel = release(version)
     steps = FixSteps()
     for problem in ctx.evidence.get("problems", []):

@@ -3,8 +3,10 @@ alive at the peer's declared address, datacenter names are distinct, and a query
 each peer's datacenter answers.
 
 Facts: XIVO-FACTS §4 (one datacenter per XiVO named after its short hostname, the manual's
-interconnection.json / wipe / `consul join -wan`, no leader after a partial wipe), §3 (xivo-ctid's
-ServiceFinder asks `?dc=<peer>` anonymously: the query made here), §8 (`No path to datacenter`).
+interconnection.json / wipe / `consul join -wan`, no leader after a partial wipe), §3 (a peer's
+xivo-ctid asks its own Consul with `?dc=<this datacenter>`, without a token, on every release:
+the query made here), §8 (`No path to datacenter`). The fixes follow the manual of the XiVO's
+release (xivo/manual.py; docs/xivo-behaviour.md "consul-wan").
 
 Attribution, so that one root cause shows once: when x's pool lacks peer p alive and p's pool
 lacks x alive too, the fault is put on the side that lost track (knows the other not at all while
@@ -18,18 +20,24 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from xivo_doctor.check import FixContext, FixSteps, LinkKind, LinkView, Metric, WarmUp, check, declared_addresses
+from xivo_doctor.check import (
+    FixContext,
+    FixSteps,
+    LinkKind,
+    LinkView,
+    Metric,
+    WarmUp,
+    check,
+    declared_addresses,
+    version_at_hand,
+)
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.consul.views import WanView
 from xivo_doctor.topology.model import Topology, Xivo
+from xivo_doctor.xivo.manual import consul_reset, interconnection_json, set_hostname
 
 ALIVE = 1
 STATUS_WORDS = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}  # serf MemberStatus
-CONSUL_DATA_WIPE = (  # the manual's "Remove All Consul Data"
-    "rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ "
-    "/var/lib/consul/tmp/ /var/lib/consul/checks/"
-)
-CONSUL_STOP = "service consul stop  # xivo-service stop leaves consul running (XIVO-FACTS §4)"
 
 
 def status_word(member: dict[str, Any]) -> str:
@@ -82,41 +90,39 @@ def blame(xivo: Xivo, peer: Xivo, mine: WanView, theirs: WanView, topology: Topo
 
 
 def consul_wan_fix(ctx: FixContext) -> FixOut:
-    """Commands on this XiVO (others say where), from the manual's Configure Consul (XIVO-FACTS §4)."""
+    """Commands on this XiVO (others say where), from the Configure Consul section of the manual of
+    the XiVO's release (xivo/manual.py)."""
     xivo, topology = ctx.xivo, ctx.topology
     assert xivo is not None
     peers = [p for p in topology.xivos if p.name != xivo.name]
-    join = [f"consul join -wan {peers[0].address}"] if peers else []
     steps = FixSteps()
     for problem in ctx.evidence.get("problems", []):
         peer = topology.xivo(problem["peer"]) if problem.get("peer") else None
-        steps.add(*_fix_for(problem["kind"], xivo, peer, join, problem))
+        steps.add(*_fix_for(problem["kind"], xivo, peer, peers[0].address if peers else None, problem, ctx.version))
     return steps.out()
 
 
-def _fix_for(kind: str, xivo: Xivo, peer: Xivo | None, join: list[str], problem: dict) -> tuple[str, list[str]]:
-    interconnection = (
-        "cat > /etc/consul/xivo/interconnection.json <<'EOF'\n"
-        f'{{"client_addr": "0.0.0.0", "bind_addr": "0.0.0.0", "advertise_addr": "{xivo.address}"}}\nEOF'
-    )
-    restart = ["consul configtest --config-dir /etc/consul/xivo/", "service consul start", "xivo-service start"]
+def _fix_for(kind: str, xivo: Xivo, peer: Xivo | None, join: str | None, problem: dict,
+             version: str | None) -> tuple[str, list[str]]:
     if kind == "no-leader":
         return (f"on {xivo.name}, stop consul, remove its data as the manual says (raft/peers.json still holds "
                 "the old 127.0.0.1:8300) and start it again, then rejoin the pool",
-                ["xivo-service stop", CONSUL_STOP, CONSUL_DATA_WIPE, *restart, *join])
+                consul_reset(version, join=join))
     if kind == "own-address":
         return (f"on {xivo.name}, set advertise_addr {xivo.address} in /etc/consul/xivo/interconnection.json (the "
-                "manual's sample carries a // comment, which is not JSON: write it without), wipe consul's data, "
+                "manual's sample carries a comment, which is not JSON: write it without), wipe consul's data, "
                 "check the configuration, start and rejoin",
-                ["xivo-service stop", CONSUL_STOP, CONSUL_DATA_WIPE, interconnection, *restart, *join])
+                consul_reset(version, configure=[interconnection_json(xivo.address)], join=join))
     if kind == "duplicate-dc" and peer is not None:
         dc = problem["dc"]
         return (f"{xivo.name} and {peer.name} have the same short hostname, hence the same datacenter name: give "
                 f"{xivo.name} another hostname, write it as datacenter and acl_datacenter in /etc/consul/xivo/"
-                "config.json (written from `hostname -s` at install), wipe consul's data and rejoin",
-                ["hostnamectl set-hostname <new short hostname>", "xivo-service stop", CONSUL_STOP,
-                 f"sed -i 's/\"{dc}\"/\"<new short hostname>\"/g' /etc/consul/xivo/config.json",
-                 CONSUL_DATA_WIPE, *restart, f"consul join -wan {peer.address}"])
+                "config.json (the consul package rewrites it from `hostname -s` at every configure), wipe consul's "
+                "data and rejoin",
+                [set_hostname(version, "<new short hostname>"),
+                 *consul_reset(version, configure=[
+                     f"sed -i 's/\"{dc}\"/\"<new short hostname>\"/g' /etc/consul/xivo/config.json"],
+                     join=peer.address)])
     if kind == "join" and peer is not None:
         return (f"join {xivo.name}'s consul to the WAN pool (one join is enough: members propagate)",
                 [f"consul join -wan {peer.address}", "consul members -wan"])
@@ -154,6 +160,7 @@ def _fix_for(kind: str, xivo: Xivo, peer: Xivo | None, join: list[str], problem:
 def test_consul_wan(xivo, topology, probes, evidence):
     api = probes.consul
     evidence["source"] = api.source(xivo)
+    version_at_hand(probes, xivo, evidence)  # for the fix: the manual's steps change with the release
     leader = api.leader(xivo)
     evidence["leader"] = leader
     no_leader = (f"{xivo.name}'s consul has no leader (/v1/status/leader is empty): its raft data still names "

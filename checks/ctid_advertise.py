@@ -35,10 +35,17 @@ def address_problem(probes, address: str, xivo: Xivo, rel: Release | None) -> st
         return (f"is advertised with the address {address!r}: peers get no usable address "
                 "(advertise_address must resolve to the XiVO's own address)")
     if address == "localhost" or address.startswith("127.") or address == "::1":
-        cause = ("service_discovery.advertise_address left at its default `localhost` (used as written "
-                 "before 16.01)") if rel is not None and not rel.advertise_auto else (
-            "service_discovery.advertise_address left at its default `localhost`, or `auto` resolved to the "
-            "loopback interface")
+        if rel is not None and not rel.advertise_auto:
+            cause = "service_discovery.advertise_address left at its default `localhost` (used as written before 16.01)"
+        elif rel is not None and not rel.auto_fallback:
+            # 16.01-16.05: `auto` reads the configured interface only (xivo-lib-python consul_helpers@xivo-16.01)
+            cause = ("service_discovery.advertise_address left at its default `localhost`, or `auto` with "
+                     "advertise_address_interface naming the loopback interface")
+        else:
+            # 16.06+: `auto` falls back to eth*, then lo, then 127.0.0.1 when the interface is missing
+            # (xivo-lib-python consul_helpers@xivo-16.06, 69d2bac)
+            cause = ("service_discovery.advertise_address left at its default `localhost`, or `auto` falling back "
+                     "to the loopback address: neither advertise_address_interface nor an eth* interface has one")
         return f"is advertised at {address!r}: each peer would ask itself ({cause})"
     return f"is advertised at {address}, not at {xivo.name}'s declared address {xivo.address}"
 

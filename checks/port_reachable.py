@@ -8,16 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xivo_doctor.check import FixContext, FixSteps, check
+from xivo_doctor.check import FixContext, FixSteps, check, version_at_hand
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.transport import tcp
 from xivo_doctor.topology.model import Topology, Xivo
+from xivo_doctor.xivo.manual import consul_reset, ctid_interconnection_yml, interconnection_json
 from xivo_doctor.xivo.versions import phonebook_sharing_applies
-
-CONSUL_DATA_WIPE = (
-    "rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ "
-    "/var/lib/consul/tmp/ /var/lib/consul/checks/"
-)
 
 
 @dataclass(frozen=True)
@@ -28,8 +24,9 @@ class NeededPort:
     used_for: str
 
 
-def needed_ports(xivo: Xivo) -> list[NeededPort]:
-    """What the peers connect to on this XiVO (XIVO-FACTS §1, "ports needed between XiVOs")."""
+def needed_ports(xivo: Xivo, version: str | None = None) -> list[NeededPort]:
+    """What the peers connect to on this XiVO (XIVO-FACTS §1, "ports needed between XiVOs"), on
+    `version` (the one at hand; the topology's when not given)."""
     ports = [
         NeededPort("amqp", xivo.rabbitmq.port, "RabbitMQ AMQP", "the peers' federation links"),
         NeededPort("consul-rpc", xivo.consul.rpc_port, "Consul server RPC", "cross-datacenter queries"),
@@ -38,7 +35,7 @@ def needed_ports(xivo: Xivo) -> list[NeededPort]:
         NeededPort("ctid", xivo.ctid.port, "xivo-ctid REST", "the peers' xivo-ctid fetching statuses"),
     ]
     # json.php phonebook sharing: port 80, and 443 because nginx redirects HTTP to HTTPS.
-    if xivo.webservices.phonebook_sharing and phonebook_sharing_applies(xivo.version):
+    if xivo.webservices.phonebook_sharing and phonebook_sharing_applies(version or xivo.version):
         ports += [
             NeededPort("http", xivo.webservices.http_port, "nginx HTTP", "phonebook sharing (json.php)"),
             NeededPort("https", xivo.webservices.https_port, "nginx HTTPS", "phonebook sharing (redirect target)"),
@@ -46,8 +43,9 @@ def needed_ports(xivo: Xivo) -> list[NeededPort]:
     return ports
 
 
-def _refused_fix(xivo: Xivo, port: NeededPort, peers: list[Xivo]) -> tuple[str, list[str]]:
-    """What makes each daemon listen on the XiVO's address (XIVO-FACTS §1, §3, §4)."""
+def _refused_fix(xivo: Xivo, port: NeededPort, peers: list[Xivo], version: str | None) -> tuple[str, list[str]]:
+    """What makes each daemon listen on the XiVO's address (XIVO-FACTS §1, §3, §4), with the
+    manual's commands of the XiVO's release (xivo/manual.py)."""
     if port.facet == "amqp":
         return (
             f"start RabbitMQ on {xivo.name}; XiVO's /etc/rabbitmq/rabbitmq.config listens on "
@@ -59,30 +57,15 @@ def _refused_fix(xivo: Xivo, port: NeededPort, peers: list[Xivo]) -> tuple[str, 
         return (
             f"Consul on {xivo.name} binds 127.0.0.1 by default: add /etc/consul/xivo/interconnection.json "
             f"with advertise_addr {xivo.address}, wipe the consul data and restart (manual: Configure Consul; "
-            "the manual's sample has a // comment, which is not valid JSON, so write it without)",
-            [
-                "xivo-service stop",
-                "service consul stop  # xivo-service stop leaves consul running (XIVO-FACTS §4)",
-                CONSUL_DATA_WIPE,
-                "cat > /etc/consul/xivo/interconnection.json <<'EOF'\n"
-                f'{{"client_addr": "0.0.0.0", "bind_addr": "0.0.0.0", "advertise_addr": "{xivo.address}"}}\nEOF',
-                "consul configtest --config-dir /etc/consul/xivo/",
-                "service consul start",
-                "xivo-service start",
-                # the wipe forgot the WAN pool: join it again (one join suffices, the manual says)
-                *[f"consul join -wan {peer.address}" for peer in peers[:1]],
-            ],
+            "the manual's sample has a comment, which is not valid JSON, so write it without)",
+            consul_reset(version, configure=[interconnection_json(xivo.address)],
+                         join=peers[0].address if peers else None),
         )
     if port.facet == "ctid":
         return (
             f"xivo-ctid's REST API listens on 127.0.0.1 by default: on {xivo.name} create "
             "/etc/xivo-ctid/conf.d/interconnection.yml as the manual says, then restart xivo-ctid",
-            [
-                "cat > /etc/xivo-ctid/conf.d/interconnection.yml <<'EOF'\n"
-                "rest_api:\n  http:\n    listen: 0.0.0.0\nservice_discovery:\n  advertise_address: auto\n"
-                f"  advertise_address_interface: eth0  # the interface bearing {xivo.address}\nEOF",
-                "service xivo-ctid restart",
-            ],
+            [ctid_interconnection_yml(xivo.address, version), "service xivo-ctid restart"],
         )
     if port.facet == "confd":
         return (
@@ -114,13 +97,13 @@ def port_fix(ctx: FixContext) -> FixOut:
                       "xivo-service status  # on the XiVO"),
         )
     steps = FixSteps()
-    by_facet = {p.facet: p for p in needed_ports(xivo)}
+    by_facet = {p.facet: p for p in needed_ports(xivo, ctx.version)}
     for entry in ctx.evidence.get("ports", {}).values():
         port = by_facet.get(entry["facet"])
         if port is None or entry["state"] == tcp.OPEN:
             continue
         if entry["state"] == tcp.REFUSED:
-            summary, cmds = _refused_fix(xivo, port, peers)
+            summary, cmds = _refused_fix(xivo, port, peers, ctx.version)
         else:
             # The manual asks to restrict consul's and ctid's HTTP ports to the other XiVOs, so
             # open each needed port to the peers only.
@@ -151,7 +134,8 @@ def _targets(topology: Topology, xivos: tuple[Xivo, ...]) -> list[tcp.Target]:
     doc="contact_and_presence_sharing.rst#prerequisite",
 )
 def test_port_reachable(xivo, xivos, topology, probes, evidence):
-    ports = needed_ports(xivo)
+    # which ports depends on the release (json.php up to 16.13): the XiVO's own word, else the topology's
+    ports = needed_ports(xivo, version_at_hand(probes, xivo, evidence))
     # Ask for every selected XiVO's ports at once: the first item probes them all concurrently,
     # the others read the run's cache, so a run costs one connect timeout in the worst case.
     states = probes.tcp_states([(xivo.address, p.port) for p in ports], prefetch=_targets(topology, xivos))

@@ -16,14 +16,11 @@ tag 15.19-16.15): after a change, the peers' xivo-dird must be restarted too.
 
 from __future__ import annotations
 
-from xivo_doctor.check import FixContext, check
+from xivo_doctor.check import FixContext, check, version_at_hand
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.onbox import XIVO_UUID_FILES
+from xivo_doctor.xivo.manual import consul_reset
 from xivo_doctor.xivo.releases import release
-
-# The manual's "Remove All Consul Data" list (contact_and_presence_sharing.rst, Configure Consul).
-CONSUL_WIPE = ("rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ "
-               "/var/lib/consul/tmp/ /var/lib/consul/checks/")
 
 KINDS = {"database": "asterisk database", "file": "XIVO_UUID files", "ctid": "xivo-ctid /0.1/infos",
          "consul": "Consul agent services"}
@@ -34,7 +31,8 @@ def uuid_fix(ctx: FixContext) -> FixOut:
     assert xivo is not None
     peers = [x for x in ctx.topology.xivos if x.name != xivo.name]
     duplicate = ev.get("same_uuid_as") or {}
-    with_files = "XIVO_UUID files" not in ev  # the files exist from 16.02 (xivo-configure-uuid)
+    rel = release(ctx.version)
+    with_files = rel is None or rel.uuid_files  # the files exist from 16.02 (xivo-configure-uuid)
     commands: list[str] = []
     if duplicate:
         twin = next(iter(duplicate))
@@ -67,12 +65,10 @@ def uuid_fix(ctx: FixContext) -> FixOut:
         commands.append("systemctl set-environment XIVO_UUID=$NEW")
     # a stale tag stays in Consul's services/ until the data is wiped
     wipe = bool(duplicate) or "consul" in ev.get("disagreeing_kinds", ())
-    if wipe:
-        commands += ["systemctl stop consul", CONSUL_WIPE]
-    commands.append("xivo-service restart all")
-    if wipe:
-        # the wipe forgot the WAN pool (serf/); one join is enough, the manual says
-        commands += [f"consul join -wan {peer.address}" for peer in peers[:1]]
+    if wipe:  # the manual's Configure Consul of that release: the services stop, consul's data goes
+        commands += consul_reset(ctx.version, join=peers[0].address if peers else None)
+    else:
+        commands.append("xivo-service restart all")
     if duplicate:
         commands += [f"service xivo-dird restart  # on {peer.name}" for peer in peers]
     return FixOut(summary=summary, commands=tuple(commands))
@@ -93,13 +89,13 @@ def uuid_fix(ctx: FixContext) -> FixOut:
 )
 def test_uuid_unique(xivo, topology, probes, evidence):
     readings = probes.onbox.uuid_readings(xivo)
-    at_hand = probes.version.at_hand(xivo)
-    rel = release(at_hand.version)
+    version = version_at_hand(probes, xivo, evidence)
+    rel = release(version)
     if rel is not None and not rel.uuid_files:
         unused = [r for r in readings if r.kind == "file"]
         readings = [r for r in readings if r.kind != "file"]
         if unused:
-            evidence["XIVO_UUID files"] = (f"not compared: {xivo.name} runs {at_hand.version} ({at_hand.source}); "
+            evidence["XIVO_UUID files"] = (f"not compared: {xivo.name} runs {evidence['version']}; "
                                            "xivo-configure-uuid writes them from 16.02, before that xivo-ctid "
                                            "reads infos.uuid from the database")
     evidence["source"] = ", ".join(dict.fromkeys(KINDS[r.kind] for r in readings if r.unavailable is None))

@@ -16,7 +16,7 @@ from collections import Counter
 
 from xivo_doctor.check import FixContext, cannot_check_from_here, check
 from xivo_doctor.foundation.results import FixOut
-from xivo_doctor.xivo.versions import FIRST_INTERCONNECTION, parse
+from xivo_doctor.xivo.versions import FIRST_INTERCONNECTION, parse, same_version
 
 MINIMUM = ".".join(map(str, FIRST_INTERCONNECTION))
 
@@ -46,14 +46,22 @@ def version_fix(ctx: FixContext) -> FixOut:
             "the upgrade notes in between), then set `version` in the topology file to that version",
             commands=tuple(f"xivo-upgrade  # on {name}" for name in others),
         )
-    target = expected if expected and parse(expected) >= FIRST_INTERCONNECTION else f"{MINIMUM} or later"
+    if not (expected and parse(expected) >= FIRST_INTERCONNECTION):
+        return FixOut(
+            summary=f"upgrade {xivo.name} from {observed} to {MINIMUM} or later, after reading the upgrade notes "
+            "in between: xivo-upgrade brings it to the latest release",
+            commands=(f"xivo-upgrade  # on {xivo.name}",),
+        )
+    # xivo-upgrade alone installs the latest release; a given one comes from its archive distribution
+    # (the manual's "Upgrade involving archive version of XiVO", source/upgrade/archives.rst@xivo-16.15,
+    # "Current version after 14.18"); downgrades are not supported there.
     return FixOut(
-        summary=f"upgrade {xivo.name} from {observed} to {target}, the version the other XiVOs must share: "
-        "read the upgrade notes between the two versions, then run xivo-upgrade on it. xivo-upgrade installs "
-        "the latest release: if that is not the others' version, bring every XiVO to the same release "
-        "(the manual's upgrade page covers archive versions); if the topology's `version` is outdated "
-        "instead, correct it",
-        commands=(f"xivo-upgrade  # on {xivo.name}",),
+        summary=f"upgrade {xivo.name} from {observed} to {expected}, the version the other XiVOs must share "
+        f"({ev.get('expected_from')}): read the upgrade notes between the two versions, switch {xivo.name} to "
+        f"the xivo-{expected} archive and run xivo-upgrade (the manual's archive upgrade); if the topology's "
+        "`version` is outdated instead, correct it",
+        commands=(f"xivo-dist xivo-{expected}  # on {xivo.name}", "apt-get update",
+                  f"apt-get install xivo-upgrade/xivo-{expected}", "xivo-upgrade"),
     )
 
 
@@ -90,7 +98,7 @@ def test_xivo_version(xivo, topology, probes, evidence):
     evidence["expected_from"] = expected_from
     evidence.summary = f"{version} ({where})"
     problems = []
-    if parse(version) != parse(expected):
+    if not same_version(version, expected):
         problems.append(f"{xivo.name} runs {version} ({where}) but {expected} is expected ({expected_from})")
     if parse(version)[:2] < FIRST_INTERCONNECTION:
         problems.append(f"{version} is older than {MINIMUM}, the first version with contact and presence sharing")

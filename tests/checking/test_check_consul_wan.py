@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_versions import FakeVersions
 
 from xivo_doctor.check import Evidence, FixContext, spec_of
 from xivo_doctor.engine import registry
@@ -88,19 +89,23 @@ class FakeConsul:
 
 
 class FakeProbes:
-    def __init__(self, consul: FakeConsul, names: dict[str, tuple[str, ...]] | None = None) -> None:
+    def __init__(self, consul: FakeConsul, names: dict[str, tuple[str, ...]] | None = None,
+                 versions: dict[str, str] | None = None) -> None:
         self.consul = consul
         self.names = names or {}  # host name -> the addresses it resolves to
+        self.version = FakeVersions(versions)
 
     def addresses(self, host: str) -> tuple[str, ...]:
         return (host,) if host[:1].isdigit() else self.names.get(host, ())
 
 
-def run(topology: Topology, name: str, consul: FakeConsul, names=None) -> tuple[Evidence, str | None]:
+def run(topology: Topology, name: str, consul: FakeConsul, names=None,
+        versions: dict[str, str] | None = None) -> tuple[Evidence, str | None]:
     """The item's evidence and its failure message (None when it passes)."""
     evidence = Evidence()
     try:
-        CHECK(xivo=topology.xivo(name), topology=topology, probes=FakeProbes(consul, names), evidence=evidence)
+        CHECK(xivo=topology.xivo(name), topology=topology, probes=FakeProbes(consul, names, versions),
+              evidence=evidence)
     except AssertionError as exc:
         return evidence, str(exc).split("\nassert ", 1)[0]
     return evidence, None
@@ -140,9 +145,33 @@ def test_no_leader_fails_with_the_wipe():
     assert failure == ("xivo-2's consul has no leader (/v1/status/leader is empty): its raft data still names "
                        "an old address")
     commands = fix(t, "xivo-2", evidence).commands
-    assert commands[:3] == ("xivo-service stop",
-                            "service consul stop  # xivo-service stop leaves consul running (XIVO-FACTS §4)", WIPE)
+    assert commands[:3] == ("xivo-service stop", "service consul stop  # xivo-service stop leaves consul running",
+                            WIPE)
     assert commands[-1] == "consul join -wan 10.0.0.1"
+
+
+@pytest.mark.parametrize(("version", "backup", "wiped", "start"), [
+    # contact_and_presence_sharing.rst "Configure Consul" at each tag (xivo/manual.py)
+    ("15.19", True, "raft serf services tmp", "service consul start"),
+    ("16.06", True, "raft serf services tmp checks", "service consul start"),
+    ("16.07", False, "raft serf services tmp checks", "service consul start"),
+    ("16.15", False, "raft serf services tmp checks", "systemctl start consul"),
+])
+def test_the_wipe_follows_the_manual_of_the_xivos_release(version, backup, wiped, start):
+    t = topo(2)
+    evidence, failure = run(t, "xivo-2", FakeConsul(healthy(2), leader=""), versions={"xivo-2": version})
+    assert failure and evidence["version"] == f"{version} (/usr/share/xivo/XIVO-VERSION on xivo-2)"
+    commands = [c.split("  #")[0] for c in fix(t, "xivo-2", evidence).commands]
+    assert commands[commands.index("service consul stop") + 1] == "rm -rf " + " ".join(
+        f"/var/lib/consul/{d}/" for d in wiped.split())
+    assert start in commands
+    # up to 16.06 the KV store (dird's personal contacts, favourites) is saved before and restored after
+    kv = [c for c in commands if "consul-kv" in c]
+    assert kv == (["xivo-backup-consul-kv -o /tmp/backup-consul-kv.json",
+                   "xivo-restore-consul-kv -i /tmp/backup-consul-kv.json"] if backup else [])
+    if backup:
+        assert commands.index(kv[0]) < commands.index("xivo-service stop")
+        assert commands.index(start) < commands.index(kv[1]) < commands.index("xivo-service start")
 
 
 def test_never_joined_lab_shape_is_reported_on_the_later_declared_xivo_only():

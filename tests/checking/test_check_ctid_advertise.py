@@ -118,9 +118,11 @@ def test_a_good_registration_seen_by_every_peer_passes():
 
 @pytest.mark.parametrize(("address", "words"), [
     ("localhost", "is advertised at 'localhost': each peer would ask itself (service_discovery.advertise_address "
-                  "left at its default `localhost`, or `auto` resolved to the loopback interface)"),
+                  "left at its default `localhost`, or `auto` falling back to the loopback address: neither "
+                  "advertise_address_interface nor an eth* interface has one)"),
     ("127.0.0.1", "is advertised at '127.0.0.1': each peer would ask itself (service_discovery.advertise_address "
-                  "left at its default `localhost`, or `auto` resolved to the loopback interface)"),
+                  "left at its default `localhost`, or `auto` falling back to the loopback address: neither "
+                  "advertise_address_interface nor an eth* interface has one)"),
     ("", "is advertised with the address '': peers get no usable address (advertise_address must resolve to "
          "the XiVO's own address)"),
     ("0.0.0.0", "is advertised with the address '0.0.0.0': peers get no usable address (advertise_address must "

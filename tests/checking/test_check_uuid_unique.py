@@ -95,10 +95,14 @@ def test_a_cloned_xivo_fails_alone_the_first_keeps_its_uuid():
         'sed -i "s/XIVO_UUID=[0-9a-fA-F-]*/XIVO_UUID=$NEW/" /etc/profile.d/xivo_uuid.sh /etc/default/xivo '
         "/etc/systemd/system.conf",
         "systemctl set-environment XIVO_UUID=$NEW",
-        "systemctl stop consul",
+        # the manual's Configure Consul (no version read here: the newest release's steps)
+        "xivo-service stop",
+        "service consul stop  # xivo-service stop leaves consul running",
         "rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ /var/lib/consul/tmp/ "
         "/var/lib/consul/checks/",
-        "xivo-service restart all",
+        "consul configtest --config-dir /etc/consul/xivo/",
+        "service consul start",
+        "xivo-service start",
         "consul join -wan 127.10.3.1",
         # each peer's xivo-dird caches the UUID it was served until it restarts (issue 13)
         "service xivo-dird restart  # on xivo-1",
@@ -137,7 +141,8 @@ def test_a_stale_consul_tag_adds_the_consul_wipe():
     message, evidence = fails(X2, probes)
     assert message.endswith(f"{C} in tag of the xivo-ctid service in xivo-2's Consul")
     commands = fix(X2, evidence).commands
-    assert "systemctl stop consul" in commands and commands[-1] == "consul join -wan 127.10.3.1"
+    assert "service consul stop  # xivo-service stop leaves consul running" in commands
+    assert commands[-1] == "consul join -wan 127.10.3.1"
 
 
 def test_unreachable_sources_are_shown_not_judged():
@@ -190,3 +195,19 @@ def test_before_16_02_the_fix_writes_no_file():
     assert out.commands == ('NEW=$(sudo -u postgres psql -tA asterisk -c "SELECT uuid FROM infos")',
                             "xivo-service restart all")
     assert "xivo-ctid reads it there before 16.02" in out.summary
+
+
+def test_a_cloned_15_19_is_fixed_with_its_own_manual():
+    """15.19: no XIVO_UUID file, no systemd (wheezy), the KV store saved around the consul wipe
+    (contact_and_presence_sharing.rst@xivo-15.19, Configure Consul)."""
+    probes = Probes(versions={"xivo-1": "15.19", "xivo-2": "15.19"}, xivo_1=same("xivo-1", A),
+                    xivo_2=readings("xivo-2", A, (None, None, None), A, A))
+    _, evidence = fails(X2, probes)
+    commands = [c.split("  #")[0] for c in fix(X2, evidence).commands]
+    assert not [c for c in commands if "XIVO_UUID" in c or "systemctl" in c]
+    assert commands[2:] == [
+        "xivo-backup-consul-kv -o /tmp/backup-consul-kv.json", "xivo-service stop", "service consul stop",
+        "rm -rf /var/lib/consul/raft/ /var/lib/consul/serf/ /var/lib/consul/services/ /var/lib/consul/tmp/",
+        "consul configtest --config-dir /etc/consul/xivo/", "service consul start",
+        "xivo-restore-consul-kv -i /tmp/backup-consul-kv.json", "xivo-service start", "consul join -wan 127.10.3.1",
+        "service xivo-dird restart", "service xivo-dird restart"]

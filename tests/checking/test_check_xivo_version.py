@@ -92,8 +92,27 @@ def test_version_mismatch_fails_only_the_odd_one_with_the_upgrade():
                        "(declared in the topology)")
     out = fix(x2, t, evidence)
     assert out.summary.startswith("upgrade xivo-2 from 16.12 to 16.13, the version the other XiVOs must share")
-    assert out.commands == ("xivo-upgrade  # on xivo-2",)
+    # xivo-upgrade alone goes to the latest release: the target release comes from its archive
+    # (source/upgrade/archives.rst@xivo-16.15, "Current version after 14.18")
+    assert out.commands == ("xivo-dist xivo-16.13  # on xivo-2", "apt-get update",
+                            "apt-get install xivo-upgrade/xivo-16.13", "xivo-upgrade")
     assert out.doc == "contact_and_presence_sharing.rst#prerequisite"
+
+
+@pytest.mark.parametrize(("declared", "seen", "same"), [
+    ("16.03.1", "16.03", True),   # up to 16.03 the version file drops the point release
+    ("16.01.1", "16.01", True),
+    ("16.08.2", "16.08", False),  # from 16.04 it is written in full
+    ("16.08.2", "16.08.2", True),
+])
+def test_point_releases_compare_as_the_version_file_shows_them(declared, seen, same):
+    x1, x2 = xivo(1, declared), xivo(2, declared)
+    t, files = topo(x1, x2), {"xivo-1": seen, "xivo-2": seen}
+    if same:
+        run(x2, t, files)
+    else:
+        message, _ = fails(x2, t, files)
+        assert message.startswith(f"xivo-2 runs {seen} ")
 
 
 def test_without_declared_versions_the_majority_is_expected():

@@ -135,3 +135,46 @@ def test_a_xivo_where_nothing_answers_gets_one_fix_not_seven(tmp_path, stack, ca
     assert fix["summary"].startswith("nothing answers on 127.10.200.2: check that xivo-2 is up")
     assert fix["commands"] == ["ping -c 3 127.10.200.2", "ip -4 addr show  # on the XiVO: is the address there?",
                                "xivo-service status  # on the XiVO"]
+
+
+def _refused_fix(version: str, *facets: str):
+    """port-reachable's fix for xivo-2 with `facets` refused, on a XiVO that says it runs `version`."""
+    from pathlib import Path
+
+    from xivo_doctor.check import FixContext, spec_of
+    from xivo_doctor.checks import port_reachable
+    from xivo_doctor.topology.model import Topology, Xivo
+
+    x1, x2 = Xivo(name="xivo-1", address="10.0.0.1"), Xivo(name="xivo-2", address="10.0.0.2")
+    ports = {f"{p.port}/tcp": {"facet": p.facet, "state": "refused" if p.facet in facets else "open"}
+             for p in port_reachable.needed_ports(x2, version)}
+    evidence = {"version": f"{version} (/usr/share/xivo/XIVO-VERSION on xivo-2)", "ports": ports}
+    t = Topology(name="t", source=Path("t.yml"), xivos=(x1, x2), pairs=())
+    return spec_of(port_reachable.test_port_reachable).fill_fix(FixContext(t, x2, None, evidence))
+
+
+def test_a_refused_ctid_port_gets_the_ctid_snippet_of_the_xivos_release():
+    # 15.19-15.20: no `auto` (xivo-lib-python Registerer@xivo-15.19 uses the address as written) and a check_url
+    old = next(c for c in _refused_fix("15.20", "ctid").commands if "interconnection.yml" in c)
+    assert "advertise_address: 10.0.0.2\n" in old and "check_url: http://10.0.0.2:9495/0.1/infos" in old
+    new = next(c for c in _refused_fix("16.01", "ctid").commands if "interconnection.yml" in c)
+    assert "advertise_address: auto\n" in new and "check_url" not in new
+
+
+def test_refused_consul_ports_get_the_consul_procedure_of_the_xivos_release():
+    old = [c.split("  #")[0] for c in _refused_fix("16.06", "consul-rpc", "serf-wan").commands]
+    assert old[0] == "xivo-backup-consul-kv -o /tmp/backup-consul-kv.json"
+    assert "xivo-restore-consul-kv -i /tmp/backup-consul-kv.json" in old
+    new = [c.split("  #")[0] for c in _refused_fix("16.15", "consul-rpc", "serf-wan").commands]
+    assert new[0] == "xivo-service stop" and "systemctl start consul" in new
+    assert not [c for c in new if "consul-kv" in c]
+
+
+def test_the_phonebook_ports_follow_the_version_the_xivo_says():
+    from xivo_doctor.checks import port_reachable
+    from xivo_doctor.topology.model import Xivo
+
+    declared_old = Xivo(name="x", address="10.0.0.1", version="16.13")
+    assert "http" in {p.facet for p in port_reachable.needed_ports(declared_old)}
+    # the XiVO says 16.14: json.php is gone, whatever the topology declares
+    assert "http" not in {p.facet for p in port_reachable.needed_ports(declared_old, "16.14")}

@@ -12,6 +12,7 @@ from xivo_doctor.check.addresses import declared_addresses, is_address_of
 from xivo_doctor.check.declare import CheckSpec, Outcome, check, peers_named_by_problems, spec_of
 from xivo_doctor.check.evidence import Evidence, cannot_check_from_here, not_applicable
 from xivo_doctor.check.fix import Fix, FixContext, FixSource, FixSteps
+from xivo_doctor.check.release import version_at_hand
 from xivo_doctor.check.warmup import WarmUp
 from xivo_doctor.foundation.measures import LinkKind, LinkView, Metric
 from xivo_doctor.foundation.results import FixOut
@@ -36,4 +37,5 @@ __all__ = [
            "not_applicable",
            "peers_named_by_problems",
            "spec_of",
+           "version_at_hand",
 ]

@@ -27,6 +27,13 @@ class FixContext:
     def values(self) -> dict[str, Any]:
         return _Values({"xivo": self.xivo, "peer": self.peer, "topology": self.topology, **self.evidence})
 
+    @property
+    def version(self) -> str | None:
+        """The XiVO version the item judged by, as `version_at_hand` recorded it ("16.13 (source)"),
+        so that the fix gives that release's commands; None when unknown."""
+        value = str(self.evidence.get("version") or "").split(" ")[0]
+        return None if value in ("", "unknown") else value
+
 
 class _Values(dict[str, Any]):
     """Template values; a name the evidence does not hold shows as `<name>` rather than failing."""
