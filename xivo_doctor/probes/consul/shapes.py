@@ -21,6 +21,12 @@ class ShapeError(ValueError):
         super().__init__(f"{self.where} is {_kind(found)}, not {expected}")
 
 
+def _key(key: str) -> str:
+    """A key of the answer as a path step: quoted when it is not a plain name, so a key holding a
+    newline or a dot cannot break the one-line message or pass for a path."""
+    return key if key.isidentifier() or key.replace("-", "_").replace(":", "_").isidentifier() else repr(key)
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -69,7 +75,7 @@ def _strings(value: Any, where: str) -> None:
 
 def _string_map(value: Any, where: str) -> None:
     for key, item in _object(value, where).items():
-        _string(item, f"{where}.{key}")
+        _string(item, f"{where}.{_key(key)}")
 
 
 def leader(value: Any) -> str:
@@ -120,16 +126,17 @@ def service(value: Any, where: str) -> None:
 def agent_services(value: Any) -> dict[str, dict[str, Any]]:
     """`/v1/agent/services`: {service id: registration}."""
     for key, entry in _object(value, "").items():
-        service(entry, key)
+        service(entry, _key(key))
     return value
 
 
 def agent_checks(value: Any) -> dict[str, dict[str, Any]]:
     """`/v1/agent/checks`: {check id: {CheckID, Status, Output, ServiceID}}."""
     for key, entry in _object(value, "").items():
-        check = _object(entry, key)
-        _string(check.get("Status"), f"{key}.Status")
-        _optional(check, "Output", key, _string)
+        where = _key(key)
+        check = _object(entry, where)
+        _string(check.get("Status"), f"{where}.Status")
+        _optional(check, "Output", where, _string)
     return value
 
 
