@@ -1,7 +1,9 @@
 """lab: the Consul stand-in (`python -m xivo_doctor.lab.consul`) with real serf WAN gossip.
 
-Two real stand-ins on 127.10.210.1 / .2 (datacenters xivo-lab-t1 / xivo-lab-t2), each with its own
-`serf agent`, driven with python-consul2 as XiVO and the doctor drive Consul (LAB-NOTES §C.3).
+Two real stand-ins on 127.10.210.1 / .2 (datacenters xivo-lab-t1 / xivo-lab-t2, both XiVO 16.15, so
+Consul 0.7.0 with consul-customize-anonymous-token), each with its own `serf agent`, driven with
+python-consul2 as XiVO and the doctor drive Consul (LAB-NOTES §C.3). What differs per XiVO version
+is in test_lab_consul_versions.py.
 Failure detection is serf's wan profile (~40 s, LAB-NOTES §D): tested once, last. Timings are
 printed (`pytest -s`).
 """
@@ -90,25 +92,23 @@ def test_agent_self_shape(lab: Lab) -> None:
     config = me["Config"]
     assert {k: config[k] for k in ("Datacenter", "NodeName", "Server", "Version", "AdvertiseAddr", "BindAddr",
                                    "ClientAddr")} == {"Datacenter": DC1, "NodeName": DC1, "Server": True,
-                                                      "Version": "0.7.1", "AdvertiseAddr": A1, "BindAddr": A1,
+                                                      "Version": "0.7.0", "AdvertiseAddr": A1, "BindAddr": A1,
                                                       "ClientAddr": A1}
-    assert config["NodeID"] and config["Revision"]
+    assert config["NodeID"] and config["Revision"] == "a189091a3530051285c12c726ca28ea55e015336"
     assert me["Member"]["Tags"]["dc"] == DC1 and me["Member"]["Port"] == 8301 and me["Member"]["Status"] == 1
 
 
-def test_agent_endpoints_need_the_master_token(lab: Lab) -> None:
+def test_agent_endpoints_need_no_token(lab: Lab) -> None:
+    """Consul <= 0.7 does not ACL-check /v1/agent/* (R1 §4c): no token, a wrong one, another DC's: all answer."""
     for client in (lab.client(A1), lab.client(A1, "wrong"), lab.client(A1, TOKENS[A2])):
-        calls = (client.agent.self, client.agent.services, client.agent.checks,
-                 lambda c=client: c.agent.members(wan=True), lambda c=client: c.agent.service.register("xivo-x"),
-                 lambda c=client: c.agent.join(A2, True))
-        for call in calls:
-            with pytest.raises(consul.base.ACLPermissionDenied, match="Permission denied"):
-                call()
+        assert client.agent.self()["Config"]["Datacenter"] == DC1
+        assert "consul" in client.agent.services()
+        assert isinstance(client.agent.checks(), dict)
+        assert {m["Name"] for m in client.agent.members(wan=True)} >= {f"{DC1}.{DC1}", f"{DC2}.{DC2}"}
+        assert client.agent.join(A2, True) is True
     answer = requests.get(f"https://{A1}:8500/v1/agent/self", verify=False, timeout=5)
-    assert (answer.status_code, answer.text, answer.headers["Content-Type"].split(";")[0]) == (
-        403, "Permission denied", "text/plain")
-    query = requests.get(f"https://{A1}:8500/v1/agent/services", params={"token": TOKENS[A1]}, verify=False, timeout=5)
-    assert query.status_code == 200 and "consul" in query.json()
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
+    assert "Server" not in answer.headers  # Go's net/http sends none
 
 
 def test_wan_members_both_alive(lab: Lab) -> None:
@@ -117,7 +117,8 @@ def test_wan_members_both_alive(lab: Lab) -> None:
         assert set(members) == {f"{DC1}.{DC1}", f"{DC2}.{DC2}"}
         two = members[f"{DC2}.{DC2}"]
         assert (two["Addr"], two["Port"], two["Status"]) == (A2, 8302, 1)
-        assert {"dc": DC2, "role": "consul", "port": "8300"}.items() <= two["Tags"].items()
+        assert {"dc": DC2, "role": "consul", "port": "8300", "vsn": "2", "vsn_min": "1", "vsn_max": "3",
+                "build": "0.7.0:a189091a", "bootstrap": "1"}.items() <= two["Tags"].items()
         assert {"ProtocolMin", "ProtocolMax", "ProtocolCur", "DelegateMin", "DelegateMax", "DelegateCur"} <= set(two)
     lan = lab.admin(A1).agent.members()
     assert [(m["Name"], m["Port"]) for m in lan] == [(DC1, 8301)]
@@ -200,8 +201,11 @@ def test_dc_forwarding(lab: Lab) -> None:
     assert int(index) >= 1 and [e["Service"]["ID"] for e in found] == ["ctid-1"]
     assert found[0]["Node"]["Datacenter"] == DC1 and found[0]["Service"]["Address"] == A1
     assert [e["Datacenter"] for e in finder.catalog.service("xivo-ctid", dc=DC1)[1]] == [DC1]
-    # the token is not forwarded: the other datacenter answers as to anyone
-    assert set(lab.admin(A2).catalog.services(dc=DC1)[1]) == {"xivo-ctid"}
+    # the token is forwarded and DC1 resolves it against its own ACLs: DC2's master token is unknown there
+    with pytest.raises(consul.base.ACLPermissionDenied, match=r"^ACL not found$"):
+        lab.admin(A2).catalog.services(dc=DC1)
+    assert set(lab.client(A2, TOKENS[A1]).catalog.services(dc=DC1)[1]) == {"consul", "private", "xivo-ctid"}
+    assert set(lab.client(A2).catalog.services(dc=DC1)[1]) == {"xivo-ctid"}  # DC1's anonymous rules
     assert finder.status.leader() == f"{A2}:8300"
     assert requests.get(f"https://{A2}:8500/v1/status/leader", params={"dc": DC1}, verify=False,
                         timeout=5).json() == f"{A1}:8300"

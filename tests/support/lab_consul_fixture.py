@@ -1,8 +1,10 @@
 """Helpers for tests/lab/test_lab_consul.py: node roots built by hand, and the stand-in as a real process.
 
 A root holds exactly the files the Consul stand-in reads (docs/lab.md "Layout"): etc/hostname,
-etc/xivo-lab/interfaces.json, etc/consul/xivo/config.json (XiVO's default, XIVO-FACTS §4) plus the
-manual's interconnection.json, and a self-signed cert under usr/share/xivo-certs/.
+etc/xivo-lab/interfaces.json, usr/share/xivo/XIVO-VERSION (which Consul the node runs),
+etc/consul/xivo/config.json (XiVO's default, XIVO-FACTS §4) plus the manual's interconnection.json,
+a self-signed cert under usr/share/xivo-certs/ and, on 16.15, consul 0.7.0~xivo4's
+usr/bin/consul-customize-anonymous-token (as lab.nodes.write_root writes them).
 """
 
 from __future__ import annotations
@@ -17,13 +19,30 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+CUSTOMIZE_SCRIPT = "usr/bin/consul-customize-anonymous-token"
+# XiVO 16.15's script (research R1 §4b): the consul stand-in runs its body at start.
+CUSTOMIZE_SCRIPT_TEXT = (
+    "#!/bin/sh\n"
+    "body='" + json.dumps({"ID": "anonymous", "Rules": json.dumps({"service": {"xivo-": {"Policy": "read"}}})}) + "'\n"
+    "token=$(cat /var/lib/consul/master_token)\n"
+    'curl -k -s -o /dev/null -XPUT "https://localhost:8500/v1/acl/update" -d "${body}" -H "X-Consul-Token: ${token}"\n'
+)
 
 
-def make_root(base: Path, address: str, hostname: str, token: str, *, interconnection: bool = True) -> Path:
+def make_root(base: Path, address: str, hostname: str, token: str, *, interconnection: bool = True,
+              version: str | None = "16.15", customize_script: bool | None = None) -> Path:
+    """A node root; `version` None writes no version file; the 16.15 script by default on 16.15 only."""
     root = base / hostname / "root"
     (root / "etc/xivo-lab").mkdir(parents=True)
     (root / "etc/hostname").write_text(f"{hostname}\n")
     (root / "etc/xivo-lab/interfaces.json").write_text(json.dumps({"eth0": address}))
+    if version is not None:
+        (root / "usr/share/xivo").mkdir(parents=True)
+        (root / "usr/share/xivo/XIVO-VERSION").write_text(f"{version}\n")
+    if customize_script if customize_script is not None else version == "16.15":
+        (root / "usr/bin").mkdir(parents=True)
+        (root / CUSTOMIZE_SCRIPT).write_text(CUSTOMIZE_SCRIPT_TEXT)
+        (root / CUSTOMIZE_SCRIPT).chmod(0o755)
     consul_dir = root / "etc/consul/xivo"
     consul_dir.mkdir(parents=True)
     config = {

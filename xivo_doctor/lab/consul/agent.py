@@ -7,7 +7,13 @@ Place in the pipeline: lab only (docs/lab.md, "consul"). It stands in for a XiVO
   stops it with exit code 1, as consul refuses a bad config;
 - WAN gossip: a real `serf agent` child on `bind_addr:8302` (`consul.serf`), killed with the stand-in;
 - HTTP API on `client_addr:ports.https` with `cert_file`/`key_file`, and the lab's forwarding listener
-  on `bind_addr:8300` (`consul.api`); services and checks under `data_dir` (`consul.state`).
+  on `bind_addr:8300` (`consul.api`); services and checks under `data_dir` (`consul.state`), ACL
+  tokens under `data_dir/raft/` (`consul.acl`), HTTP checks run by `consul.checks`;
+- the Consul version of the node's XiVO (`usr/share/xivo/XIVO-VERSION`, `consul.versions`), read at
+  start; a missing or unknown version file is logged and taken as the lab's default XiVO (16.13);
+- on XiVO 16.15 (package 0.7.0~xivo4), consul.service's `ExecStartPost=-/usr/bin/consul-customize-anonymous-token`
+  runs once the leader is elected, if the node has that script: the ACL update in its `body='...'`
+  line, with `/var/lib/consul/master_token`, failures ignored (research R1 §4b).
 
 On SIGTERM/SIGINT it stops serf **without a leave** (TERM; KILL after 3 s), so the other nodes see
 this one `failed` after serf's detection delay (~40 s), as when a consul server stops or crashes;
@@ -17,7 +23,9 @@ line format. Exit code 1 if the config, serf or a listener cannot start, or if s
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import signal
 import ssl
 import sys
@@ -27,11 +35,18 @@ import uuid
 from pathlib import Path
 from typing import ClassVar
 
-from xivo_doctor.lab.consul.api import Agent, make_handler
+from xivo_doctor.lab.consul import versions
+from xivo_doctor.lab.consul.acl import AclError, AclStore
+from xivo_doctor.lab.consul.api import Agent, make_handler, serf_tags
+from xivo_doctor.lab.consul.checks import HttpChecks
 from xivo_doctor.lab.consul.config import ConfigError, ConsulConfig, load_config
 from xivo_doctor.lab.consul.serf import SerfAgent, SerfError
-from xivo_doctor.lab.consul.state import State
+from xivo_doctor.lab.consul.state import State, field
 from xivo_doctor.lab.standins.base import Node, Server, main_args, serve, tls_context
+
+CUSTOMIZE_SCRIPT = "/usr/bin/consul-customize-anonymous-token"
+MASTER_TOKEN_FILE = "/var/lib/consul/master_token"
+_SCRIPT_BODY = re.compile(r"^\s*body='(?P<body>.*)'\s*$", re.M)
 
 
 class ConsulFormatter(logging.Formatter):
@@ -58,6 +73,41 @@ def node_id(data_dir: Path) -> str:
     if not path.exists():
         path.write_text(str(uuid.uuid4()))
     return path.read_text().strip()
+
+
+def consul_version(node: Node, log: logging.Logger) -> versions.ConsulVersion:
+    """The consul package of the node's XiVO version (`consul.versions`)."""
+    try:
+        return versions.for_xivo(node.version())
+    except (OSError, ValueError) as exc:
+        log.warning(f"lab: XiVO version unknown ({exc}): consul of the lab's default XiVO {versions.DEFAULT_XIVO}")
+        return versions.for_xivo(versions.DEFAULT_XIVO)
+
+
+def customize_anonymous_token(node: Node, agent: Agent, log: logging.Logger) -> None:
+    """XiVO 16.15's ExecStartPost (wazo-consul-config fe727aa, R1 §4b), after the leader election.
+
+    The script PUTs its `body` to /v1/acl/update with the token of /var/lib/consul/master_token;
+    systemd ignores its failure (`-` prefix) and curl's output is discarded: here it is only logged.
+    """
+    script = node.path(CUSTOMIZE_SCRIPT)
+    if not agent.version.customize_anonymous_token or not script.is_file():
+        return
+    shown = f"lab: ExecStartPost=-{CUSTOMIZE_SCRIPT}"
+    try:
+        match = _SCRIPT_BODY.search(script.read_text())
+        if match is None:
+            raise ValueError("no body='...' line")
+        body = json.loads(match["body"])
+        if not isinstance(body, dict) or not field(body, "ID"):
+            raise ValueError("ACL ID must be set")  # what acl/update answers (400)
+        token = node.path(MASTER_TOKEN_FILE).read_text().strip()
+        agent.acls.apply_set(token, str(field(body, "ID")), str(field(body, "Name") or ""),
+                             str(field(body, "Type") or "client"), str(field(body, "Rules") or ""))
+    except (OSError, ValueError, AclError) as exc:
+        log.info(f"{shown}: failed (ignored): {exc}")
+        return
+    log.info(f"{shown}: token {field(body, 'ID')!r} updated")
 
 
 def fail(log: logging.Logger, message: str) -> int:
@@ -92,13 +142,19 @@ def run(root: str) -> int:
         config = load_config(node)
     except ConfigError as exc:
         return fail(log, str(exc))
+    version = consul_version(node, log)
     log.info(f"==> Starting Consul agent... (lab stand-in) node '{config.node_name}' dc '{config.datacenter}'")
+    log.info(f"         Version: 'v{version.version}' (package {version.package})")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     state = State(config.data_dir, config.node_name, config.server_port, log)
+    acls = AclStore(config.data_dir / "raft", enabled=bool(config.acl_datacenter),
+                    master_token=config.acl_master_token, default_policy=config.acl_default_policy,
+                    bump=state.bump, log=log)
+    state.index = max(state.index, acls.max_index())
     serf = SerfAgent(node_name=config.node_name, datacenter=config.datacenter, bind_addr=config.bind_addr,
                      advertise_addr=config.advertise_addr, port=config.serf_wan_port,
                      server_port=config.server_port, snapshot=config.data_dir / "serf" / "remote.snapshot",
-                     rejoin=config.rejoin_after_leave, log=log)
+                     rejoin=config.rejoin_after_leave, log=log, extra_tags=serf_tags(config, version))
 
     def serf_died(code: int) -> None:
         log.error(f"agent: WAN serf exited unexpectedly (code {code}), shutting down")
@@ -110,14 +166,26 @@ def run(root: str) -> int:
     except (SerfError, OSError) as exc:
         serf.stop()
         return fail(log, f"Error starting agent: WAN serf: {exc}")
-    agent = Agent(config=config, state=state, serf=serf, log=log, node_id=node_id(config.data_dir))
+    try:
+        own_address = node.address  # where an HTTP check's `localhost` lands first (consul.checks)
+    except (OSError, ValueError, KeyError):
+        own_address = "127.0.0.1"  # a node without interfaces.json: only its loopback
+    checks = HttpChecks(state, own_address, version, log)
+    agent = Agent(config=config, version=version, state=state, acls=acls, checks=checks, serf=serf, log=log,
+                  node_id=node_id(config.data_dir))
+    # Leadership, its initializeACL and systemd's ExecStartPost all happen before `systemctl start consul`
+    # returns; the lab's "started" is the API port accepting, so they come before the listeners.
+    log.info(f"consul: New leader elected: {config.node_name}")
+    acls.initialize()
+    customize_anonymous_token(node, agent, log)
     try:
         servers = start_listeners(node, config, agent)
     except (OSError, ssl.SSLError) as exc:
         serf.stop()
         return fail(log, f"Error starting agent: {exc}")
-    log.info(f"consul: New leader elected: {config.node_name}")
+    checks.sync()
     stop.wait()
+    checks.stop()
     log.info("agent: requesting shutdown")
     closing = [threading.Thread(target=server.shutdown) for server in servers]  # each waits up to 0.5 s
     for thread in closing:

@@ -1,17 +1,32 @@
-"""The Consul stand-in's HTTP API: the subset of Consul 0.7's `/v1/...` that XiVO and the doctor use.
+"""The Consul stand-in's HTTP API: the subset of Consul 0.5.2–0.7.0's `/v1/...` that XiVO and the doctor use.
 
 Place in the pipeline: lab only (docs/lab.md, "consul"). `consul.agent` serves `make_handler(agent)`
 on `client_addr:ports.https` (the API) and `make_handler(agent, rpc=True)` on `bind_addr:8300`.
 
+It behaves as the Consul version the node's XiVO ships (`consul.versions`, research R1 §4):
+- `/v1/agent/*` is never ACL-checked (Consul enforces ACLs there only from 0.8);
+- the request's token is `?token=`, else (Consul >= 0.6.0) the `X-Consul-Token` header, else the
+  agent's `acl_token` (XiVO sets none): an empty token is the `anonymous` token;
+- on Consul >= 0.6.0 discovery reads (`catalog/services`, `catalog/service/<name>`,
+  `health/service/<name>`) keep only the services the token may read (`consul.acl`); no right
+  gives 200 with an empty answer; a token this datacenter does not know fails with 403
+  `ACL not found`. Consul 0.5.2 filters nothing. `catalog/datacenters` and `status/*` are never
+  filtered;
+- a service reaches the catalog only if the token it was registered with may write it (the agent's
+  catalog sync; otherwise `Service '<id>' registration blocked by ACLs`); `agent/services` shows it anyway;
+- `/v1/acl/create|update|destroy|info|list` over the raft store (`consul.acl`).
+
 The 8300 listener is **the lab's own forwarding protocol**, not Consul's msgpack server RPC:
-plain HTTP GETs of `/v1/catalog|health|status/...` that another stand-in forwards when a client asks
-it for `?dc=<this datacenter>`. They carry no token, so the anonymous rules apply there as they
-would to a token-less request on a real XiVO (XIVO-FACTS §3: ServiceFinder sends no token).
+plain HTTP GETs of `/v1/catalog|health|status/...` that another stand-in forwards when a client
+asks it for `?dc=<this datacenter>`, with the request's token (if any) in `X-Consul-Token`, as
+Consul forwards the RPC with its token. The receiving stand-in applies its **own** version and ACLs:
+the local master token is unknown there (`ACL not found`), no token gets its anonymous rules.
 
 Shapes, status codes and headers follow LAB-NOTES §C.2/§C.3: every JSON answer carries
 `X-Consul-Index` (python-consul2's `index=True` calls read it), `X-Consul-KnownLeader: true`
-and `X-Consul-LastContact: 0`. Nothing beyond Consul's own API is served: the doctor must work
-against a real Consul, so it must not depend on an endpoint only the lab has.
+and `X-Consul-LastContact: 0`. There is no `Server` header (Go's net/http sends none). Nothing
+beyond Consul's own API is served: the doctor must work against a real Consul, so it must not
+depend on an endpoint only the lab has.
 """
 
 from __future__ import annotations
@@ -23,41 +38,87 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from xivo_doctor.lab.consul.acl import AclError, AclStore, Policy, http_status
+from xivo_doctor.lab.consul.checks import HttpChecks
 from xivo_doctor.lab.consul.config import ConsulConfig
 from xivo_doctor.lab.consul.serf import STATUS_CODES, SerfAgent, SerfError
-from xivo_doctor.lab.consul.state import BadRequest, State
+from xivo_doctor.lab.consul.state import BadRequest, State, field
+from xivo_doctor.lab.consul.versions import ConsulVersion
 from xivo_doctor.lab.standins.base import QuietHandler
 
-VERSION, REVISION = "0.7.1", "a9afa0c"  # the consul XiVO 16.x shipped (XIVO-FACTS §4)
 FORWARD_TIMEOUT = 2.0
 NO_PATH = "No path to datacenter"  # structs.ErrNoDCPath (LAB-NOTES §C.2)
 FORWARDED_PREFIXES = ("/v1/catalog/", "/v1/health/", "/v1/status/")
+CONSUL_SERVICE = "consul"  # the server's own service: its registration is never ACL-checked
+
+
+def serf_tags(config: ConsulConfig, version: ConsulVersion) -> dict[str, str]:
+    """The tags a consul server adds to dc/role/port/vsn (consul/server.go setupSerf)."""
+    tags = {"vsn_min": "1", "vsn_max": str(version.protocol_max), "build": version.build}
+    if config.bootstrap:
+        tags["bootstrap"] = "1"
+    elif config.bootstrap_expect:
+        tags["expect"] = str(config.bootstrap_expect)
+    return tags
 
 
 @dataclass
 class Agent:
-    """Everything a request may need: the config, local state, the serf child."""
+    """Everything a request may need: the config, the Consul version, local state, ACLs, the serf child."""
 
     config: ConsulConfig
+    version: ConsulVersion
     state: State
+    acls: AclStore
+    checks: HttpChecks
     serf: SerfAgent
     log: logging.Logger
     node_id: str
 
-    def allowed(self, token: str | None) -> bool:
-        """Master token (or a default `allow` policy): what agent endpoints need (XIVO-FACTS §4)."""
-        master = self.config.acl_master_token
-        return self.config.acl_default_policy == "allow" or (master is not None and token == master)
+    # -- ACLs ----------------------------------------------------------------------------------
+    def discovery_policy(self, token: str) -> Policy | None:
+        """The token's rights on discovery reads; None when this Consul does not filter them (0.5.2).
 
-    def visible(self, service: str, token: str | None) -> bool:
-        """XiVO's consul-customize-anonymous-token: anonymous may read `xivo-*` services (XIVO-FACTS §4)."""
-        return self.allowed(token) or service.startswith("xivo-")
+        AclError (`ACL not found`) if the token is unknown here (consul/acl.go filterACL → resolveToken).
+        """
+        return self.acls.resolve(token) if self.version.filters_discovery else None
 
+    def sync_problem(self, service: dict[str, Any]) -> str | None:
+        """Why the agent's catalog sync of `service` fails (None: it is in the catalog).
+
+        Catalog.Register checks `ServiceWrite` with the token the service was registered with.
+        """
+        if service["Service"] == CONSUL_SERVICE:
+            return None
+        try:
+            policy = self.acls.resolve(self.state.service_token(service["ID"]))
+        except AclError as exc:
+            return str(exc)
+        return None if policy.service_write(service["Service"]) else "Permission denied"
+
+    def catalog_services(self, token: str) -> list[dict[str, Any]]:
+        """The services of the catalog this token may see (AclError if the token is unknown)."""
+        policy = self.discovery_policy(token)
+        return [s for s in self.state.services().values()
+                if self.sync_problem(s) is None and (policy is None or policy.service_read(s["Service"]))]
+
+    def log_sync(self, service_id: str) -> None:
+        """What consul's anti-entropy logs after a registration (command/agent/local.go syncService)."""
+        service = self.state.services().get(service_id)
+        problem = None if service is None else self.sync_problem(service)
+        if problem is None:
+            self.log.info(f"agent: Synced service '{service_id}'")
+        elif "Permission denied" in problem:
+            self.log.warning(f"agent: Service '{service_id}' registration blocked by ACLs")
+        else:
+            self.log.error(f"agent: failed to sync remote state: {problem}")
+
+    # -- members -------------------------------------------------------------------------------
     def lan_member(self) -> dict[str, Any]:
         c = self.config
         return {"Name": c.node_name, "Addr": c.advertise_addr, "Port": 8301,
                 "Tags": {"dc": c.datacenter, "role": "consul", "port": str(c.server_port), "vsn": "2",
-                         "bootstrap": "1", "build": f"{VERSION}:'{REVISION}'"},
+                         **serf_tags(c, self.version)},
                 "Status": 1, "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
                 "DelegateMin": 2, "DelegateMax": 4, "DelegateCur": 4}
 
@@ -103,10 +164,10 @@ class Agent:
         ports = {"DNS": -1, "HTTP": c.http_port, "HTTPS": c.https_port, "RPC": 8400, "SerfLan": 8301,
                  "SerfWan": c.serf_wan_port, "Server": c.server_port}
         return {"Config": {"Datacenter": c.datacenter, "NodeName": c.node_name, "NodeID": self.node_id,
-                           "Server": True, "Revision": REVISION, "Version": VERSION,
-                           "AdvertiseAddr": c.advertise_addr, "AdvertiseAddrWan": c.advertise_addr,
-                           "BindAddr": c.bind_addr, "ClientAddr": c.client_addr, "Ports": ports,
-                           "DataDir": c.raw.get("data_dir"), "ACLDatacenter": c.raw.get("acl_datacenter", ""),
+                           "Server": True, "Revision": self.version.revision, "Version": self.version.version,
+                           "VersionPrerelease": "", "AdvertiseAddr": c.advertise_addr,
+                           "AdvertiseAddrWan": c.advertise_addr, "BindAddr": c.bind_addr, "ClientAddr": c.client_addr,
+                           "Ports": ports, "DataDir": c.raw.get("data_dir"), "ACLDatacenter": c.acl_datacenter,
                            "ACLDefaultPolicy": c.acl_default_policy, "Domain": "consul."},
                 "Coord": {"Adjustment": 0, "Error": 1.5, "Height": 0, "Vec": [0] * 8},
                 "Member": self.lan_member()}
@@ -123,7 +184,6 @@ class ConsulHandler(QuietHandler):
     rpc: bool = False
     query: list[tuple[str, str]]
     body: bytes
-    server_version = f"Consul/{VERSION}"
 
     def do_GET(self) -> None:
         self.dispatch("GET")
@@ -138,6 +198,12 @@ class ConsulHandler(QuietHandler):
         self.dispatch("DELETE")
 
     # -- plumbing ----------------------------------------------------------------------------
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """As Go's net/http: a Date header, no Server header."""
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+
     def meta(self) -> dict[str, str]:
         return {"X-Consul-Index": str(self.agent.state.index), "X-Consul-KnownLeader": "true",
                 "X-Consul-LastContact": "0"}
@@ -150,23 +216,45 @@ class ConsulHandler(QuietHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def request_token(self, params: dict[str, str]) -> str:
+        """parseToken: `?token=`, then (>= 0.6.0) `X-Consul-Token`, then the agent's acl_token.
+
+        On the forwarding listener the token is the forwarded RPC's (header set by `forward`).
+        """
+        if self.rpc:
+            return self.headers.get("X-Consul-Token") or ""
+        if params.get("token"):
+            return params["token"]
+        if self.agent.version.reads_token_header and self.headers.get("X-Consul-Token"):
+            return str(self.headers.get("X-Consul-Token"))
+        return self.agent.config.acl_token
+
+    def failed(self, method: str, message: str) -> None:
+        """An RPC error as consul's HTTP wrapper answers it (403 for ACL errors, else 500) and logs it."""
+        if not self.rpc:  # on the forwarding listener the error goes back to the forwarding agent, which logs it
+            shown = urllib.parse.urlsplit(self.path)
+            query = "&".join(f"{k}=<hidden>" if k == "token" else f"{k}={v}" for k, v in self.query)
+            self.agent.log.error(f"http: Request {method} {shown.path}{'?' + query if query else ''}, "
+                                 f"error: {message} from={self.client_address[0]}:{self.client_address[1]}")
+        self.send_text(http_status(message), message)
+
     def dispatch(self, method: str) -> None:
         url = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(url.path)
         self.query = urllib.parse.parse_qsl(url.query, keep_blank_values=True)
         self.body = self.read_body()  # always: an unread body would corrupt the next keep-alive request
         params = dict(self.query)
-        token = None if self.rpc else (self.headers.get("X-Consul-Token") or params.get("token"))
         try:
             if self.rpc and (method != "GET" or not path.startswith(FORWARDED_PREFIXES)):
                 return self.send_text(404, f"lab consul RPC: only forwarded reads are served, not {path}\n")
-            if path.startswith("/v1/agent/") and not self.agent.allowed(token):
-                return self.send_text(403, "Permission denied")
+            token = self.request_token(params)
             dc = params.get("dc")
             if dc and dc != self.agent.config.datacenter and path.startswith(FORWARDED_PREFIXES) \
                     and path != "/v1/catalog/datacenters":
-                return self.forward(dc, url.path)
+                return self.forward(method, dc, url.path, token)
             self.route(method, path, params, token)
+        except AclError as exc:
+            self.failed(method, str(exc))
         except BadRequest as exc:
             self.send_text(400, str(exc))
         except SerfError as exc:
@@ -176,8 +264,8 @@ class ConsulHandler(QuietHandler):
             self.agent.log.exception(f"http: Request {method} {path}: {exc}")
             self.send_text(500, f"{type(exc).__name__}: {exc}")
 
-    def forward(self, dc: str, raw_path: str) -> None:
-        """?dc=<other>: to that datacenter's server, without dc and token (LAB-NOTES §C.2 for the 500)."""
+    def forward(self, method: str, dc: str, raw_path: str, token: str) -> None:
+        """?dc=<other>: to that datacenter's server, with the token (LAB-NOTES §C.2 for the 500)."""
         target = None if self.rpc else self.agent.server_for(dc)
         if target is None:
             self.agent.log.warning(f'consul.rpc: RPC request for DC "{dc}", no path found')
@@ -185,7 +273,8 @@ class ConsulHandler(QuietHandler):
         query = urllib.parse.urlencode([(k, v) for k, v in self.query if k not in ("dc", "token")])
         conn = http.client.HTTPConnection(*target, timeout=FORWARD_TIMEOUT)
         try:
-            conn.request("GET", raw_path + (f"?{query}" if query else ""))
+            conn.request("GET", raw_path + (f"?{query}" if query else ""),
+                         headers={"X-Consul-Token": token} if token else {})
             answer = conn.getresponse()
             body = answer.read()
         except OSError as exc:
@@ -193,6 +282,8 @@ class ConsulHandler(QuietHandler):
             return self.send_text(500, NO_PATH)
         finally:
             conn.close()
+        if answer.status in (403, 500):  # the remote server's RPC error, as this agent's HTTP wrapper logs it
+            return self.failed(method, body.decode("utf-8", "replace"))
         self.send_response(answer.status)
         for name in ("Content-Type", "X-Consul-Index", "X-Consul-KnownLeader", "X-Consul-LastContact"):
             if answer.getheader(name) is not None:
@@ -202,62 +293,62 @@ class ConsulHandler(QuietHandler):
         self.wfile.write(body)
 
     # -- endpoints ---------------------------------------------------------------------------
-    def route(self, method: str, path: str, params: dict[str, str], token: str | None) -> None:
-        agent, state = self.agent, self.agent.state
+    def route(self, method: str, path: str, params: dict[str, str], token: str) -> None:
+        # Consul <= 0.7 does not check the HTTP method of agent, catalog, health and status endpoints.
+        agent = self.agent
         parts = path.strip("/").split("/", 3)  # v1, area, endpoint, rest
         area, endpoint, rest = [*parts, "", "", ""][1:4]
-        if method == "PUT" or (area, endpoint) in (("agent", "service"), ("agent", "check"), ("agent", "join")):
-            return self.write(method, endpoint, rest, params)
-        if area == "agent" and endpoint == "self":
-            return self.reply(agent.self_info())
-        if area == "agent" and endpoint == "members":
-            # The server only checks that `wan` is non-empty (LAB-NOTES §C.2).
-            return self.reply(agent.wan_members() if params.get("wan") else [agent.lan_member()])
-        if area == "agent" and endpoint == "services":
-            return self.reply(state.services())
-        if area == "agent" and endpoint == "checks":
-            return self.reply(state.checks())
+        if area == "agent":
+            return self.agent_endpoint(endpoint, rest, params, token)
+        if area == "acl":
+            return self.acl_endpoint(method, endpoint, rest, token)
         if area == "catalog" and endpoint == "datacenters":
             return self.reply(agent.datacenters())
-        services = [s for s in state.services().values() if agent.visible(s["Service"], token)
-                    and (not params.get("tag") or params["tag"] in s["Tags"])]
-        if area == "catalog" and endpoint == "services" and not rest:
-            names: dict[str, set[str]] = {}
-            for s in services:
-                names.setdefault(s["Service"], set()).update(s["Tags"])
-            return self.reply({name: sorted(tags) for name, tags in sorted(names.items())})
-        if area == "catalog" and endpoint == "service" and rest:
-            return self.reply([{**agent.node("NodeMeta"), "ServiceID": s["ID"], "ServiceName": s["Service"],
-                                "ServiceAddress": s["Address"], "ServicePort": s["Port"], "ServiceTags": s["Tags"],
-                                "ServiceEnableTagOverride": s["EnableTagOverride"],
-                                "CreateIndex": s["CreateIndex"], "ModifyIndex": s["ModifyIndex"]}
-                               for s in services if s["Service"] == rest])
-        if area == "health" and endpoint == "service" and rest:
-            return self.reply(self.health(rest, services, "passing" in params))
         if area == "status" and endpoint in ("leader", "peers"):
             # A one-server datacenter is its own leader (consul-wait-leader polls this, XIVO-FACTS §4).
             leader = f"{agent.config.advertise_addr}:{agent.config.server_port}"
             return self.reply(leader if endpoint == "leader" else [leader])
+        if area == "catalog" and endpoint == "services" and not rest:
+            names: dict[str, set[str]] = {}
+            for s in agent.catalog_services(token):
+                names.setdefault(s["Service"], set()).update(s["Tags"])
+            return self.reply({name: sorted(tags) for name, tags in sorted(names.items())})
+        if area in ("catalog", "health") and endpoint == "service" and rest:
+            services = [s for s in agent.catalog_services(token)
+                        if s["Service"] == rest and (not params.get("tag") or params["tag"] in s["Tags"])]
+            if area == "health":
+                return self.reply(self.health(services, "passing" in params))
+            return self.reply([{**agent.node("NodeMeta"), "ServiceID": s["ID"], "ServiceName": s["Service"],
+                                "ServiceAddress": s["Address"], "ServicePort": s["Port"], "ServiceTags": s["Tags"],
+                                "ServiceEnableTagOverride": s["EnableTagOverride"],
+                                "CreateIndex": s["CreateIndex"], "ModifyIndex": s["ModifyIndex"]}
+                               for s in services])
         self.send_text(404, f"Not found: {path}\n")
 
-    def health(self, name: str, services: list[dict[str, Any]], passing: bool) -> list[dict[str, Any]]:
+    def health(self, services: list[dict[str, Any]], passing: bool) -> list[dict[str, Any]]:
         """health/service: consul 0.7 filters on the mere presence of `passing` (ServiceFinder sends `passing=True`)."""
         checks = self.agent.state.checks()
         node = self.agent.config.node_name
         out = []
         for s in services:
-            if s["Service"] != name:
-                continue
             own = [{**c, "ServiceTags": s["Tags"]} for c in checks.values() if c["ServiceID"] == s["ID"]]
             entry = {"Node": self.agent.node(), "Service": s, "Checks": [_serf_health(node), *own]}
             if not passing or all(c["Status"] == "passing" for c in entry["Checks"]):
                 out.append(entry)
         return out
 
-    def write(self, method: str, endpoint: str, rest: str, params: dict[str, str]) -> None:
-        if method != "PUT":
-            return self.empty(405)
+    def agent_endpoint(self, endpoint: str, rest: str, params: dict[str, str], token: str) -> None:
+        """/v1/agent/*: no ACL check on Consul <= 0.7 (R1 §4c); a registration keeps its token."""
         agent, state = self.agent, self.agent.state
+        if endpoint == "self":
+            return self.reply(agent.self_info())
+        if endpoint == "members":
+            # The server only checks that `wan` is non-empty (LAB-NOTES §C.2).
+            return self.reply(agent.wan_members() if params.get("wan") else [agent.lan_member()])
+        if endpoint == "services":
+            return self.reply(state.services())
+        if endpoint == "checks":
+            return self.reply(state.checks())
         if endpoint == "service" and rest == "register":
             try:
                 body = json.loads(self.body or b"{}")
@@ -265,10 +356,17 @@ class ConsulHandler(QuietHandler):
                 raise BadRequest(f"Request decode failed: {exc}") from exc
             if not isinstance(body, dict):
                 raise BadRequest("Request decode failed: not a JSON object")
-            state.register(body)
+            service_id = state.register(body, token)
+            agent.log_sync(service_id)
+            agent.checks.sync()
             return self.empty()
         if endpoint == "service" and rest.startswith("deregister/"):
             state.deregister(rest.split("/", 1)[1])
+            agent.checks.sync()
+            return self.empty()
+        if endpoint == "check" and rest.startswith("deregister/"):
+            state.deregister_check(rest.split("/", 1)[1])
+            agent.checks.sync()
             return self.empty()
         if endpoint == "check" and rest.split("/", 1)[0] in ("pass", "warn", "fail") and "/" in rest:
             action, check_id = rest.split("/", 1)
@@ -285,6 +383,39 @@ class ConsulHandler(QuietHandler):
             address = rest if ":" in rest else f"{rest}:{agent.config.serf_wan_port}"
             agent.serf.join(address)  # serf logs `agent: (WAN) joining: [...]` / `joined: 1 nodes`
             return self.empty()
+        self.send_text(404, f"Not found: {urllib.parse.urlsplit(self.path).path}\n")
+
+    def acl_endpoint(self, method: str, endpoint: str, rest: str, token: str) -> None:
+        """/v1/acl/* (command/agent/acl_endpoint.go); the RPC errors become 403/500 through `failed`."""
+        acls = self.agent.acls
+        if not acls.enabled:
+            return self.send_text(401, "ACL support disabled")
+        if endpoint in ("create", "update", "destroy") and method != "PUT":
+            return self.empty(405)
+        if endpoint in ("create", "update"):
+            body: Any = {}
+            if self.body:
+                try:
+                    body = json.loads(self.body)
+                except ValueError as exc:
+                    return self.send_text(400, f"Request decode failed: {exc}")
+                if not isinstance(body, dict):
+                    return self.send_text(400, "Request decode failed: not a JSON object")
+            acl_id = str(field(body, "ID") or "")
+            if endpoint == "update" and not acl_id:
+                return self.send_text(400, "ACL ID must be set")
+            new_id = acls.apply_set(token, acl_id, str(field(body, "Name") or ""),
+                                    str(field(body, "Type") or "client"), str(field(body, "Rules") or ""))
+            return self.reply({"ID": new_id})
+        if endpoint in ("destroy", "info") and not rest:
+            return self.send_text(400, "Missing ACL")
+        if endpoint == "destroy":
+            acls.apply_delete(token, rest)
+            return self.reply(True)
+        if endpoint == "info":
+            return self.reply(acls.get(rest))
+        if endpoint == "list":
+            return self.reply(acls.list(token))
         self.send_text(404, f"Not found: {urllib.parse.urlsplit(self.path).path}\n")
 
 

@@ -1,7 +1,9 @@
 """How the lab talks to a node's Consul stand-in: as an admin would, through Consul's HTTP API.
 
-Place in the lab: `consul join -wan <addr>` (the manual's step) is `PUT /v1/agent/join/<addr>?wan=1`
-with the master token; the orchestrator also reads `/v1/agent/services` to wait for xivo-ctid.
+Place in the lab: `consul join -wan <addr>` (the manual's step) is `PUT /v1/agent/join/<addr>?wan=1`;
+the orchestrator also reads `/v1/agent/services` to wait for xivo-ctid. Agent endpoints need no token
+on the Consul of any XiVO 15.19–16.15 (ACLs reach `/v1/agent/*` only with Consul 0.8); the master
+token is sent anyway, which changes nothing (Consul 0.5.2 ignores the header).
 """
 
 from __future__ import annotations

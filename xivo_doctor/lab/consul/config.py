@@ -36,6 +36,10 @@ class ConsulConfig:
     key_file: str
     acl_master_token: str | None
     acl_default_policy: str   # XiVO: "deny"
+    acl_datacenter: str       # XiVO: the datacenter itself; "" disables ACLs
+    acl_token: str            # the agent's default token for requests without one (XiVO: none)
+    bootstrap: bool           # bootstrap, or bootstrap_expect 1 (consul treats it as bootstrap): serf tag bootstrap=1
+    bootstrap_expect: int     # > 1: serf tag expect=<n>
     rejoin_after_leave: bool  # XiVO: true
     data_dir: Path            # resolved under the node's root
     raw: dict[str, Any]       # the merged JSON, for agent/self
@@ -98,6 +102,10 @@ def load_config(node: Node) -> ConsulConfig:
         key_file=str(raw.get("key_file", "")),
         acl_master_token=raw.get("acl_master_token") or None,
         acl_default_policy=str(raw.get("acl_default_policy", "allow")),
+        acl_datacenter=str(raw.get("acl_datacenter") or ""),
+        acl_token=str(raw.get("acl_token") or ""),
+        bootstrap=bool(raw.get("bootstrap")) or raw.get("bootstrap_expect") == 1,
+        bootstrap_expect=expect if isinstance(expect := raw.get("bootstrap_expect"), int) and expect > 1 else 0,
         rejoin_after_leave=bool(raw.get("rejoin_after_leave", False)),
         data_dir=node.path(str(data_dir)),
         raw=raw,

@@ -2,7 +2,8 @@
 
 Place in the pipeline: lab only (docs/lab.md, "consul"). Consul's WAN pool *is* serf/memberlist with
 the WAN profile (LAB-NOTES §D), so the stand-in runs one serf agent per node on `bind_addr:8302`
-with the tags a consul server sets (dc, role=consul, port=8300, vsn) and node name `<node>.<dc>`.
+with the tags a consul server sets (dc, role=consul, port=8300, vsn, vsn_min, vsn_max, build =
+`<version>:<revision>` of the node's consul, bootstrap=1 or expect=<n>) and node name `<node>.<dc>`.
 Membership, join, failure detection (~40 s in the wan profile) and the rejoin after a restart
 (snapshot in `<data_dir>/serf/remote.snapshot`, as consul's `serf/` folder) are serf's own.
 Every serf CLI call has a timeout so an HTTP request never waits on serf for more than ~2 s.
@@ -46,7 +47,8 @@ class SerfAgent:
     """One `serf agent` child process, with the CLI calls the Consul API needs."""
 
     def __init__(self, *, node_name: str, datacenter: str, bind_addr: str, advertise_addr: str, port: int,
-                 server_port: int, snapshot: Path, rejoin: bool, log: logging.Logger) -> None:
+                 server_port: int, snapshot: Path, rejoin: bool, log: logging.Logger,
+                 extra_tags: dict[str, str] | None = None) -> None:
         self.name = f"{node_name}.{datacenter}"   # WAN member names are <node>.<dc> (LAB-NOTES §C.2)
         self.rpc_addr = f"{bind_addr}:7373"
         self.log = log
@@ -56,6 +58,8 @@ class SerfAgent:
         self.argv = ["serf", "agent", f"-node={self.name}", f"-bind={bind_addr}:{port}", f"-rpc-addr={self.rpc_addr}",
                      "-tag", f"dc={datacenter}", "-tag", "role=consul", "-tag", f"port={server_port}",
                      "-tag", "vsn=2", "-profile=wan", f"-snapshot={snapshot}"]
+        for name, value in (extra_tags or {}).items():  # build, vsn_min, vsn_max, bootstrap/expect
+            self.argv += ["-tag", f"{name}={value}"]
         if advertise_addr != bind_addr:
             self.argv.append(f"-advertise={advertise_addr}:{port}")
         if rejoin:  # consul's rejoin_after_leave (XiVO sets it, XIVO-FACTS §4)

@@ -6,8 +6,12 @@ deregisters and updates TTL checks through `State`; each change is written to
 `rm -rf /var/lib/consul/{services,checks}/` really forgets them at the next start (XIVO-FACTS §4).
 State lives in memory while the stand-in runs, as in consul (a wipe under a running consul only
 shows after a restart). TTL checks are evaluated lazily: a check not updated within its TTL reads
-`critical` with output `TTL expired`. Only TTL checks are emulated (xivo-ctid uses `Check.ttl('30s')`,
-XIVO-FACTS §3); script/HTTP/TCP checks keep the status they were registered with.
+`critical` with output `TTL expired` (xivo-ctid 16.01+ uses `Check.ttl('30s')`, XIVO-FACTS §3). HTTP
+checks (xivo-ctid 15.19/15.20 registers one, R1 §3) are run by `consul.checks`, which reports through
+`update_check`; they start `critical`, also after a restart (consul's loadChecks). Script/TCP/Docker
+checks keep the status they were registered with. Each service keeps the ACL token it was
+registered with (consul persists it next to the service): `consul.api` decides with it whether
+the service reaches the catalog.
 """
 
 from __future__ import annotations
@@ -70,7 +74,9 @@ class State:
         self._services: dict[str, dict[str, Any]] = {"consul": {
             "ID": "consul", "Service": "consul", "Tags": [], "Address": "", "Port": server_port,
             "EnableTagOverride": False, "CreateIndex": 1, "ModifyIndex": 1}}
-        self._checks: dict[str, dict[str, Any]] = {}  # id -> {"Check": {...}, "TTL": s|None, "Expires": t|None}
+        self._tokens: dict[str, str] = {}  # service id -> the ACL token it was registered with ("" = none)
+        # id -> {"Check": {...}, "TTL": s|None, "Expires": t|None[, "HTTP": url, "Interval": s, "Timeout": s]}
+        self._checks: dict[str, dict[str, Any]] = {}
         self._load()
 
     # -- persistence -------------------------------------------------------------------------
@@ -83,6 +89,10 @@ class State:
                     item = record[key] if key else record
                     target[item["ID"] if key else item["Check"]["CheckID"]] = item
                     self.index = max(self.index, int((item if key else item["Check"])["ModifyIndex"]))
+                    if key:
+                        self._tokens[item["ID"]] = str(record.get("Token") or "")
+                    elif item.get("HTTP"):  # consul's loadChecks: a restored check starts critical
+                        item["Check"].update(Status="critical", Output="")
                 except (OSError, ValueError, KeyError, TypeError) as exc:
                     self.log.warning(f"agent: Failed decoding {kind} file {path}: {exc}")
         found = len(self._services) - 1, len(self._checks)
@@ -103,6 +113,11 @@ class State:
         self.index += 1
         return self.index
 
+    def bump(self) -> int:
+        """A new raft index (the ACL table shares it, as in consul)."""
+        with self.lock:
+            return self._bump()
+
     # -- reads -------------------------------------------------------------------------------
     def services(self) -> dict[str, dict[str, Any]]:
         with self.lock:
@@ -120,9 +135,19 @@ class State:
                     self._write("checks", check["CheckID"], record)
             return {cid: copy.deepcopy(r["Check"]) for cid, r in self._checks.items()}
 
+    def service_token(self, service_id: str) -> str:
+        with self.lock:
+            return self._tokens.get(service_id, "")
+
+    def http_checks(self) -> dict[str, tuple[int, str, float, float]]:
+        """HTTP checks: id -> (CreateIndex, url, interval s, timeout s), for `consul.checks`."""
+        with self.lock:
+            return {cid: (r["Check"]["CreateIndex"], r["HTTP"], r["Interval"], r["Timeout"])
+                    for cid, r in self._checks.items() if r.get("HTTP")}
+
     # -- writes ------------------------------------------------------------------------------
-    def register(self, body: dict[str, Any]) -> str:
-        """PUT /v1/agent/service/register: the service and its checks (`service:<id>[:n]`)."""
+    def register(self, body: dict[str, Any], token: str = "") -> str:
+        """PUT /v1/agent/service/register: the service and its checks (`service:<id>[:n]`), with its token."""
         name = field(body, "Name")
         if not name or not isinstance(name, str):
             raise BadRequest("Missing service name")
@@ -139,14 +164,22 @@ class State:
             if not isinstance(definition, dict):
                 raise BadRequest("Request decode failed: Check must be an object")
             ttl = field(definition, "TTL")
-            if not ttl and not any(field(definition, k) for k in ("Script", "HTTP", "TCP", "DockerContainerID")):
+            interval = field(definition, "Interval")
+            # CheckType.Valid(): TTL, or Script/HTTP/TCP/Docker *with* an Interval
+            if not ttl and not (interval and any(field(definition, k)
+                                                 for k in ("Script", "HTTP", "TCP", "DockerContainerID"))):
                 raise BadRequest("Must provide TTL or Script/DockerContainerID/HTTP/TCP and Interval!")
+            http = None
+            if not ttl and field(definition, "HTTP"):
+                timeout = field(definition, "Timeout")
+                http = {"HTTP": str(field(definition, "HTTP")), "Interval": parse_duration(interval),
+                        "Timeout": parse_duration(timeout) if timeout else 10.0}  # consul: 10 s by default
             default_id = f"service:{service_id}" + (f":{n}" if len(definitions) > 1 else "")
             status = field(definition, "Status") or "critical"  # consul: new checks start critical
             if status not in STATUSES:
                 raise BadRequest(f"Invalid check status: {status!r}")
             checks.append((definition, str(field(definition, "CheckID") or default_id),
-                           parse_duration(ttl) if ttl else None, status))
+                           parse_duration(ttl) if ttl else None, status, http))
         with self.lock:
             self.deregister(service_id, quiet=True)
             index = self._bump()
@@ -155,16 +188,16 @@ class State:
                        "EnableTagOverride": bool(field(body, "EnableTagOverride", False)),
                        "CreateIndex": index, "ModifyIndex": index}
             self._services[service_id] = service
-            self._write("services", service_id, {"Service": service})
-            for definition, check_id, ttl, status in checks:
+            self._tokens[service_id] = token
+            self._write("services", service_id, {"Token": token, "Service": service})
+            for definition, check_id, ttl, status, http in checks:
                 check = {"Node": self.node, "CheckID": check_id,
                          "Name": field(definition, "Name") or f"Service '{name}' check",
                          "Status": status, "Notes": str(field(definition, "Notes") or ""), "Output": "",
                          "ServiceID": service_id, "ServiceName": name, "CreateIndex": index, "ModifyIndex": index}
-                record = {"Check": check, "TTL": ttl, "Expires": self.clock() + ttl if ttl else None}
+                record = {"Check": check, "TTL": ttl, "Expires": self.clock() + ttl if ttl else None, **(http or {})}
                 self._checks[check_id] = record
                 self._write("checks", check_id, record)
-        self.log.info(f"agent: Synced service '{service_id}'")
         return service_id
 
     def deregister(self, service_id: str, quiet: bool = False) -> bool:
@@ -176,6 +209,7 @@ class State:
                 if not quiet:
                     self.log.warning(f"agent: Failed to deregister service {service_id!r}: service not registered")
                 return False
+            self._tokens.pop(service_id, None)
             self._write("services", service_id, None)
             for check_id in [c for c, r in self._checks.items() if r["Check"]["ServiceID"] == service_id]:
                 del self._checks[check_id]
@@ -183,6 +217,16 @@ class State:
             self._bump()
         if not quiet:
             self.log.info(f"agent: Deregistered service '{service_id}'")
+        return True
+
+    def deregister_check(self, check_id: str) -> bool:
+        """agent/check/deregister/<id>: False if there was no such check (consul 0.7 answers 200 anyway)."""
+        with self.lock:
+            if self._checks.pop(check_id, None) is None:
+                return False
+            self._write("checks", check_id, None)
+            self._bump()
+        self.log.info(f"agent: Deregistered check '{check_id}'")
         return True
 
     def update_ttl(self, check_id: str, status: str, output: str) -> None:
@@ -196,3 +240,15 @@ class State:
             if (check["Status"], check["Output"]) != (status, output):
                 check.update(Status=status, Output=output, ModifyIndex=self._bump())
             self._write("checks", check_id, record)
+
+    def update_check(self, check_id: str, create_index: int, status: str, output: str) -> bool:
+        """A check run's result (`consul.checks`); False if that check was removed or registered anew since."""
+        with self.lock:
+            record = self._checks.get(check_id)
+            if record is None or record["Check"]["CreateIndex"] != create_index:
+                return False
+            check = record["Check"]
+            if (check["Status"], check["Output"]) != (status, output):
+                check.update(Status=status, Output=output, ModifyIndex=self._bump())
+                self._write("checks", check_id, record)
+            return True
