@@ -1,13 +1,19 @@
 """phonebook-restricted: each phonebook directory of a XiVO reads its peer's phonebook.
 
-Phonebook sharing (phonebook_sharing.rst) goes through xivo-web-interface's json.php, which
-exists up to XiVO 16.13 only (XIVO-FACTS §0): on 16.14 and later the check is not applicable (the
+Phonebook sharing goes through xivo-web-interface's json.php and xivo-dird's `phonebook` backend,
+which exist 15.19-16.13 (XIVO-FACTS §0): on 16.14 and later the check is not applicable (the
 manual page was not updated and is stale there). For each `phonebook` directory pointing at a
 declared peer, the URL must use `/json.php/restricted/`: `private` answers 403 to anyone but the
-XiVO itself (§6.3). Sent from this XiVO's address as xivo-dird does (§6.2), `?act=search` must
-answer 200 or 204 (after nginx's HTTP→HTTPS redirect): a 401 means the peer has no web services
-user whose Host matches this XiVO with an empty login and password (§6.3). Each declared peer that
-still serves json.php should have such a directory. Rows on localhost are the XiVO's own phonebook.
+XiVO itself (§6.3). Sent from this XiVO's address as xivo-dird does — `requests.get(url,
+params={'act': 'search', 'search': term}, timeout=4, verify=False)`, redirects followed
+(wazo-platform/wazo-dird xivo_dird/plugins/phonebook_plugin.py@xivo-15.19..xivo-16.13) — the search
+must answer 200 or 204 (after nginx's HTTP→HTTPS redirect): a 401 means the peer has no web
+services user whose Host matches this XiVO with an empty login and password (§6.3); on a peer
+15.19-15.20 a 403 means that user's access rights lack the phonebook (releases.py
+`webservice_acl`). A missing directory is only a finding where the manual asks for one: both
+XiVOs on a release with the Phonebook Sharing page (16.03-16.13, `phonebook_sharing_page`); an
+existing one is judged on every release that has the mechanism. Rows on localhost are the
+XiVO's own phonebook.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from xivo_doctor.check import (
 )
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.xivo.directories import SEARCHES, by_peer, sends_from_its_address
+from xivo_doctor.xivo.releases import release
 from xivo_doctor.xivo.versions import phonebook_sharing_applies
 
 PHONEBOOK_PATH = "/service/ipbx/json.php/restricted/pbx_services/phonebook"
@@ -52,6 +59,12 @@ def phonebook_fix(ctx: FixContext) -> FixOut:
             steps.add(f"on {xivo.name}, in Configuration → Management → Directories, {what} for "
                              f"{peer.name} with the URL {phonebook_url(peer)} (restricted, not private: private "
                              f"answers only the XiVO itself)")
+        elif kind == "acl":
+            # labels: xivo-web-interface src/i18n/en_US/conf/acl.i18n and tpl/tpl.i18n `opt_acl`@xivo-15.19
+            steps.add(f"on {peer.name}, in Configuration → Management → Web Services Access, open the Access "
+                      f"rights of the user whose Host matches {xivo.address} ({xivo.name}) and tick IPBX → IPBX "
+                      "services → Phonebook (service/ipbx/pbx_services/phonebook): up to XiVO 15.20 json.php "
+                      "answers 403 without it")
         elif kind == "unauthorised":
             steps.add(f"on {peer.name}, in Configuration → Management → Web Services Access, add a user "
                              f"with Host {xivo.address} ({xivo.name}) and login and password left empty: the "
@@ -104,9 +117,12 @@ def test_phonebook_restricted(xivo, topology, probes, evidence):
         entry = {"directory": row["name"], "url": row["uri"]}
         seen.setdefault(peer.name, []).append(entry)
         problems += _judge(row, peer, xivo, probes, entry, unknown)
-    for peer in peers:
-        if peer.name not in seen and peer.webservices.phonebook_sharing and \
-                phonebook_sharing_applies(_version(probes, peer)[0]):
+    unjudged = []
+    for peer in (p for p in peers if p.name not in seen and p.webservices.phonebook_sharing):
+        missing, why = _expected(probes, xivo, peer)
+        if why:
+            unjudged.append(why)
+        if missing:
             problems.append({"peer": peer.name, "kind": "missing",
                              "text": f"no phonebook directory for {peer.name} on {xivo.name} (set "
                                      "webservices.phonebook_sharing: false in the topology if phonebooks are "
@@ -116,7 +132,10 @@ def test_phonebook_restricted(xivo, topology, probes, evidence):
         evidence["not_declared_xivos"] = elsewhere
     if problems:
         evidence["problems"] = [{k: v for k, v in p.items() if k != "text"} for p in problems]
-    evidence.summary = f"{sum(map(len, seen.values()))} peer phonebooks answer {xivo.name} on their restricted URL"
+    if unjudged:
+        evidence["not_judged"] = unjudged
+    evidence.summary = "; ".join([f"{sum(map(len, seen.values()))} peer phonebooks answer {xivo.name} on their "
+                                  "restricted URL", *unjudged])
     assert not problems, "; ".join(p["text"] for p in problems)
     if unknown:
         cannot_check_from_here(f"the peers authorise {xivo.name} by its address, so the search must come from "
@@ -135,7 +154,7 @@ def _judge(row, peer, xivo, probes, entry, unknown) -> list[dict]:
     if not sends_from_its_address(xivo):
         unknown.append(name)
         return []
-    answer = _search(probes, url, peer, xivo)
+    answer = _search(probes, url, xivo)
     entry.update(status=answer["status"], count=answer["count"], redirects=answer["redirects"],
                  final_url=answer["final_url"], sent_from=answer["from_address"])
     status, sent = answer["status"], f"from {answer['from_address']}"
@@ -146,9 +165,7 @@ def _judge(row, peer, xivo, probes, entry, unknown) -> list[dict]:
                  "text": f"{peer.name} refused {name!r} {sent} (HTTP 401): it has no web services user with Host "
                          f"matching {xivo.address} and an empty login and password"}]
     if status == 403:
-        return [{**base, "kind": "private", "status": status,
-                 "text": f"{peer.name} answered 403 to {name!r} {sent}: the private web services only answer "
-                         "the XiVO itself"}]
+        return [_forbidden(base, name, sent, peer, probes)]
     if status == 404:
         return [{**base, "kind": "gone", "status": status,
                  "text": f"{peer.name} has no json.php phonebook (HTTP 404 to {name!r}): XiVO 16.14 and later "
@@ -159,8 +176,37 @@ def _judge(row, peer, xivo, probes, entry, unknown) -> list[dict]:
 
 # -- the search dird's `phonebook` backend sends, and its warm-up ---------------------------------------
 
-def _search(probes, url, peer, xivo):
-    return probes.web.phonebook(url, from_xivo=xivo, term=SEARCH_TERM, verify=peer.webservices.verify)
+def _expected(probes, xivo, peer) -> tuple[bool, str]:
+    """(a phonebook directory toward `peer` is expected, why it is not judged): the manual asks for
+    one where both XiVOs run a release with the Phonebook Sharing page (16.03-16.13)."""
+    (mine, _), (theirs, _) = _version(probes, xivo), _version(probes, peer)
+    if mine is None or theirs is None:
+        return False, (f"not judged: whether {xivo.name} needs a phonebook directory for {peer.name} (the manual's "
+                       "Phonebook Sharing is XiVO 16.03-16.13): the versions are not both known")
+    return release(mine).phonebook_sharing_page and release(theirs).phonebook_sharing_page, ""
+
+
+def _forbidden(base, name, sent, peer, probes) -> dict:
+    """A 403 to a restricted URL: up to 15.20 json.php checks the matched user's access rights
+    (xivo-web-interface src/object/accesswebservice.inc@xivo-15.19 `_chk_acl`, _restricted.php: 403);
+    from 16.01 it no longer does (d2321b4a), so another layer answered."""
+    version, where = _version(probes, peer)
+    rel = release(version)
+    if rel is None or rel.webservice_acl:
+        known = f"{peer.name} runs {version} ({where})" if rel else f"{peer.name}'s version is not known"
+        return {**base, "kind": "acl", "status": 403,
+                "text": f"{peer.name} answered 403 to {name!r} {sent}: up to XiVO 15.20 ({known}) json.php matched a "
+                        "web services user but its access rights (ACL) do not grant service/ipbx/pbx_services/"
+                        "phonebook"}
+    return {**base, "kind": "status", "status": 403,
+            "text": f"{peer.name} answered 403 to {name!r} {sent}, which json.php's restricted mode does not "
+                    f"answer on {version} (401 to an unknown host, no access rights checked since 16.01): read "
+                    f"{peer.name}'s nginx log"}
+
+
+def _search(probes, url, xivo):
+    # dird's phonebook backend never checks the peer's certificate (verify=False, phonebook_plugin.py).
+    return probes.web.phonebook(url, from_xivo=xivo, term=SEARCH_TERM, verify=False)
 
 
 def _warm_searches(w: WarmUp, xivo) -> None:
@@ -170,7 +216,7 @@ def _warm_searches(w: WarmUp, xivo) -> None:
         return
     if not phonebook_sharing_applies(_version(w.probes, xivo)[0]):
         return
-    for row, peer in by_peer(onbox.directories(xivo), "phonebook", xivo, w.topology, w.probes.addresses)[0]:
+    for row, _peer in by_peer(onbox.directories(xivo), "phonebook", xivo, w.topology, w.probes.addresses)[0]:
         url = row["uri"] or ""
         if "/json.php/restricted/" in url and "/json.php/private/" not in url:
-            w.submit(lambda url=url, peer=peer: _search(w.probes, url, peer, xivo))
+            w.submit(lambda url=url: _search(w.probes, url, xivo))

@@ -148,7 +148,8 @@ def test_401_means_no_host_user_with_empty_login_and_password():
 
 
 @pytest.mark.parametrize(("status", "kind", "words"), [
-    (403, "private", "xivo-1 answered 403 to 'phonebook-1' from 127.10.3.2"),
+    (403, "status", "xivo-1 answered 403 to 'phonebook-1' from 127.10.3.2, which json.php's restricted mode does "
+                    "not answer on 16.13"),
     (404, "gone", "xivo-1 has no json.php phonebook (HTTP 404 to 'phonebook-1'): XiVO 16.14 and later removed it"),
     (500, "status", "xivo-1 answered HTTP 500 to 'phonebook-1' from 127.10.3.2"),
 ])
@@ -196,6 +197,55 @@ def test_without_database_or_source_address_it_cannot_check_from_here():
     # the URL itself is judged even so
     with pytest.raises(AssertionError):
         run(Probes(OnBox(rows(PRIVATE))), xivo(2, source=False))
+
+
+# -- as xivo-dird's phonebook backend and json.php do it (each failed on the check before them) ------
+
+def test_the_search_never_checks_the_certificate_as_dird_does():
+    """phonebook_plugin.py sends verify=False whatever the topology says of the peer's certificate."""
+    x1 = Xivo(name="xivo-1", address="127.10.3.1", version="16.13",
+              webservices=WebServicesAccess(verify="/etc/ssl/certs/ca.pem"))
+    topology = Topology(name="t", source=Path("t.yml"), xivos=(x1, X2), pairs=())
+    web = Web()
+    check(xivo=X2, topology=topology, probes=Probes(OnBox(rows(RESTRICTED)), web), evidence=Evidence())
+    assert web.calls == [(RESTRICTED, "xivo-2", "xivo-doctor", False)]
+
+
+@pytest.mark.parametrize("versions", [{"xivo-2": "16.02"}, {"xivo-1": "16.02"}, {"xivo-2": "15.20"}])
+def test_a_missing_directory_is_only_a_finding_where_the_manual_has_phonebook_sharing(versions):
+    """The Phonebook Sharing page is in the manual from 16.03 (wazo-doc 95d73d76) to 16.13."""
+    evidence = run(Probes(OnBox(rows(), versions=versions)))
+    assert "problems" not in evidence
+    message, _ = fails(Probes(OnBox(rows(), versions={"xivo-2": "16.03", "xivo-1": "16.13"})))
+    assert message.startswith("no phonebook directory for xivo-1 on xivo-2")
+
+
+def test_a_missing_directory_is_not_judged_without_versions():
+    evidence = run(Probes(OnBox(rows())), xivo(2, None))
+    assert evidence["not_judged"] == ["not judged: whether xivo-2 needs a phonebook directory for xivo-1 (the "
+                                      "manual's Phonebook Sharing is XiVO 16.03-16.13): the versions are not both "
+                                      "known"]
+
+
+def test_an_existing_directory_is_judged_before_16_03_too():
+    message, _ = fails(Probes(OnBox(rows(PRIVATE), versions={"xivo-2": "15.19", "xivo-1": "15.19"})))
+    assert message.startswith("'phonebook-1' uses the private URL")
+
+
+@pytest.mark.parametrize("peer", ["15.19", "15.20", None])
+def test_a_403_to_the_restricted_url_up_to_15_20_is_the_users_access_rights(peer):
+    x1 = xivo(1, peer)
+    topology = Topology(name="t", source=Path("t.yml"), xivos=(x1, X2), pairs=())
+    evidence = Evidence()
+    with pytest.raises(AssertionError) as caught:
+        check(xivo=X2, topology=topology, probes=Probes(OnBox(rows(RESTRICTED)), Web(403)), evidence=evidence)
+    known = (f"xivo-1 runs {peer} (declared in the topology, not read from the XiVO)" if peer
+             else "xivo-1's version is not known")
+    assert str(caught.value) == (f"xivo-1 answered 403 to 'phonebook-1' from 127.10.3.2: up to XiVO 15.20 ({known}) "
+                                 "json.php matched a web services user but its access rights (ACL) do not grant "
+                                 "service/ipbx/pbx_services/phonebook")
+    out = SPEC.fill_fix(FixContext(topology, X2, None, dict(evidence)))
+    assert "tick IPBX → IPBX services → Phonebook (service/ipbx/pbx_services/phonebook)" in out.summary
 
 
 # -- WebProbe.phonebook against local servers ---------------------------------------------------

@@ -163,6 +163,60 @@ def test_uuid_readings_one_per_ctid_registration_and_none_registered():
                                        unavailable="no xivo-ctid service registered")
 
 
+# -- the directory tables as xivo-dao reads them (hand-made rows, no database) --------------------
+
+def tables_probe(monkeypatch, **tables) -> tuple[OnBoxProbe, Xivo]:
+    """An OnBoxProbe whose database read gives `tables` (rows as `SELECT *` gives them)."""
+    monkeypatch.setattr(OnBoxProbe, "_read", lambda self, x: tables)
+    return OnBoxProbe(Session()), box(dsn="postgresql://x")
+
+
+def test_ctidirectories_keep_the_columns_the_table_has(monkeypatch):
+    """Up to 16.12 a definition has `uri` and no `directory_id` (manage-db 15b236bd8060, 16.13): the
+    check joins by the one there is."""
+    old = {"id": 1, "name": "xivo-1", "uri": "https://127.10.3.1:9486", "delimiter": None,
+           "match_direct": '["firstname"]', "match_reverse": "[]", "description": "", "deletable": 1}
+    new = {k: v for k, v in old.items() if k != "uri"} | {"directory_id": 2}
+    probe, x = tables_probe(monkeypatch, ctidirectories=[old])
+    assert probe.ctidirectories(x) == [old]
+    probe, x = tables_probe(monkeypatch, ctidirectories=[new])
+    assert probe.ctidirectories(x) == [new]
+
+
+@pytest.mark.parametrize(("directories", "names"), [
+    ("internal,xivo-1", ["internal", "xivo-1"]),
+    ("internal, xivo-1", ["internal", " xivo-1"]),  # not stripped: ' xivo-1' is no definition
+    ("", []),
+    (None, []),
+])
+def test_cticontexts_split_the_list_as_xivo_dao_does(monkeypatch, directories, names):
+    row = {"id": 1, "name": "default", "directories": directories, "display": "Display", "description": "",
+           "deletable": 1}
+    probe, x = tables_probe(monkeypatch, cticontexts=[row])
+    assert probe.cticontexts(x)[0]["directory_names"] == names
+
+
+def test_ctidisplays_are_read_and_an_unreadable_table_fails_alone(monkeypatch):
+    assert onbox.QUERIES["ctidisplays"] == "SELECT * FROM ctidisplays ORDER BY id"
+    display = {"id": 1, "name": "Display", "data": "{}", "deletable": 1, "description": "Default display"}
+    probe, x = tables_probe(monkeypatch, ctidisplays=[display], infos=[{"uuid": UUID}])
+    assert probe.ctidisplays(x) == [display]
+    missing = ProbeError("asterisk database of xivo-2", 'reading ctidisplays: relation "ctidisplays" does not exist')
+    probe, x = tables_probe(monkeypatch, ctidisplays=missing, infos=[{"uuid": UUID}])
+    assert probe.infos_uuid(x) == UUID
+    with pytest.raises(ProbeError, match=r"reading ctidisplays"):
+        probe.ctidisplays(x)
+
+
+def test_file_at_gives_where_a_xivos_file_is_read_from_here(tmp_path):
+    write(tmp_path, "/etc/ssl/peer.crt", "-----BEGIN CERTIFICATE-----\n")
+    probe = OnBoxProbe(Session())
+    assert probe.file_at(box(tmp_path), "/etc/ssl/peer.crt") == str(tmp_path / "etc/ssl/peer.crt")
+    assert probe.file_at(box(tmp_path), "/etc/ssl/none.crt") is None
+    with pytest.raises(ProbeError, match=r"no on_box in the topology"):
+        probe.file_at(Xivo(name="xivo-1", address="127.10.3.1"), "/etc/ssl/peer.crt")
+
+
 # -- the asterisk database ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

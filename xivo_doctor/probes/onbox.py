@@ -26,9 +26,8 @@ from typing import Any
 
 from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
 from xivo_doctor.topology.model import Secret, Xivo
+from xivo_doctor.xivo.uuid_files import XIVO_UUID_FILES, uuid_in
 
-# Where xivo-configure-uuid writes XIVO_UUID (XIVO-FACTS §2; wazo-platform/xivo-manage-db:bin/xivo-configure-uuid).
-XIVO_UUID_FILES = ("/etc/profile.d/xivo_uuid.sh", "/etc/default/xivo", "/etc/systemd/system.conf")
 VERSION_FILE = "/usr/share/xivo/XIVO-VERSION"
 MAX_FILE_BYTES = 1_000_000
 
@@ -36,15 +35,19 @@ MAX_FILE_BYTES = 1_000_000
 DIRECTORY_COLUMNS = ("id", "uri", "dirtype", "name", "description", "xivo_username", "xivo_password",
                      "xivo_verify_certificate", "xivo_custom_ca_path", "dird_tenant", "dird_phonebook",
                      "ldapfilter_id")
-CTIDIRECTORY_COLUMNS = ("id", "name", "delimiter", "match_direct", "match_reverse", "description", "deletable",
-                        "directory_id")
+# `uri` up to 16.12, `directory_id` from 16.13 (xivo-manage-db migration 15b236bd8060@xivo-16.13): only the
+# columns the table has are returned, so that a check joins definitions as that release's confgend does.
+CTIDIRECTORY_COLUMNS = ("id", "name", "uri", "delimiter", "match_direct", "match_reverse", "description",
+                        "deletable", "directory_id")
 CTICONTEXT_COLUMNS = ("id", "name", "directories", "display", "description", "deletable")
+CTIDISPLAY_COLUMNS = ("id", "name", "data", "deletable", "description")
 WEBSERVICE_COLUMNS = ("id", "name", "login", "host", "acl", "disable", "description")
 QUERIES = {
     "infos": "SELECT uuid FROM infos",
     "directories": "SELECT * FROM directories ORDER BY id",
     "ctidirectories": "SELECT * FROM ctidirectories ORDER BY id",
     "cticontexts": "SELECT * FROM cticontexts ORDER BY id",
+    "ctidisplays": "SELECT * FROM ctidisplays ORDER BY id",
     "accesswebservice": "SELECT * FROM accesswebservice ORDER BY id",
 }
 
@@ -59,8 +62,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_SHELL_UUID = re.compile(r"""^\s*(?:export\s+)?XIVO_UUID=(["']?)([^"'\s;]*)\1""")
-_SYSTEMD_UUID = re.compile(r"""XIVO_UUID=([^"'\s]*)""")
 _VERSION = re.compile(r"^\d+(\.\d+)+$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -117,17 +118,24 @@ class OnBoxProbe:
         return out
 
     def ctidirectories(self, xivo: Xivo) -> list[dict[str, Any]]:
-        """Services → CTI Server → Directories → Definitions."""
-        return [{c: row.get(c) for c in CTIDIRECTORY_COLUMNS} for row in self._table(xivo, "ctidirectories")]
+        """Services → CTI Server → Directories → Definitions; only the columns the table has."""
+        return [{c: row[c] for c in CTIDIRECTORY_COLUMNS if c in row} for row in self._table(xivo, "ctidirectories")]
 
     def cticontexts(self, xivo: Xivo) -> list[dict[str, Any]]:
-        """Direct directories, one row per profile; `directory_names` splits the comma list."""
+        """Direct directories, one row per context; `directory_names` splits the comma list as
+        xivo-dao does, names NOT stripped (`directories.split(',') if directories else []`:
+        xivo_dao/cti_displays_dao.py@xivo-15.19..16.15): " xivo-1" is not the definition "xivo-1"."""
         out = []
         for row in self._table(xivo, "cticontexts"):
             item = {c: row.get(c) for c in CTICONTEXT_COLUMNS}
-            item["directory_names"] = [n.strip() for n in (row.get("directories") or "").split(",") if n.strip()]
+            item["directory_names"] = row["directories"].split(",") if row.get("directories") else []
             out.append(item)
         return out
+
+    def ctidisplays(self, xivo: Xivo) -> list[dict[str, Any]]:
+        """Services → CTI Server → Directories → Display filters: a context gives a profile only when its
+        `display` names one of these (xivo-dao cti_displays_dao.py, inner join)."""
+        return [{c: row.get(c) for c in CTIDISPLAY_COLUMNS} for row in self._table(xivo, "ctidisplays")]
 
     def webservice_users(self, xivo: Xivo) -> list[dict[str, Any]]:
         """Configuration → Management → Web Services Access; never the password, only whether set."""
@@ -185,7 +193,7 @@ class OnBoxProbe:
     def xivo_uuid_files(self, xivo: Xivo) -> dict[str, str | None]:
         """XIVO_UUID in each file xivo-configure-uuid writes; None: file missing or no XIVO_UUID in it."""
         return self.probes.cached(("onbox-uuid-files", xivo.name), lambda: {
-            path: _uuid_in(path, self._read_file(xivo, path)) for path in XIVO_UUID_FILES
+            path: uuid_in(path, self._read_file(xivo, path)) for path in XIVO_UUID_FILES
         })
 
     def version_file(self, xivo: Xivo) -> str | None:
@@ -200,6 +208,17 @@ class OnBoxProbe:
             return value
 
         return self.probes.cached(("onbox-version", xivo.name), read)
+
+    def file_at(self, xivo: Xivo, path: str) -> str | None:
+        """Where the XiVO's file `path` is read from here (under on_box.root), when it exists and can be
+        read; None when it is absent. ProbeError without on-box root or when it cannot be read."""
+        def find() -> str | None:
+            if self._read_file(xivo, path) is None:
+                return None
+            assert xivo.on_box is not None
+            return str(Path(xivo.on_box.root) / path.lstrip("/"))
+
+        return self.probes.cached(("onbox-file", xivo.name, path), find)
 
     def _read_file(self, xivo: Xivo, path: str) -> str | None:
         source = f"{path} of {xivo.name}"
@@ -274,25 +293,6 @@ def _attempt(source: str, kind: str, read) -> UuidReading:
     except ProbeError as exc:
         return UuidReading(source, kind, unavailable=str(exc))
     return UuidReading(source, kind, str(value).strip() if value else None)
-
-
-def _uuid_in(path: str, text: str | None) -> str | None:
-    if text is None:
-        return None
-    found = None
-    for line in text.splitlines():
-        if line.lstrip().startswith(("#", ";")):
-            continue
-        if path.endswith("system.conf"):
-            # DefaultEnvironment="XIVO_UUID=..." (xivo-configure-uuid, _set_system_conf)
-            if line.strip().startswith("DefaultEnvironment="):
-                for match in _SYSTEMD_UUID.finditer(line):
-                    found = match.group(1) or None
-        else:
-            match = _SHELL_UUID.match(line)
-            if match:
-                found = match.group(2) or None
-    return found
 
 
 def _clean(exc: BaseException, dsn: str) -> str:

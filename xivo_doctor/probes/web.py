@@ -27,25 +27,29 @@ class WebProbe:
     def __init__(self, probes: Any) -> None:
         self.probes = probes
 
-    def confd_infos(self, xivo: Xivo, *, from_xivo: Xivo | None = None, username: str | None = None,
-                    password: Secret | str | None = None, verify: bool | str = False) -> dict[str, Any]:
-        """GET https://<xivo>:<confd port>/1.1/infos, with HTTP Digest when credentials are given
-        (confd's legacy auth, XIVO-FACTS §6.4) or none (then only an authorised source address
-        passes), sent from `from_xivo`'s source address when given.
+    def confd_infos(self, xivo: Xivo, *, url: str | None = None, from_xivo: Xivo | None = None,
+                    username: str | None = None, password: Secret | str | None = None,
+                    verify: bool | str = False) -> dict[str, Any]:
+        """GET `url`, by default https://<xivo>:<confd port>/1.1/infos; a directory check gives the
+        URL xivo-dird builds from the directory's URI (xivo/dird_sources.py), which may be another.
+        With HTTP Digest when credentials are given (confd's legacy auth, XIVO-FACTS §6.4) or none
+        (then only an authorised source address passes), sent from `from_xivo`'s source address
+        when given; `verify` as requests takes it (False, True: requests' CA bundle, or a CA file).
 
-        Returns {"status", "uuid" (None unless a 200 carried one), "elapsed_ms", "url",
-        "from_address", "auth": "digest" | "none"}.
+        Returns {"status", "uuid" (None unless a 200 carried one), "elapsed_ms", "url" (without
+        user info), "from_address", "auth": "digest" | "none"}.
         """
         secret = password if isinstance(password, Secret) or password is None else Secret(password)
         with_auth = bool(username and secret)
         source_address = _source_address(from_xivo)
-        url = f"https://{_host(xivo.address)}:{xivo.confd.port}/1.1/infos"
-        key = ("confd-infos", xivo.name, source_address, username if with_auth else None,
-               secret if with_auth else None, str(verify))
+        url = url or f"https://{_host(xivo.address)}:{xivo.confd.port}/1.1/infos"
+        shown = _without_userinfo(url)
+        key = ("confd-infos", xivo.name, shown, Secret(url) if shown != url else None, source_address,
+               username if with_auth else None, secret if with_auth else None, str(verify))
 
         def ask() -> dict[str, Any]:
             where = f" from {from_xivo.name} ({source_address})" if from_xivo and source_address else ""
-            source = f"xivo-confd of {xivo.name} ({url}){where}"
+            source = f"xivo-confd of {xivo.name} ({shown}){where}"
             auth = HTTPDigestAuth(username, secret.reveal()) if with_auth and secret is not None else None
             answer = fetch(url, source=source, deadline=self.probes.deadline, timeout=self.probes.timeout,
                            auth=auth, verify=verify, source_address=source_address,
@@ -56,7 +60,7 @@ class WebProbe:
                 uuid = body.get("uuid") if isinstance(body, dict) else None
                 if not isinstance(uuid, str) or not uuid:
                     raise ProbeError(source, f"answered 200 without a uuid: {answer.text[:80]!r}")
-            return {"status": answer.status, "uuid": uuid, "elapsed_ms": answer.elapsed_ms, "url": url,
+            return {"status": answer.status, "uuid": uuid, "elapsed_ms": answer.elapsed_ms, "url": shown,
                     "from_address": source_address, "auth": "digest" if with_auth else "none"}
 
         return self.probes.cached(key, ask)

@@ -2,8 +2,10 @@
 
 Place in the pipeline: a helper for evaluation, shared by `directory-source` (dirtype `xivo`) and
 `phonebook-restricted` (dirtype `phonebook`); no I/O. A directory is matched to a peer by the host
-of its URI, parsed the way xivo-confgend splits it (`scheme://host[:port]`). Both checks judge the
-same link, drawn as one panel (`SEARCHES`): this XiVO searching each peer's contacts and phonebook.
+of its URI (`scheme://host[:port]`, tolerant of a path or an IPv6 literal, so that a broken URI is
+still matched to the peer it was meant for); what xivo-confgend itself makes of the URI — split at
+the first ':' — is dird_sources.confd_config. Both checks judge the same link, drawn as one panel
+(`SEARCHES`): this XiVO searching each peer's contacts and phonebook.
 """
 
 from __future__ import annotations

@@ -35,6 +35,23 @@ class Release:
     advertise_auto: bool  # service_discovery.advertise_address: auto understood (16.01+)
     auto_fallback: bool  # auto falls back to eth*, lo, 127.0.0.1 (16.06+); before, a missing interface stops ctid
     json_php_phonebook: bool  # xivo-web-interface's json.php phonebook (15.19-16.13)
+    # The manual has the Phonebook Sharing page (16.03-16.13 for the json.php mechanism): first added by
+    # wazo-platform/wazo-doc 95d73d76 (first tag xivo-16.03), still there but stale from 16.14.
+    phonebook_sharing_page: bool
+    # json.php `restricted` also checks the matched web services user's ACL (its PHP-serialized `obj`)
+    # for service/ipbx/pbx_services/phonebook, else 403: wazo-platform/xivo-web-interface
+    # src/object/accesswebservice.inc@xivo-15.19 (`_chk_acl`), removed by d2321b4a (first tag xivo-16.01).
+    webservice_acl: bool
+    # dird's lookup waits this long for its sources (services.yml `timeout`), None: no timeout (waits
+    # every source, each bounded by its 4 s client timeout): wazo-platform/xivo-confgend
+    # xivo_confgen/dird.py@xivo-15.19 (no timeout) vs @xivo-15.20 (`_default_timeout = 2.9`, 099d954).
+    lookup_timeout_s: float | None
+    # xivo-confd's /1.1/users?view=directory carries each user's `uuid` (wazo-platform/wazo-confd
+    # xivo_confd/plugins/user/resource.py, 5662ff7c, first tag xivo-16.02).
+    confd_directory_uuid: bool
+    # xivo-dird's `xivo` backend reads `entry['uuid']` for every user (KeyError without it): wazo-platform/
+    # wazo-dird xivo_dird/plugins/xivo_user_plugin.py `user_uuid=entry['uuid']`, 7d09022b, first tag xivo-16.02.
+    dird_needs_user_uuid: bool
 
     @property
     def name(self) -> str:
@@ -59,6 +76,11 @@ def release(version: str | None) -> Release | None:
         advertise_auto=v >= (16, 1),
         auto_fallback=v >= (16, 6),
         json_php_phonebook=v <= (16, 13),
+        phonebook_sharing_page=(16, 3) <= v <= (16, 13),
+        webservice_acl=v <= (15, 20),
+        lookup_timeout_s=2.9 if v >= (15, 20) else None,
+        confd_directory_uuid=v >= (16, 2),
+        dird_needs_user_uuid=v >= (16, 2),
     )
 
 
