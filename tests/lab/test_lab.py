@@ -81,9 +81,13 @@ def test_the_lab_comes_up_healthy(lab):
         assert psql(lab, node, "SELECT uuid FROM infos") == node.uuid
     assert message_crosses(lab, one, two) is not None
     assert message_crosses(lab, two, one) is not None
-    # each XiVO sees the other's ctid through ?dc=, as xivo-ctid's ServiceFinder does (anonymous)
-    seen = consul(lab, one, "/v1/health/service/xivo-ctid", token=False, dc="xivo-lab-2", passing="1").json()
-    assert [e["Service"]["Tags"][0] for e in seen] == [two.uuid]
+    # what a peer's xivo-ctid 16.13 asks through ?dc= (R1 §5: the catalog, token-less). Consul 0.7.0
+    # filters discovery by the token's rights and 16.13's anonymous token has none (R1 §4): the other
+    # datacenter answers, with nothing in it for anonymous; with its own master token, its ctid
+    seen = consul(lab, one, "/v1/catalog/service/xivo-ctid", token=False, dc="xivo-lab-2")
+    assert (seen.status_code, seen.json()) == (200, [])
+    own = consul(lab, two, "/v1/catalog/service/xivo-ctid").json()
+    assert [e["ServiceTags"][0] for e in own] == [two.uuid]
 
 
 def test_the_topology_it_writes_loads_with_on_box_access(lab):
@@ -95,6 +99,8 @@ def test_the_topology_it_writes_loads_with_on_box_access(lab):
     assert first.consul.token.reveal() == lab.nodes[0].master_token
     assert first.rabbitmq.password.reveal() == "xivo"
     assert [p.id for p in topology.pairs] == ["xivo-1->xivo-2", "xivo-2->xivo-1"]
+    # each node declares its own release; two 16.13 nodes share their phonebooks (16.03-16.13)
+    assert [(x.version, x.webservices.phonebook_sharing) for x in topology.xivos] == [("16.13", True)] * 2
 
 
 def test_lab_up_again_is_idempotent(lab):
@@ -114,6 +120,13 @@ def test_doctor_run_on_the_healthy_lab_is_ok(lab):
 def _dup_uuid(lab, node, peer):
     return (psql(lab, node, "SELECT uuid FROM infos") == peer.uuid
             and requests.get(f"http://{node.address}:9495/0.1/infos", timeout=3).json()["uuid"] == peer.uuid)
+
+
+def _uuid_not_configured(lab, node, peer):
+    root = lab.root(node)
+    return (not (root / "etc/profile.d/xivo_uuid.sh").exists()
+            and "undefined environment variable XIVO_UUID" in (root / "var/log/xivo-ctid.log").read_text()
+            and tcp_state(node.address, 9495) == "refused")
 
 
 def _advertise_localhost(lab, node, peer):
@@ -139,6 +152,7 @@ def _peer_down(lab, node, peer):
 
 SYMPTOMS = {
     "duplicate-uuid": _dup_uuid,
+    "uuid-not-configured": _uuid_not_configured,
     "ctid-advertise-localhost": _advertise_localhost,
     "ctid-listen-loopback": _listen_loopback,
     "consul-not-joined": _not_joined,
@@ -183,3 +197,6 @@ def test_lab_files_are_what_an_admin_edits(lab):
     assert ctid["rest_api"]["http"]["listen"] == "0.0.0.0"
     assert ctid["service_discovery"]["advertise_address"] == "auto"
     assert (root / "etc/profile.d/xivo_uuid.sh").read_text() == f"export XIVO_UUID={lab.nodes[1].uuid}\n"
+    # xivo-configure-uuid (16.02+, the lab's default 16.13) appends to /etc/default/xivo (R1 §2)
+    assert (root / "etc/default/xivo").read_text() == f"export XIVO_UUID={lab.nodes[1].uuid}\n"
+    assert yaml.safe_load((root / "etc/xivo-dao/config.yml").read_text())["db_uri"] == lifecycle.dsn(lab, lab.nodes[1])

@@ -1,6 +1,8 @@
 """Helpers for the lab stand-in tests: node roots built by hand, processes, a fake Consul agent.
 
-The node roots hold the files of docs/lab.md that the ctid, confd and web-services stand-ins read.
+The node roots hold the files of docs/lab.md that the ctid, confd and web-services stand-ins read,
+written by hand from the research notes (R1 §2, §3) for the release asked, so that these tests do
+not take the lab's own `releases` table for granted.
 The fake Consul is a plain HTTP server recording what xivo-ctid's registration sends, so these
 tests do not depend on the lab's Consul stand-in.
 """
@@ -28,8 +30,24 @@ CTID_DEFAULTS = {  # etc/xivo-ctid/config.yml as shipped (XIVO-FACTS §3)
                           "advertise_port": 9495, "ttl_interval": 30, "refresh_interval": 27, "retry_interval": 2,
                           "extra_tags": []},
 }
-MANUAL_CTID = {"rest_api": {"http": {"listen": "0.0.0.0"}},  # the manual's interconnection.yml
+CTID_DEFAULTS_15 = {  # etc/xivo-ctid/config.yml @xivo-15.19 / @xivo-15.20 (R1 §3)
+    "rest_api": {"http": {"listen": "127.0.0.1", "port": 9495}, "cors": {"enabled": True}},
+    "service_discovery": {"advertise_address": "localhost", "advertise_port": 9495,
+                          "check_url": "http://localhost:9495/0.1/infos", "check_url_interval": "300s",
+                          "check_url_timeout": "10s", "extra_tags": []},
+}
+MANUAL_CTID = {"rest_api": {"http": {"listen": "0.0.0.0"}},  # the manual's interconnection.yml (16.01+)
                "service_discovery": {"advertise_address": "auto", "advertise_address_interface": "eth0"}}
+
+
+def manual_ctid_15(address: str) -> dict[str, Any]:
+    """The manual's interconnection.yml at 15.19-15.20: the IP literally and a check_url (R1 §3)."""
+    return {"rest_api": {"http": {"listen": "0.0.0.0"}},
+            "service_discovery": {"advertise_address": address, "check_url": f"http://{address}:9495/0.1/infos"}}
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -47,16 +65,23 @@ def make_cert(root: Path, address: str) -> None:
                    check=True, capture_output=True)
 
 
-def make_root(root: Path, *, address: str, uuid: str | None, version: str = "16.13", dsn: str = "",
+def make_root(root: Path, *, address: str, uuid: str | None, version: str | None = "16.13", dsn: str = "",
               ctid: dict[str, Any] | None = None, consul_client_addr: str = "0.0.0.0",
               interfaces: dict[str, str] | None = None, cert_from: Path | None = None) -> Path:
-    """A node root with docs/lab.md's files for ctid, confd and the web services."""
+    """A node root with docs/lab.md's files for ctid, confd and the web services.
+
+    `uuid`: the XIVO_UUID files as xivo-configure-uuid writes them (16.02+), None for none;
+    `version` None: no version file; `dsn`: also xivo-dao's config.yml (where ctid <= 16.01 reads its UUID)."""
     short = f"xivo-lab-{address.rsplit('.', 1)[1]}"
     write(root / "etc/hostname", short + "\n")
     if uuid:
         write(root / "etc/profile.d/xivo_uuid.sh", f"export XIVO_UUID={uuid}\n")
-        write(root / "etc/default/xivo", f"XIVO_UUID={uuid}\n")
-    write(root / "usr/share/xivo/XIVO-VERSION", version + "\n")
+        write(root / "etc/default/xivo", f"export XIVO_UUID={uuid}\n")
+        write(root / "etc/systemd/system.conf", f'[Manager]\nDefaultEnvironment="XIVO_UUID={uuid}"\n')
+    if version is not None:
+        write(root / "usr/share/xivo/XIVO-VERSION", version + "\n")
+    if dsn:
+        write(root / "etc/xivo-dao/config.yml", yaml.safe_dump({"db_uri": dsn}))
     if cert_from is not None:
         for name in ("server.crt", "server.key"):
             write(root / "usr/share/xivo-certs" / name, (cert_from / "usr/share/xivo-certs" / name).read_text())
@@ -71,7 +96,8 @@ def make_root(root: Path, *, address: str, uuid: str | None, version: str = "16.
                          "verify": "/usr/share/xivo-certs/server.crt"}}
     write(root / "var/lib/consul/default_xivo_consul_config.yml", yaml.safe_dump(consul))
     write(root / "var/lib/consul/default_xivo_consul_token.yml", yaml.safe_dump({"consul": {"token": "t0k3n"}}))
-    write(root / "etc/xivo-ctid/config.yml", yaml.safe_dump(CTID_DEFAULTS))
+    old = version is not None and version_key(version) < (16, 1)
+    write(root / "etc/xivo-ctid/config.yml", yaml.safe_dump(CTID_DEFAULTS_15 if old else CTID_DEFAULTS))
     write(root / "etc/xivo-ctid/conf.d/050-xivo-consul-config.yml", yaml.safe_dump(consul))
     write(root / "etc/xivo-ctid/conf.d/050-xivo-consul-token.yml", yaml.safe_dump({"consul": {"token": "t0k3n"}}))
     if ctid is not None:

@@ -36,7 +36,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     up = action("up", "start the lab (idempotent) and write DIR/topology.yml")
     up.add_argument("--nodes", type=int, default=2, help="number of XiVO nodes (default 2)")
-    up.add_argument("--version", default=None, help=f"XiVO version of the nodes (default {DEFAULT_VERSION_SHOWN})")
+    up.add_argument("--version", default=None,
+                    help="XiVO version of every node, or one per node comma-separated (16.13,16.15), each from "
+                         f"15.19 to 16.15 (default {DEFAULT_VERSION_SHOWN}); kept by an existing lab")
     up.add_argument("--base", default="127.10.0.0", help="node N gets base+N (default 127.10.0.0)")
     action("down", "stop every process the lab started (files are kept)")
     action("status", "each node, each service, pid, address:port, up or down")

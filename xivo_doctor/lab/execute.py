@@ -3,7 +3,7 @@
 Place in the lab: it lets a fix printed by the doctor be applied exactly as written. The command
 runs under bash with the node's `bin/` first on PATH (real `rabbitmqctl`/`rabbitmq-plugins` for
 that node, and the scripts of `lab.bindir` that run `lab.shim` for consul, service, systemctl,
-xivo-service, psql, sudo, curl, iptables), in the node's root, with XiVO's absolute paths (/etc,
+xivo-service, psql, sudo, curl, iptables, xivo-configure-uuid), in the node's root, with XiVO's absolute paths (/etc,
 /var/lib, /var/log, /usr/share/xivo*) mapped under that root — the node's files are where the
 admin's commands expect.
 """

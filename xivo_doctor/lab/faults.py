@@ -2,8 +2,9 @@
 
 Place in the lab: each fault edits the same file or table an admin would, or runs the same
 `rabbitmqctl`/`psql`/Consul API call, then restarts what the admin would restart (docs/lab.md).
-No stand-in has a hidden switch. `heal` writes every node back to the manual's healthy state and
-restarts what changed.
+No stand-in has a hidden switch. A fault is made as on the node's own release (`releases`: the
+files and daemons differ per XiVO version); one that makes no sense there is refused in one line.
+`heal` writes every node back to the manual's healthy state and restarts what changed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from xivo_doctor.lab import lifecycle, postgres, rabbitmq
+from xivo_doctor.lab import lifecycle, postgres, rabbitmq, releases
 from xivo_doctor.lab.consul import client as consul_client
-from xivo_doctor.lab.nodes import CTID_INTERCONNECTION, LabNode, write_file, write_root
+from xivo_doctor.lab.nodes import LabNode, ctid_interconnection, write_file, write_root
 from xivo_doctor.lab.state import LabError, LabState, start_standin, stop_service
 
 Say = Callable[[str], None]
@@ -30,6 +31,8 @@ class Fault:
     name: str
     summary: str
     apply: Callable[[LabState, LabNode, LabNode, Say], None]  # (state, node, peer, say)
+    # why the fault makes no sense for (node, peer) on their releases; None when it does
+    refused: Callable[[LabNode, LabNode], str | None] = lambda node, peer: None
 
 
 def ctl(state: LabState, node: LabNode, *args: str, tool: str = "rabbitmqctl") -> str:
@@ -52,14 +55,41 @@ def restart(state: LabState, node: LabNode, service: str, say: Say) -> None:
 
 
 def _duplicate_uuid(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
-    """A cloned VM: the peer's UUID in `infos` and in XIVO_UUID's files; services restarted."""
+    """A cloned VM: the peer's UUID in `infos` and (16.02+, R1 §2) in XIVO_UUID's files; services restarted."""
     sql(state, node, f"UPDATE infos SET uuid = '{peer.uuid}'")
-    root = state.root(node)
-    write_file(root / "etc/profile.d/xivo_uuid.sh", f"export XIVO_UUID={peer.uuid}\n")
-    write_file(root / "etc/default/xivo", f"XIVO_UUID={peer.uuid}\n")
-    write_file(root / "etc/systemd/system.conf", f'[Manager]\nDefaultEnvironment="XIVO_UUID={peer.uuid}"\n')
+    if releases.uuid_files(node.version):
+        root = state.root(node)
+        write_file(root / "etc/profile.d/xivo_uuid.sh", releases.uuid_profile(peer.uuid))
+        write_file(root / "etc/default/xivo", releases.uuid_default_line(peer.uuid))
+        write_file(root / "etc/systemd/system.conf", releases.uuid_system_conf(peer.uuid))
     for service in ("xivo-confd", "xivo-ctid"):
         restart(state, node, service, say)
+
+
+def _uuid_not_configured(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
+    """The upgrade to 16.02+ ran while PostgreSQL was offline, so the postinst skipped
+    xivo-configure-uuid (R1 §2): no /etc/profile.d/xivo_uuid.sh, no `export XIVO_UUID` in
+    /etc/default/xivo, Debian's commented `#DefaultEnvironment=`; then `service xivo-ctid restart`,
+    which stops on `undefined environment variable XIVO_UUID`."""
+    root = state.root(node)
+    (root / "etc/profile.d/xivo_uuid.sh").unlink(missing_ok=True)
+    default = root / "etc/default/xivo"
+    if default.exists():
+        kept = [line for line in default.read_text().splitlines(keepends=True)
+                if not line.strip().startswith(("export XIVO_UUID=", "XIVO_UUID="))]
+        if kept:
+            write_file(default, "".join(kept))
+        else:
+            default.unlink()
+    write_file(root / "etc/systemd/system.conf", releases.SYSTEM_CONF_DEBIAN)
+    restart(state, node, "xivo-ctid", say)
+
+
+def _uuid_files_refused(node: LabNode, peer: LabNode) -> str | None:
+    if releases.uuid_files(node.version):
+        return None
+    return (f"{node.name} runs XiVO {node.version}: xivo-configure-uuid and the XIVO_UUID files only exist from "
+            f"16.02 (its xivo-ctid reads the UUID from the database)")
 
 
 def _ctid_config(state: LabState, node: LabNode, config: dict, say: Say) -> None:
@@ -69,13 +99,20 @@ def _ctid_config(state: LabState, node: LabNode, config: dict, say: Say) -> None
 
 
 def _ctid_advertise_localhost(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
-    """interconnection.yml without service_discovery: advertise_address stays `localhost`."""
-    _ctid_config(state, node, {"rest_api": CTID_INTERCONNECTION["rest_api"]}, say)
+    """advertise_address left at its default `localhost`: 16.01+ interconnection.yml without
+    service_discovery; 15.19-15.20 the manual's `advertise_address: <IP>` line removed (its
+    `check_url` stays)."""
+    manual = ctid_interconnection(node)
+    if releases.ctid_http_check(node.version):
+        discovery = {k: v for k, v in manual["service_discovery"].items() if k != "advertise_address"}
+        _ctid_config(state, node, {"rest_api": manual["rest_api"], "service_discovery": discovery}, say)
+    else:
+        _ctid_config(state, node, {"rest_api": manual["rest_api"]}, say)
 
 
 def _ctid_listen_loopback(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
     """interconnection.yml without rest_api: xivo-ctid keeps listening on 127.0.0.1."""
-    _ctid_config(state, node, {"service_discovery": CTID_INTERCONNECTION["service_discovery"]}, say)
+    _ctid_config(state, node, {"service_discovery": ctid_interconnection(node)["service_discovery"]}, say)
 
 
 def _consul_not_joined(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
@@ -129,18 +166,39 @@ def _federation_plugin_disabled(state: LabState, node: LabNode, peer: LabNode, s
 
 
 def _phonebook_private_url(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
-    """The directory URL written with `private` instead of `restricted` (phonebook_sharing.rst)."""
-    sql(state, node, "UPDATE directories SET uri = replace(uri, '/json.php/restricted/', '/json.php/private/') "
-                     f"WHERE dirtype = 'phonebook' AND uri LIKE '%//{peer.address}/%'")
+    """The directory URL written with `private` instead of `restricted` (phonebook_sharing.rst); up to
+    16.12 the definition names its directory by that same URL, so it was chosen with `private` too."""
+    replace = "replace(uri, '/json.php/restricted/', '/json.php/private/')"
+    where = f"uri LIKE '%//{peer.address}/%/json.php/restricted/%'"
+    statements = [f"UPDATE directories SET uri = {replace} WHERE dirtype = 'phonebook' AND {where}"]
+    if not releases.ctidirectories_by_id(node.version):
+        statements.insert(0, f"UPDATE ctidirectories SET uri = {replace} WHERE {where}")
+    sql(state, node, "; ".join(statements))
+
+
+def _phonebook_refused(node: LabNode, peer: LabNode) -> str | None:
+    if releases.phonebook_sharing(node.version) and releases.phonebook_sharing(peer.version):
+        return None
+    return (f"{node.name} (XiVO {node.version}) has no phonebook directory for {peer.name} (XiVO {peer.version}): "
+            f"Phonebook Sharing needs both on 16.03 to 16.13")
 
 
 def _version_mismatch(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
-    """One server left on the previous release: its version file says 16.12."""
-    write_file(state.root(node) / "usr/share/xivo/XIVO-VERSION", "16.12\n")
+    """One server left on the previous release: its version file says the release before its own."""
+    write_file(state.root(node) / "usr/share/xivo/XIVO-VERSION", f"{releases.previous(node.version)}\n")
+
+
+def _version_refused(node: LabNode, peer: LabNode) -> str | None:
+    if releases.previous(node.version) is not None:
+        return None
+    return f"{node.name} runs XiVO {node.version}: no earlier release has the interconnection (15.19 is the first)"
 
 
 CATALOGUE = [
-    Fault("duplicate-uuid", "a cloned VM: the node has its peer's UUID in `infos` and XIVO_UUID", _duplicate_uuid),
+    Fault("duplicate-uuid", "a cloned VM: the node has its peer's UUID in `infos` (and XIVO_UUID from 16.02)",
+          _duplicate_uuid),
+    Fault("uuid-not-configured", "16.02+: xivo-configure-uuid skipped at the upgrade (PostgreSQL offline): no "
+          "XIVO_UUID files, xivo-ctid restarted and stopped", _uuid_not_configured, _uuid_files_refused),
     Fault("ctid-advertise-localhost", "xivo-ctid's advertise_address left at its default (localhost)",
           _ctid_advertise_localhost),
     Fault("ctid-listen-loopback", "xivo-ctid's REST API left listening on 127.0.0.1", _ctid_listen_loopback),
@@ -155,8 +213,9 @@ CATALOGUE = [
     Fault("federation-policy-missing", "the federate-xivo policy is missing on the node", _federation_policy_missing),
     Fault("federation-plugin-disabled", "rabbitmq_federation disabled on the node", _federation_plugin_disabled),
     Fault("phonebook-private-url", "the node's phonebook directory for its peer uses `private`, not `restricted`",
-          _phonebook_private_url),
-    Fault("version-mismatch", "the node still runs 16.12 while the others run the lab's version", _version_mismatch),
+          _phonebook_private_url, _phonebook_refused),
+    Fault("version-mismatch", "the node's version file says the release before its own (left on the previous "
+          "release)", _version_mismatch, _version_refused),
 ]
 FAULTS = {f.name: f for f in CATALOGUE}
 
@@ -168,6 +227,9 @@ def break_(lab_dir, name: str, node_name: str | None, say: Say = print) -> tuple
     state = LabState.load(lab_dir)
     node = state.node(node_name or state.nodes[1].name)
     peer = next(n for n in state.nodes if n is not node)
+    refused = FAULTS[name].refused(node, peer)
+    if refused is not None:
+        raise LabError(f"{name} makes no sense here: {refused}")
     FAULTS[name].apply(state, node, peer, say)
     say(f"{name} made on {node.name} (peer {peer.name}); `xivo-doctor lab heal` undoes it")
     return node, peer
@@ -178,18 +240,30 @@ def heal(lab_dir, say: Say = print) -> None:
     state = LabState.load(lab_dir)
     for node in state.nodes:
         uri = lifecycle.dsn(state, node)
+        changed_uuid = _database_uuid(state, node) != node.uuid  # ctid <= 16.01 reads `infos.uuid` at start (R1 §2)
+        # a lab made before `ctidisplays` was part of the schema gets it here
+        sql(state, node, "CREATE TABLE IF NOT EXISTS ctidisplays (id serial PRIMARY KEY, name varchar(50), "
+                         "data text NOT NULL, deletable integer, description text)")
         sql(state, node, "TRUNCATE infos, accesswebservice, directories, ctidirectories, ctidirectoryfields, "
-                         "cticontexts, userfeatures, phonebook, phonebooknumber, phonebookaddress "
+                         "cticontexts, ctidisplays, userfeatures, phonebook, phonebooknumber, phonebookaddress "
                          "RESTART IDENTITY CASCADE")
-        peers = [(p.name, p.address) for p in state.nodes if p is not node]
+        peers = [(p.name, p.address, p.version) for p in state.nodes if p is not node]
         postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version)
         changed = write_root(node, state.dir, db_uri=uri)
+        if changed_uuid:
+            changed.add("uuid")
         for service in ("xivo-confd", "webservices", "xivo-ctid", "consul"):
-            # XiVO daemons read XIVO_UUID at start: a UUID change restarts them all
+            # XiVO daemons read the UUID at start: a UUID change restarts them all
             if service in changed or ("uuid" in changed and service.startswith("xivo-")):
                 stop_service(state, node, service)
     _restart_missing_and_refederate(state, say)
     say("healed: the lab is the manual's healthy interconnection again")
+
+
+def _database_uuid(state: LabState, node: LabNode) -> str | None:
+    argv, env = postgres.psql(lifecycle.dsn(state, node), "SELECT uuid FROM infos")
+    done = subprocess.run([*argv, "-A", "-t"], env=env, capture_output=True, text=True, timeout=30)
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
 def _restart_missing_and_refederate(state: LabState, say: Say) -> None:

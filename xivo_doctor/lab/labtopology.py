@@ -2,16 +2,26 @@
 
 Place in the lab: the hand-over to the doctor. It declares every node with on-box access (the
 node's root, its database, its rabbitmqctl, the address requests "from" it leave from), and
-reads every secret from a file under the lab directory, as an admin would configure it.
+reads every secret from a file under the lab directory, as an admin would configure it. Each node
+declares its own release, and `webservices.phonebook_sharing: false` where it shares no phonebook
+(Phonebook Sharing needs it and a peer on 16.03-16.13, `releases.phonebook_sharing`).
 """
 
 from __future__ import annotations
 
 import yaml
 
+from xivo_doctor.lab import releases
+from xivo_doctor.lab.nodes import LabNode
 from xivo_doctor.lab.state import LabState
 
 RABBITMQ_PASSWORD = "xivo"  # the manual's `rabbitmqctl add_user xivo xivo`
+
+
+def shares_phonebook(state: LabState, node: LabNode) -> bool:
+    """The manual's Phonebook Sharing set up between `node` and at least one peer (as `postgres.fill_node`)."""
+    return releases.phonebook_sharing(node.version) and any(
+        releases.phonebook_sharing(peer.version) for peer in state.nodes if peer is not node)
 
 
 def write_topology(state: LabState) -> None:
@@ -22,9 +32,10 @@ def write_topology(state: LabState) -> None:
     xivos = []
     for node in state.nodes:
         base = f"nodes/{node.name}"
-        xivos.append({
+        xivo = {
             "name": node.name,
             "address": node.address,
+            "version": node.version,
             "consul": {"token_file": f"{base}/root/var/lib/consul/master_token"},
             "on_box": {
                 "root": f"{base}/root",
@@ -33,12 +44,14 @@ def write_topology(state: LabState) -> None:
                 "consul": [str(lab / base / "bin" / "consul")],
                 "source_address": node.address,
             },
-        })
+        }
+        if not shares_phonebook(state, node):
+            xivo["webservices"] = {"phonebook_sharing": False}
+        xivos.append(xivo)
     topology = {
         "name": "xivo-lab",
         "probe_timeout": 2,
         "defaults": {
-            "version": first.version,
             "consul": {"scheme": "https", "port": 8500, "verify": False},
             "rabbitmq": {"port": first.amqp_port, "user": "xivo", "password_file": "rabbitmq.secret", "vhost": "/"},
             "ctid": {"port": 9495},

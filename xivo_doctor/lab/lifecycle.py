@@ -3,7 +3,9 @@
 Place in the lab: the orchestrator. It decides addresses and ports (stepping aside from ports
 that services it did not start already hold), writes each node's root (`nodes`), starts the real
 RabbitMQ/PostgreSQL/serf and the stand-ins, applies the manual's procedure (federation commands,
-`consul join -wan`), waits until the interconnection is healthy, and writes the topology.
+`consul join -wan`), waits until the interconnection is healthy, and writes the topology. Each node
+runs one XiVO release (`--version V` for all, `V1,V2,...` one per node; `releases`), fixed when the
+lab is created.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from xivo_doctor.lab import postgres, rabbitmq
+from xivo_doctor.lab import postgres, rabbitmq, releases
 from xivo_doctor.lab.bindir import write_shims
 from xivo_doctor.lab.consul import client as consul_client
 from xivo_doctor.lab.labtopology import write_topology
@@ -67,10 +69,19 @@ def _pick_port(addresses: list[str], preferred: int, fallbacks: list[int], what:
     raise LabError(f"no free port for {what} (tried {preferred}, {', '.join(map(str, fallbacks))})")
 
 
-def new_state(lab_dir: Path, count: int, version: str, base: str, say: Say, *, epmd_port: int = 4370,
-              dist_base: int = 25700) -> LabState:
+def node_versions(version: str | Sequence[str], count: int) -> list[str]:
+    """The release of each of `count` nodes from `--version` (one for all, or one per node)."""
+    try:
+        return releases.parse_versions(version if isinstance(version, str) else list(version), count)
+    except ValueError as exc:
+        raise LabError(str(exc)) from None
+
+
+def new_state(lab_dir: Path, count: int, version: str | Sequence[str], base: str, say: Say, *,
+              epmd_port: int = 4370, dist_base: int = 25700) -> LabState:
     if not 2 <= count <= 50:
         raise LabError("--nodes must be between 2 and 50")
+    versions = node_versions(version, count)
     start = ipaddress.IPv4Address(base)
     addresses = [str(start + i) for i in range(1, count + 1)]
     notes: list[str] = []
@@ -82,8 +93,8 @@ def new_state(lab_dir: Path, count: int, version: str, base: str, say: Say, *, e
         if not all(bindable(a, port) for a in addresses):
             raise LabError(f"port {port} ({what}) is taken on the lab addresses by a service the lab did not start;"
                            f" stop it or choose other addresses with --base")
-    nodes = [LabNode.new(i, a, version, amqp_port=amqp, http_port=http, https_port=https)
-             for i, a in enumerate(addresses, 1)]
+    nodes = [LabNode.new(i, a, v, amqp_port=amqp, http_port=http, https_port=https)
+             for i, (a, v) in enumerate(zip(addresses, versions, strict=True), 1)]
     pg_address = str(start + 254)
     for note in notes:
         say(note)
@@ -91,9 +102,20 @@ def new_state(lab_dir: Path, count: int, version: str, base: str, say: Say, *, e
                     dist_base=dist_base)
 
 
-def up(lab_dir: Path, *, count: int = 2, version: str = DEFAULT_VERSION, base: str = "127.10.0.0",
+def versions_said(state: LabState) -> str:
+    """`XiVO 16.13` when every node runs it, else `xivo-1 XiVO 16.13, xivo-2 XiVO 16.15`."""
+    if len({n.version for n in state.nodes}) == 1:
+        return f"XiVO {state.nodes[0].version}"
+    return ", ".join(f"{n.name} XiVO {n.version}" for n in state.nodes)
+
+
+def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_VERSION, base: str = "127.10.0.0",
        epmd_port: int = 4370, dist_base: int = 25700, say: Say = print) -> LabState:
-    """Start the lab (or what of it is down). Idempotent: running processes are left as they are."""
+    """Start the lab (or what of it is down). Idempotent: running processes are left as they are.
+
+    `version`: one release for every node, or one per node (a comma-separated text or a list); an
+    existing lab keeps the releases it was created with."""
+    wanted = node_versions(version, count)
     _check_prerequisites()
     began = time.monotonic()
 
@@ -110,7 +132,11 @@ def up(lab_dir: Path, *, count: int = 2, version: str = DEFAULT_VERSION, base: s
         if len(state.nodes) != count:
             raise LabError(f"{lab_dir} holds a lab of {len(state.nodes)} nodes; `xivo-doctor lab down` then remove "
                            f"{lab_dir}, or use --dir for another lab")
-    step(f"lab of {len(state.nodes)} XiVO {state.nodes[0].version} nodes in {lab_dir}")
+    if not fresh and wanted != [n.version for n in state.nodes]:
+        step(f"this lab was created with {versions_said(state)} and keeps it (for others: `xivo-doctor lab down`,"
+             f" remove {lab_dir}, `xivo-doctor lab up --version ...`)")
+    step(f"lab of {len(state.nodes)} nodes in {lab_dir}: "
+         + ", ".join(f"{n.name} XiVO {n.version}" for n in state.nodes))
     _postgres_up(state, fresh, step)
     for node in state.nodes:
         if fresh or not state.root(node).exists():
@@ -140,10 +166,10 @@ def _postgres_up(state: LabState, fresh: bool, step: Say) -> None:
         dsn_file = state.dir / "nodes" / node.name / "database.dsn"
         if not dsn_file.exists():
             dsn_file.parent.mkdir(parents=True, exist_ok=True)
-            uri = postgres.create_node_database(pg_dir, node.index)
+            uri = postgres.create_node_database(pg_dir, node.index, version=node.version)
             dsn_file.write_text(uri + "\n")
             dsn_file.chmod(0o600)
-            peers = [(p.name, p.address) for p in state.nodes if p is not node]
+            peers = [(p.name, p.address, p.version) for p in state.nodes if p is not node]
             postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version)
     step(f"PostgreSQL: {len(state.nodes)} `asterisk` databases ready")
 
@@ -240,7 +266,8 @@ def down(lab_dir: Path, say: Say = print) -> None:
 
 
 def status(lab_dir: Path) -> list[tuple[str, str, str, str, str]]:
-    """(node, service, pid, address:port, up|down) for every process of the lab."""
+    """(node, service, pid, address:port, up|down) for every process of the lab; the node column
+    says its release (`xivo-1 16.13`, and what its version file says when an admin changed it)."""
     state = LabState.load(lab_dir)
     rows = []
     pg_pid = postgres.pid(state.dir / "postgres")
@@ -249,11 +276,16 @@ def status(lab_dir: Path) -> list[tuple[str, str, str, str, str]]:
                  "up" if pg_up else "down"))
     ports = {"consul": 8500, "xivo-ctid": 9495, "xivo-confd": 9486}
     for node in state.nodes:
+        try:
+            written = (state.root(node) / "usr/share/xivo/XIVO-VERSION").read_text().strip()
+        except OSError:
+            written = "no version file"
+        shown = f"{node.name} {node.version}" + (f" (XIVO-VERSION: {written})" if written != node.version else "")
         for service in SERVICES:
             pid = read_pid(state.pidfile(node, service))
             port = {"rabbitmq": node.amqp_port, "webservices": node.https_port}.get(service, ports.get(service, 0))
             listening = port_open(node.address, port)
-            rows.append((node.name, service, str(pid or "-"), f"{node.address}:{port}",
+            rows.append((shown, service, str(pid or "-"), f"{node.address}:{port}",
                          "up" if alive(pid) and listening else ("running, not listening" if alive(pid) else "down")))
     return rows
 

@@ -2,7 +2,8 @@
 
 Place in the lab: `lab up` and `lab heal` call `write_root` for every node; faults then edit
 these same files as an admin would (docs/lab.md lists them). Values follow XiVO's own defaults
-(XIVO-FACTS §3, §4) plus the manual's interconnection steps (../shared/docs).
+(XIVO-FACTS §3, §4) plus the manual's interconnection steps (../shared/docs), each as the node's
+own release leaves it (`releases`: which files exist and what they hold, per XiVO version).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_VERSION = "16.13"  # the last XiVO with json.php phonebook sharing: every check applies
+from xivo_doctor.lab import releases
+
+DEFAULT_VERSION = releases.DEFAULT  # the last XiVO with json.php phonebook sharing: every check applies
 
 
 @dataclass(frozen=True)
@@ -80,26 +83,14 @@ def consul_interconnection(node: LabNode) -> dict:
     return {"client_addr": "0.0.0.0", "bind_addr": node.address, "advertise_addr": node.address}
 
 
-# xivo-ctid's shipped config.yml, the keys that matter here (XIVO-FACTS §3)
-CTID_DEFAULTS = {
-    "rest_api": {"http": {"listen": "127.0.0.1", "port": 9495}, "cors": {"enabled": True}},
-    "service_discovery": {
-        "advertise_address": "localhost",
-        "advertise_address_interface": "eth0",
-        "advertise_port": 9495,
-        "ttl_interval": 30,
-        "refresh_interval": 27,
-        "retry_interval": 2,
-        "extra_tags": [],
-    },
-    "bus": {"username": "guest", "password": "guest", "host": "localhost", "port": 5672, "exchange_name": "xivo"},
-}
+def ctid_defaults(node: LabNode) -> dict:
+    """xivo-ctid's shipped etc/xivo-ctid/config.yml at the node's release (R1 §3)."""
+    return releases.ctid_config_yml(node.version)
 
-# The manual's /etc/xivo-ctid/conf.d/interconnection.yml
-CTID_INTERCONNECTION = {
-    "rest_api": {"http": {"listen": "0.0.0.0"}},
-    "service_discovery": {"advertise_address": "auto", "advertise_address_interface": "eth0"},
-}
+
+def ctid_interconnection(node: LabNode) -> dict:
+    """The manual's /etc/xivo-ctid/conf.d/interconnection.yml at the node's release (R1 §3)."""
+    return releases.ctid_interconnection(node.version, node.address)
 
 
 def write_file(path: Path, text: str, mode: int = 0o644) -> bool:
@@ -138,29 +129,45 @@ def write_root(node: LabNode, lab_dir: Path, *, db_uri: str) -> set[str]:
         if write_file(root / relative, text, mode):
             changed.add(service)
 
-    uuid_line = f"export XIVO_UUID={node.uuid}\n"
     put("system", "etc/hostname", node.hostname + "\n")
     put("system", "usr/share/xivo/XIVO-VERSION", node.version + "\n")
     put("system", "etc/xivo-lab/interfaces.json", json.dumps({"eth0": node.address}) + "\n")
-    # xivo-configure-uuid writes XIVO_UUID in these places (XIVO-FACTS §2)
-    put("uuid", "etc/profile.d/xivo_uuid.sh", uuid_line)
-    put("uuid", "etc/default/xivo", f"XIVO_UUID={node.uuid}\n")
-    put("uuid", "etc/systemd/system.conf", f'[Manager]\nDefaultEnvironment="XIVO_UUID={node.uuid}"\n')
+    if releases.uuid_files(node.version):
+        # xivo-configure-uuid (16.02+) writes XIVO_UUID in these places, in these formats (R1 §2)
+        put("uuid", "etc/profile.d/xivo_uuid.sh", releases.uuid_profile(node.uuid))
+        put("uuid", "etc/default/xivo", releases.uuid_default_line(node.uuid))
+        put("uuid", "etc/systemd/system.conf", releases.uuid_system_conf(node.uuid))
+    # xivo-dao's own configuration: where every daemon's DAO finds the database (ctid <= 16.01 reads
+    # its UUID there, `infos.uuid`, R1 §2)
+    put("xivo-ctid", "etc/xivo-dao/config.yml", yaml.safe_dump({"db_uri": db_uri}), 0o640)
 
     put("consul", "etc/consul/xivo/config.json", json.dumps(consul_default_config(node), indent=4) + "\n", 0o600)
     put("consul", "etc/consul/xivo/interconnection.json", json.dumps(consul_interconnection(node), indent=4) + "\n")
     put("consul", "var/lib/consul/master_token", node.master_token + "\n", 0o600)
+    if node.version == "16.15":
+        # consul 0.7.0~xivo4 (XiVO 16.15) ships this script; consul.service runs it as ExecStartPost after
+        # consul-wait-leader, failures ignored: the local anonymous token gets service "xivo-" read (R1 §4b).
+        # The consul stand-in runs its `body=` ACL update at start (lab.consul.agent).
+        put("consul", "usr/bin/consul-customize-anonymous-token", (
+            "#!/bin/sh\n"
+            "# XiVO 16.15 (consul 0.7.0~xivo4): give the anonymous token read access to the xivo-* services\n"
+            "body='{\"ID\": \"anonymous\", \"Rules\": \"{\\\"service\\\": {\\\"xivo-\\\": "
+            "{\\\"Policy\\\": \\\"read\\\"}}}\"}'\n"
+            "token=$(cat /var/lib/consul/master_token)\n"
+            'curl -k -s -o /dev/null -XPUT "https://localhost:8500/v1/acl/update" -d "${body}" '
+            '-H "X-Consul-Token: ${token}"\n'), 0o755)
     consul_client = {"consul": {"scheme": "https", "host": "localhost", "port": 8500,
                                 "verify": "/usr/share/xivo-certs/server.crt"}}
     token = {"consul": {"token": node.master_token}}
     put("xivo-ctid", "var/lib/consul/default_xivo_consul_config.yml", yaml.safe_dump(consul_client))
     put("xivo-ctid", "var/lib/consul/default_xivo_consul_token.yml", yaml.safe_dump(token), 0o640)
 
-    put("xivo-ctid", "etc/xivo-ctid/config.yml", yaml.safe_dump(CTID_DEFAULTS, sort_keys=False))
+    put("xivo-ctid", "etc/xivo-ctid/config.yml", yaml.safe_dump(ctid_defaults(node), sort_keys=False))
     # XiVO links these two into conf.d (debian/xivo-ctid.links); the lab copies them
     put("xivo-ctid", "etc/xivo-ctid/conf.d/050-xivo-consul-config.yml", yaml.safe_dump(consul_client))
     put("xivo-ctid", "etc/xivo-ctid/conf.d/050-xivo-consul-token.yml", yaml.safe_dump(token), 0o640)
-    put("xivo-ctid", "etc/xivo-ctid/conf.d/interconnection.yml", yaml.safe_dump(CTID_INTERCONNECTION, sort_keys=False))
+    put("xivo-ctid", "etc/xivo-ctid/conf.d/interconnection.yml",
+        yaml.safe_dump(ctid_interconnection(node), sort_keys=False))
 
     confd = {
         "db_uri": db_uri,

@@ -5,7 +5,10 @@ Built as LAB-NOTES §B proved it: initdb as the `postgres` user, its own socket 
 system cluster's /var/run/postgresql lock is never taken), fsync off. Only clusters this module
 created (marked by `<dir>/cluster.json`) are ever started or stopped; /var/lib/postgresql is
 never touched. Tables and rows are those XiVO 16.x has (XIVO-FACTS §2, §6.1), filled as the
-manual's procedure leaves them.
+manual's procedure leaves them, per the node's release (`releases`): up to 15.20
+`accesswebservice` has the web interface's serialized `obj` instead of `acl`; up to 16.12
+`ctidirectories` names its directory by `uri`, from 16.13 by `directory_id`; phonebook sharing
+rows only where both ends run 16.03-16.13.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+
+from xivo_doctor.lab import releases
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 SCHEMA = Path(__file__).with_name("schema.sql")
@@ -129,8 +134,22 @@ def dsn(dir: Path, index: int) -> str:
     return f"postgresql://asterisk:{password(dir)}@{info['address']}:{info['port']}/asterisk_{index}"
 
 
-def create_node_database(dir: Path, index: int, *, replace: bool = False) -> str:
-    """Create database `asterisk_<index>` owned by asterisk with the lab schema; return its DSN."""
+# accesswebservice up to 15.20 (xivo-dao alchemy/accesswebservice.py@xivo-15.19): `obj text NOT NULL`
+# (the web interface's PHP-serialized object, its ACL tree in obj['acl']), no `acl` column, and no
+# default for `description`; 16.01 dropped `obj` and added `acl varchar[]` (manage-db 379ed6d9a62, 67ba595).
+ACCESSWEBSERVICE_15 = ("ALTER TABLE accesswebservice DROP COLUMN acl, ADD COLUMN obj text NOT NULL, "
+                       "ALTER COLUMN description DROP DEFAULT")
+
+
+# ctidirectories up to 16.12: the directory is named by its URI string (confgend joins on
+# `directories.uri = ctidirectories.uri`); 16.13 replaced it with `directory_id` (xivo-manage-db
+# 15b236bd8060, xivo-dao 9bb84328; R2 §2).
+CTIDIRECTORIES_URI = "ALTER TABLE ctidirectories DROP COLUMN directory_id, ADD COLUMN uri varchar(255)"
+
+
+def create_node_database(dir: Path, index: int, *, replace: bool = False, version: str | None = None) -> str:
+    """Create database `asterisk_<index>` owned by asterisk with the lab schema (of `version`'s
+    release, default 16.x); return its DSN."""
     name = f"asterisk_{int(index)}"
     with _superuser(dir) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
@@ -144,11 +163,11 @@ def create_node_database(dir: Path, index: int, *, replace: bool = False) -> str
         conn.execute('CREATE EXTENSION IF NOT EXISTS "uuid-ossp"')
         conn.execute("SET ROLE asterisk")  # the tables belong to asterisk, as on a XiVO
         conn.execute(SCHEMA.read_text())
+        if version is not None and releases.accesswebservice_has_obj(version):
+            conn.execute(ACCESSWEBSERVICE_15)
+        if version is not None and not releases.ctidirectories_by_id(version):
+            conn.execute(CTIDIRECTORIES_URI)
     return dsn(dir, index)
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.strip().split(".")[:2] if part.isdigit())
 
 
 def _peer_suffix(name: str) -> str:
@@ -163,20 +182,37 @@ PHONEBOOK_FIELDS = {"name": "{phonebook.firstname} {phonebook.lastname}", "displ
                     "reverse": "{phonebook.society}"}  # dotted keys of the phonebook backend (XIVO-FACTS §6.2)
 
 
-def fill_node(dsn: str, *, uuid: str, node_address: str, peers: Sequence[tuple[str, str]], version: str) -> None:
-    """The rows the manual's procedure leaves on a node (docs/lab.md "Database"), plus users and contacts."""
-    phonebook_exists = _version(version) <= (16, 13)  # the phonebook dirtype is gone in 16.14 (XIVO-FACTS §0)
+# populate.sql's default display (xivo-manage-db populate/populate.sql, same at 15.19 and 16.15)
+DEFAULT_DISPLAY = ('{"10": [ "Nom","name","","name" ],"20": [ "Numéro","number","","phone" ], '
+                   '"30": [ "Mobile","callable","","phone_mobile" ], "40": ["Boîte vocale", "voicemail", "", '
+                   '"voicemail"], "50": ["Favoris", "favorite", "", "favorite"], "60": ["E-mail", "email", "", '
+                   '"email"], "70": ["Personnel", "personal", "", ""]}')
+
+
+def fill_node(dsn: str, *, uuid: str, node_address: str, peers: Sequence[tuple[str, ...]], version: str) -> None:
+    """The rows the manual's procedure leaves on a node (docs/lab.md "Database"), plus users and contacts.
+
+    `peers` are (name, address) or (name, address, version); a peer's version defaults to the node's.
+    The web-service user authorising each peer by host is there at every release (Contact and
+    Presence Sharing's "Add a Web Service User"); a `phonebook` directory toward a peer only when
+    both run a release with Phonebook Sharing (16.03-16.13, `releases.phonebook_sharing`)."""
     octet = node_address.rsplit(".", 1)[-1]
+    with_obj = releases.accesswebservice_has_obj(version)
+    by_id = releases.ctidirectories_by_id(version)
     with psycopg.connect(dsn, connect_timeout=5) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO infos (uuid) VALUES (%s)", (uuid,))
         # The default internal source of populate.sql (XIVO-FACTS §6.1).
         sources = [("internal", "http://localhost:9487", "xivo", "xivo", "XiVO internal users", XIVO_FIELDS)]
-        for name, address in peers:
+        for name, address, *rest in peers:
             p = _peer_suffix(name)
-            cur.execute("INSERT INTO accesswebservice (name, login, passwd, host, acl, disable)"
-                        " VALUES (%s, NULL, NULL, %s, '{}', 0)", (f"xivo-doctor-peer-{p}", address))
+            # 15.x: the web interface adds a user with `obj` '' and no ACL (the ACL is a separate page)
+            cur.execute("INSERT INTO accesswebservice (name, login, passwd, host, "
+                        + ("obj, description, disable) VALUES (%s, NULL, NULL, %s, '', '', 0)" if with_obj
+                           else "acl, disable) VALUES (%s, NULL, NULL, %s, '{}', 0)"),
+                        (f"xivo-doctor-peer-{p}", address))
             sources.append((f"xivo-{p}", f"https://{address}:9486", "xivo", f"xivo-{p}", f"XiVO {name}", XIVO_FIELDS))
-            if phonebook_exists:
+            peer_version = rest[0] if rest else version
+            if releases.phonebook_sharing(version) and releases.phonebook_sharing(peer_version):
                 uri = f"http://{address}/service/ipbx/json.php/restricted/pbx_services/phonebook"
                 sources.append((f"phonebook-{p}", uri, "phonebook", f"phonebook-{p}", f"Phonebook of {name}",
                                 PHONEBOOK_FIELDS))
@@ -189,14 +225,17 @@ def fill_node(dsn: str, *, uuid: str, node_address: str, peers: Sequence[tuple[s
                     '["phonebooknumber.office.number","phonebooknumber.mobile.number"]'
             else:
                 direct, reverse = '["firstname","lastname"]', '["exten"]'
+            link = ("directory_id", directory_id) if by_id else ("uri", uri)
             cur.execute("INSERT INTO ctidirectories (name, delimiter, match_direct, match_reverse, description,"
-                        " deletable, directory_id) VALUES (%s, '', %s, %s, %s, 1, %s) RETURNING id",
-                        (ctiname, direct, reverse, description, directory_id))
+                        f" deletable, {link[0]}) VALUES (%s, '', %s, %s, %s, 1, %s) RETURNING id",
+                        (ctiname, direct, reverse, description, link[1]))
             ctidir_id = cur.fetchone()[0]
             cur.executemany("INSERT INTO ctidirectoryfields (dir_id, fieldname, value) VALUES (%s, %s, %s)",
                             [(ctidir_id, key, value) for key, value in fields.items()])
         cur.execute("INSERT INTO cticontexts (name, directories, display, description, deletable)"
                     " VALUES ('default', %s, 'Display', 'Default profile', 1)", (",".join(s[0] for s in sources),))
+        cur.execute("INSERT INTO ctidisplays (name, data, deletable, description) VALUES ('Display', %s, 1, %s)",
+                    (DEFAULT_DISPLAY, "Affichage par défaut"))
         for i, first in enumerate(("Alice", "Bob", "Carol"), 1):
             cur.execute("INSERT INTO userfeatures (uuid, firstname, lastname, email, mobilephonenumber, userfield,"
                         " description, exten, context)"

@@ -1,6 +1,6 @@
--- The lab's per-node database `asterisk_<N>` (docs/lab.md "Database"): the XiVO 16.x columns of the
+-- The lab's per-node database `asterisk_<N>` (docs/lab.md "Database"): the XiVO 16.13+ columns of the
 -- tables the interconnection uses (XIVO-FACTS §2, §6.1). Applied as the role `asterisk` by
--- xivo_doctor/lab/postgres.py:create_node_database.
+-- xivo_doctor/lab/postgres.py:create_node_database, which then alters it for an older release.
 CREATE TABLE infos (uuid varchar(38) NOT NULL PRIMARY KEY);
 CREATE TABLE accesswebservice (id serial PRIMARY KEY, name varchar(64) NOT NULL UNIQUE, login varchar(64),
   passwd varchar(64), host varchar(255), acl varchar[] NOT NULL DEFAULT '{}', disable integer NOT NULL DEFAULT 0,
@@ -16,6 +16,9 @@ CREATE TABLE ctidirectoryfields (dir_id integer NOT NULL, fieldname varchar(255)
   PRIMARY KEY (dir_id, fieldname));
 CREATE TABLE cticontexts (id serial PRIMARY KEY, name varchar(50), directories text NOT NULL, display text NOT NULL,
   description text NOT NULL, deletable integer NOT NULL);
+-- the displays a cticontext names (confgend's profiles are cticontexts inner-joined to them; xivo-dao cti_displays.py)
+CREATE TABLE ctidisplays (id serial PRIMARY KEY, name varchar(50), data text NOT NULL, deletable integer,
+  description text);
 -- what xivo-confd's /1.1/users?view=directory and json.php's phonebook read (subset of XiVO's columns)
 CREATE TABLE userfeatures (id serial PRIMARY KEY, uuid varchar(38) NOT NULL, firstname varchar(128) NOT NULL DEFAULT '',
   lastname varchar(128) NOT NULL DEFAULT '', email varchar(128), mobilephonenumber varchar(128) NOT NULL DEFAULT '',

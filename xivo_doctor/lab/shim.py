@@ -1,8 +1,9 @@
 """The commands an admin types on a XiVO, as they act on a lab node (`lab exec NODE -- ...`).
 
 Place in the lab: `lab exec` runs a command with the node's `bin/` first on PATH, where these
-shims stand in for `consul`, `service`, `systemctl`, `xivo-service`, `psql`, `sudo`, `curl` and
-`iptables`; `rabbitmqctl` and `rabbitmq-plugins` are real (wrappers with the node's environment).
+shims stand in for `consul`, `service`, `systemctl`, `xivo-service`, `psql`, `sudo`, `curl`,
+`iptables` and (16.02+) `xivo-configure-uuid`; `rabbitmqctl` and `rabbitmq-plugins` are real
+(wrappers with the node's environment).
 So a fix the doctor prints — the manual's commands with this topology's values — can be applied to
 a lab node exactly as written and shown to work. Run as
 `python -m xivo_doctor.lab.shim --dir DIR --node NAME TOOL -- ARGS...` by the scripts `lab.bindir`
@@ -19,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from xivo_doctor.lab import lifecycle, postgres, rabbitmq
+from xivo_doctor.lab import lifecycle, postgres, rabbitmq, releases
 from xivo_doctor.lab.bindir import TOOLS
 from xivo_doctor.lab.consul import client as consul_client
 from xivo_doctor.lab.state import STANDINS, LabState, alive, read_pid, start_standin, stop_service
@@ -110,6 +111,42 @@ def psql(state: LabState, node_name: str, args: list[str]) -> int:
     return subprocess.run([*argv, *args], env=env).returncode
 
 
+def configure_uuid(state: LabState, node_name: str) -> int:
+    """xivo-manage-db's bin/xivo-configure-uuid (16.02-16.15, R1 §2): unless already configured, the
+    UUID of `infos` into /etc/profile.d/xivo_uuid.sh, system.conf's DefaultEnvironment and (appended)
+    /etc/default/xivo. The lab has no systemd manager: its environment is system.conf's (as after a
+    reboot), and `systemctl set-environment` has nothing to do."""
+    node = state.node(node_name)
+    if not releases.uuid_files(node.version):
+        _say(f"bash: xivo-configure-uuid: command not found (XiVO {node.version}: it comes with 16.02)")
+        return 127
+    root = state.root(node)
+    profile, system_conf, default = (root / "etc/profile.d/xivo_uuid.sh", root / "etc/systemd/system.conf",
+                                     root / "etc/default/xivo")
+    if profile.is_file() and "XIVO_UUID" in system_conf.read_text():
+        return 0  # _already_configured (show-environment, the profile file, system.conf)
+    argv, env = postgres.psql(lifecycle.dsn(state, node), "SELECT uuid FROM infos LIMIT 1")
+    done = subprocess.run([*argv, "-A", "-t"], env=env, capture_output=True, text=True, timeout=30)
+    uuid = done.stdout.strip()
+    if done.returncode or not uuid:
+        _say(f"xivo-configure-uuid: cannot read infos.uuid: {done.stderr.strip() or 'no row'}")
+        return 1
+    profile.parent.mkdir(parents=True, exist_ok=True)
+    profile.write_text(releases.uuid_profile(uuid))
+    lines = []
+    for line in system_conf.read_text().splitlines(keepends=True):  # _set_system_conf
+        if "DefaultEnvironment=" not in line:
+            lines.append(line)
+        elif line.startswith("#") or line.strip().endswith("="):
+            lines.append(f'DefaultEnvironment="XIVO_UUID={uuid}"\n')
+        else:
+            lines.append(f'{line.strip()} "XIVO_UUID={uuid}"\n')
+    system_conf.write_text("".join(lines))
+    with open(default, "a") as sysv:  # _add_sysv_compat
+        sysv.write(releases.uuid_default_line(uuid))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("tool", choices=TOOLS)
@@ -134,6 +171,8 @@ def main() -> int:
         return consul(state, ns.node, args)
     if ns.tool == "psql":
         return psql(state, ns.node, args)
+    if ns.tool == "xivo-configure-uuid":
+        return configure_uuid(state, ns.node)
     if ns.tool == "sudo":  # `sudo -u postgres psql ...`: the lab runs everything as root already
         while args and args[0].startswith("-"):
             args = args[2:] if args[0] in ("-u", "-g") else args[1:]

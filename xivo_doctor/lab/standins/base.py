@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from xivo_doctor.lab import releases
+
 
 class Node:
     """A lab node seen from inside: its root and the files an admin edits there."""
@@ -54,6 +56,17 @@ class Node:
 
     def version(self) -> str:
         return self.path("/usr/share/xivo/XIVO-VERSION").read_text().strip()
+
+    def release(self) -> str:
+        """The XiVO release whose daemons this node runs: its version file (`16.13`), as the packages
+        installed it. A stand-in reads it once, at start, and behaves as that release (lab.releases).
+        A missing or unknown file gives the lab's default release (fidelity limit: a real daemon has
+        its release built in; docs/lab.md)."""
+        try:
+            text = self.version()
+        except OSError:
+            return releases.DEFAULT
+        return text if releases.supported(text) else releases.DEFAULT
 
     def hostname(self) -> str:
         return self.path("/etc/hostname").read_text().strip().split(".")[0]

@@ -1,12 +1,21 @@
-"""Lab stand-in for xivo-ctid's REST API (9495) and its Consul registration; behaviour from XIVO-FACTS §3.
+"""Lab stand-in for xivo-ctid's REST API (9495) and its Consul registration, as each release's does.
 
 Place in the pipeline: none — the lab is the system being inspected (docs/lab.md). Started as
-`python -m xivo_doctor.lab.standins.ctid --root <node root>`; reads `etc/xivo-ctid/config.yml` merged with
-`etc/xivo-ctid/conf.d/*.yml` (lexical order), the UUID from `etc/profile.d/xivo_uuid.sh`, the NICs
+`python -m xivo_doctor.lab.standins.ctid --root <node root>`. At start it reads the node's release
+(`usr/share/xivo/XIVO-VERSION`, `lab.releases`) and behaves as that release's xivo-ctid (R1 §2, §3):
+its code defaults deep-merged under `etc/xivo-ctid/config.yml` and `etc/xivo-ctid/conf.d/*.yml`
+(lexical order); its UUID from the database up to 16.01 (`infos.uuid`, through
+`etc/xivo-dao/config.yml`'s `db_uri`), from XIVO_UUID from 16.02 (the lab reads it from
+`etc/profile.d/xivo_uuid.sh`; unset: `undefined environment variable XIVO_UUID` and exit 1); the NICs
 from `etc/xivo-lab/interfaces.json` and, for a consul host of `localhost`, the node's consul
-`client_addr`. Serves `GET /0.1/infos` and `GET /0.1/api/api.yml` over plain HTTP, no auth.
-Registers in Consul as xivo-lib-python's consul_helpers does. Not emulated: the CTI port 5003
-(the self-check only asks /0.1/infos) and the bus events on (de)registration.
+`client_addr`. Serves `GET /0.1/infos` (`cti_protocol_version` from 16.11) and `GET /0.1/api/api.yml`
+over plain HTTP, no auth. Registers in Consul as xivo-lib-python's consul_helpers of that release:
+15.19-15.20 an HTTP check from `check_url*`, the advertise address used literally, retried every
+20 s; 16.01+ a TTL check kept passing after ctid's self-check, `auto` resolved (16.01-16.05: the
+configured interface only, fatal at start when it is missing; 16.06+: with the eth*/lo fallback).
+Consul calls as python-consul 0.4.7 makes them: the master token (`?token=`) on the registration
+only. Not emulated: the CTI port 5003 (the self-check only asks /0.1/infos) and the bus events on
+(de)registration.
 """
 
 from __future__ import annotations
@@ -19,35 +28,45 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 import requests
 import yaml
 
+from xivo_doctor.lab import releases
 from xivo_doctor.lab.standins.base import Node, QuietHandler, deep_merge, main_args, serve, wait_for_stop
 
 SERVICE = "xivo-ctid"
-# ctid's defaults when a key is absent (etc/xivo-ctid/config.yml and cti_config.py, XIVO-FACTS §3).
-DEFAULTS: dict[str, Any] = {
-    "rest_api": {"http": {"listen": "127.0.0.1", "port": 9495}},
-    "service_discovery": {"enabled": True, "advertise_address": "localhost", "advertise_address_interface": "eth0",
-                          "advertise_port": 9495, "ttl_interval": 30, "refresh_interval": 27, "retry_interval": 2,
-                          "extra_tags": []},
-    "consul": {"scheme": "https", "host": "localhost", "port": 8500, "verify": "/usr/share/xivo-certs/server.crt"},
-}
-VALID_IFACE_PREFIXES = ("eth", "en")  # consul_helpers.VALID_SERVICE_DISCO_IFACE_PREFIX
+VALID_IFACE_PREFIX = "eth"  # consul_helpers._find_address: `iface.startswith('eth')` (16.06-16.15)
+DAO_DEFAULT_URI = "postgresql://asterisk:proformatique@localhost/asterisk"  # xivo-dao's default db_uri
 API_YML = """swagger: '2.0'
 info: {title: xivo-ctid, version: '0.1'}
 basePath: /0.1
 paths:
   /infos:
-    get: {summary: Information about this xivo-ctid, responses: {'200': {description: uuid and cti_protocol_version}}}
+    get: {summary: Information about this xivo-ctid, responses: {'200': {description: uuid}}}
 """
 
 
-def load_config(node: Node) -> dict[str, Any]:
-    config = deep_merge(DEFAULTS, node.read_yaml("/etc/xivo-ctid/config.yml"))
+class RegistererError(Exception):
+    """consul_helpers.RegistererError (its subclass MissingConfigurationError for a missing key)."""
+
+
+def load_config(node: Node, release: str) -> dict[str, Any]:
+    """ctid's code defaults of `release`, under config.yml, under conf.d/*.yml (deep merge, R1 §3)."""
+    config = deep_merge(releases.ctid_code_defaults(release), node.read_yaml("/etc/xivo-ctid/config.yml"))
     for extra in sorted(node.path("/etc/xivo-ctid/conf.d").glob("*.yml")):
         config = deep_merge(config, yaml.safe_load(extra.read_text()) or {})
     return config
+
+
+def database_uuid(node: Node) -> str:
+    """`info_dao.get().uuid` (ctid <= 16.01, R1 §2): xivo-dao's `db_uri`, `SELECT uuid FROM infos`."""
+    db_uri = str(node.read_yaml("/etc/xivo-dao/config.yml").get("db_uri") or DAO_DEFAULT_URI)
+    with psycopg.connect(db_uri, connect_timeout=3) as conn:
+        row = conn.execute("SELECT uuid FROM infos LIMIT 1").fetchone()
+    if row is None:
+        raise LookupError("infos: no row")
+    return str(row[0])
 
 
 def local_address(node: Node, configured: str) -> str:
@@ -55,16 +74,29 @@ def local_address(node: Node, configured: str) -> str:
     return "127.0.0.1" if configured == "localhost" else node.listen_address(configured)
 
 
-def advertise_address(node: Node, discovery: dict[str, Any], log: logging.Logger) -> str:
-    """consul_helpers.address_from_config, with interfaces.json standing in for netifaces."""
-    if discovery["advertise_address"] != "auto":
-        return str(discovery["advertise_address"])  # the literal value, `localhost` included
+def _interfaces(node: Node) -> dict[str, str]:
     try:
-        interfaces = node.interfaces()
+        return node.interfaces()
     except (OSError, ValueError):
-        interfaces = {}  # a node without NICs: only lo remains
+        return {}  # a node without NICs: only lo remains
+
+
+def advertise_address(node: Node, discovery: dict[str, Any], release: str, log: logging.Logger) -> str:
+    """consul_helpers' `_find_address` of that release, with interfaces.json standing in for netifaces."""
+    mode = releases.ctid_advertise_auto(release)
+    if mode == "literal" or discovery["advertise_address"] != "auto":
+        return str(discovery["advertise_address"])  # the literal value, `localhost` (and 15.x's `auto`) included
+    interfaces = _interfaces(node)
     main_iface = discovery["advertise_address_interface"]
-    candidates = [main_iface, *(i for i in interfaces if i.startswith(VALID_IFACE_PREFIXES)), "lo"]
+    if mode == "interface":
+        # netifaces.ifaddresses(iface)[AF_INET][0]['addr'], at start: ValueError -> RegistererError
+        if main_iface not in interfaces and not (main_iface == "lo" and "lo" not in interfaces):
+            raise RegistererError(f"You must specify a valid interface name.: {main_iface}")
+        address = "127.0.0.1" if main_iface == "lo" and "lo" not in interfaces else interfaces[main_iface]
+        if not address:
+            raise KeyError(2)  # no AF_INET address: MissingConfigurationError('2')
+        return address
+    candidates = [main_iface, *(i for i in interfaces if i.startswith(VALID_IFACE_PREFIX)), "lo"]
     for iface in candidates:
         if iface == "lo" and "lo" not in interfaces:
             return "127.0.0.1"
@@ -87,35 +119,50 @@ def consul_client_addr(node: Node) -> str:
 
 
 class Registerer:
-    """consul_helpers.Registerer + ServiceCatalogRegistration over Consul's HTTP API."""
+    """consul_helpers of the node's release over Consul's HTTP API: `NotifyingRegisterer` with an
+    HTTP check (15.19-15.20) or `ServiceCatalogRegistration` with a TTL check (16.01+).
 
-    def __init__(self, node: Node, config: dict[str, Any], xivo_uuid: str, self_check_url: str,
+    Built at start, as ctid builds it: a missing configuration key or (16.01-16.05) a missing
+    interface raises here, and ctid does not start."""
+
+    def __init__(self, node: Node, config: dict[str, Any], release: str, xivo_uuid: str, self_check_url: str,
                  log: logging.Logger) -> None:
         discovery, consul = config["service_discovery"], config["consul"]
-        self.log = log
+        self.log, self.release = log, release
+        self.http_check = releases.ctid_http_check(release)
         self.service_id = str(uuid.uuid4())  # random per start
-        self.address = advertise_address(node, discovery, log)
-        self.port = int(discovery["advertise_port"])
-        self.tags = [xivo_uuid, SERVICE, *(discovery.get("extra_tags") or [])]
-        self.ttl = f"{discovery['ttl_interval']}s"
-        self.refresh, self.retry = float(discovery["refresh_interval"]), float(discovery["retry_interval"])
+        self.address = advertise_address(node, discovery, release, log)
+        self.port = discovery["advertise_port"]
+        self.tags = releases.ctid_tags(release, xivo_uuid, discovery.get("extra_tags"))
+        if self.http_check:
+            # Check.http(check_url, check_url_interval, timeout=check_url_timeout), read with [] (R1 §3)
+            self.check = {"HTTP": discovery["check_url"], "Interval": discovery["check_url_interval"],
+                          "Timeout": discovery["check_url_timeout"]}
+            self.refresh = self.retry = float(releases.HTTP_CHECK_RETRY)
+        else:
+            self.check = {"TTL": f"{discovery['ttl_interval']}s"}
+            self.refresh, self.retry = float(discovery["refresh_interval"]), float(discovery["retry_interval"])
         host = consul_client_addr(node) if consul.get("host") == "localhost" else str(consul.get("host"))
         self.base = f"{consul.get('scheme', 'https')}://{host}:{consul.get('port', 8500)}"
         verify = consul.get("verify", True)
         if isinstance(verify, str):  # a XiVO path; accepted already under the root too (docs/lab.md layout)
             verify = verify if verify.startswith(f"{node.root}/") else str(node.path(verify))
         self.verify = verify if isinstance(verify, str) else bool(verify)
-        self.params = {"token": consul["token"]} if consul.get("token") else {}
+        # python-consul 0.4.7 adds the client's token to agent.service.register only (R1 §3)
+        self.token = {"token": consul["token"]} if consul.get("token") else {}
         self.self_check_url = self_check_url
         self.done = threading.Event()
         self.registered = False
         self.thread = threading.Thread(target=self.loop, name="ServiceDiscoveryThread", daemon=True)
 
-    def put(self, path: str, body: Any = None) -> bool:
-        response = requests.put(self.base + path, params=self.params, json=body, verify=self.verify, timeout=5)
+    def put(self, path: str, body: Any = None, params: dict[str, str] | None = None) -> bool:
+        response = requests.put(self.base + path, params=params or None, json=body, verify=self.verify, timeout=5)
         return response.status_code == 200
 
     def self_check(self) -> bool:
+        """service_discovery.self_check (16.01+): /0.1/infos answers 200. 15.x registers without one."""
+        if self.http_check:
+            return True
         try:
             return requests.get(self.self_check_url, timeout=2).status_code == 200
         except requests.RequestException:
@@ -124,17 +171,23 @@ class Registerer:
     def register(self) -> None:
         self.log.info("Registering %s on Consul as %s with %s:%s", SERVICE, self.service_id, self.address, self.port)
         body = {"ID": self.service_id, "Name": SERVICE, "Address": self.address, "Port": self.port,
-                "Tags": self.tags, "Check": {"TTL": self.ttl}}
+                "Tags": self.tags, "Check": self.check}
         try:
-            self.registered = self.put("/v1/agent/service/register", body)
+            self.registered = self.put("/v1/agent/service/register", body, self.token)
             problem = "" if self.registered else f"{SERVICE} registration on Consul failed"
         except requests.RequestException as e:
             problem = str(e)
-        if not self.registered:
+        if self.registered:
+            return
+        if self.http_check:  # ctiserver._service_discovery_register (15.19-15.20)
+            self.log.error("Failed to register service: RegistererError: %s", problem)
+            self.log.info("Service registration failed, retrying in %s seconds", releases.HTTP_CHECK_RETRY)
+        else:
             self.log.debug("failed to register service: %s", problem)
             self.log.info("registration failed, retrying in %s seconds", _n(self.retry))
 
     def send_ttl(self) -> bool:
+        """agent.check.ttl_pass: no token (R1 §3)."""
         try:
             passed = self.put(f"/v1/agent/check/pass/service:{self.service_id}")
         except requests.RequestException as e:
@@ -149,12 +202,19 @@ class Registerer:
         while not self.done.is_set():
             if not self.registered and self.self_check():
                 self.register()
+            if self.http_check:
+                if self.registered:
+                    return  # Consul runs the HTTP check from now on; ctid does nothing more
+                self.done.wait(self.retry)
+                continue
             self.done.wait(self.refresh if self.registered and self.send_ttl() else self.retry)
 
     def deregister(self) -> None:
+        """On stop; no token. 16.01+ deregister the check first (consul_helpers, R1 §3)."""
         self.log.info("Deregistering %s from Consul services: %s", SERVICE, self.service_id)
         try:
-            self.put(f"/v1/agent/check/deregister/service:{self.service_id}")
+            if releases.ctid_deregisters_check(self.release):
+                self.put(f"/v1/agent/check/deregister/service:{self.service_id}")
             self.put(f"/v1/agent/service/deregister/{self.service_id}")
         except requests.RequestException as e:
             self.log.info("failed to deregister %s", e)
@@ -164,12 +224,19 @@ def _n(seconds: float) -> str:
     return str(int(seconds)) if seconds == int(seconds) else str(seconds)
 
 
-def make_handler(xivo_uuid: str) -> type[QuietHandler]:
+def infos_body(release: str, xivo_uuid: str) -> dict[str, str]:
+    """`GET /0.1/infos` of that release (R3 §4)."""
+    if releases.infos_shows_protocol(release):
+        return {"uuid": xivo_uuid, "cti_protocol_version": releases.cti_protocol_version(release)}
+    return {"uuid": xivo_uuid}
+
+
+def make_handler(body: dict[str, str]) -> type[QuietHandler]:
     class Handler(QuietHandler):
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
             if path == "/0.1/infos":
-                self.send_json(200, {"uuid": xivo_uuid, "cti_protocol_version": "2.2"})
+                self.send_json(200, body)
             elif path == "/0.1/api/api.yml":
                 self.send_text(200, API_YML, {"Content-Type": "application/x-yaml"})
             else:
@@ -179,30 +246,58 @@ def make_handler(xivo_uuid: str) -> type[QuietHandler]:
     return Handler
 
 
+def read_uuid(node: Node, release: str, log: logging.Logger) -> str | None:
+    """The UUID as that release's ctid gets it (R1 §2); None after logging why ctid stops."""
+    if releases.ctid_uuid_from_database(release):
+        try:
+            return database_uuid(node)
+        except (psycopg.Error, LookupError, OSError, ValueError) as e:
+            log.error("cannot read the XiVO UUID from the database (infos): %s", str(e).strip())
+            return None
+    try:
+        return node.xivo_uuid()
+    except (OSError, RuntimeError):
+        log.error("undefined environment variable XIVO_UUID")  # xivo_cti/main.py, xivo.config_helper
+        return None
+
+
 def main() -> int:
     args = main_args(__doc__.splitlines()[0])
     node = Node(args.root)
     log = node.log(SERVICE)
-    discovery_log = logging.getLogger("service_discovery")  # consul_helpers' logger name
-    discovery_log.handlers, discovery_log.propagate = list(log.handlers), False
-    discovery_log.setLevel(logging.INFO)
-    try:
-        xivo_uuid = node.xivo_uuid()
-    except (OSError, RuntimeError):
-        log.error("undefined environment variable XIVO_UUID")  # xivo.config_helper (XIVO-FACTS §2)
+    release = node.release()
+    discovery_log = log
+    if releases.ctid_logger(release) != SERVICE:
+        discovery_log = logging.getLogger(releases.ctid_logger(release))  # consul_helpers' logger name
+        discovery_log.handlers, discovery_log.propagate = list(log.handlers), False
+        discovery_log.setLevel(logging.INFO)
+    log.info("xivo-ctid %s starting", release)
+    xivo_uuid = read_uuid(node, release, log)
+    if xivo_uuid is None:
         return 1
-    config = load_config(node)
+    config = load_config(node, release)
     http = config["rest_api"]["http"]
     listen, port = local_address(node, str(http["listen"])), int(http["port"])
+    registerer = None
+    # 15.19-15.20 read no `enabled` (NotifyingRegisterer always); 16.01+ `.get('enabled', True)`
+    enabled = releases.ctid_http_check(release) or (config["service_discovery"] or {}).get("enabled", True)
+    if enabled:
+        try:
+            registerer = Registerer(node, config, release, xivo_uuid, f"http://{listen}:{port}/0.1/infos",
+                                    discovery_log)
+        except KeyError as e:
+            log.error("MissingConfigurationError: %s", e)
+            return 1
+        except RegistererError as e:
+            log.error("RegistererError: %s", e)
+            return 1
     try:
-        server = serve(listen, port, make_handler(xivo_uuid))
+        server = serve(listen, port, make_handler(infos_body(release, xivo_uuid)))
     except OSError as e:
         log.error("cannot listen on %s:%s: %s", listen, port, e)
         return 1
     log.info("HTTP server listening on %s:%s", listen, port)
-    registerer = None
-    if config["service_discovery"].get("enabled", True):
-        registerer = Registerer(node, config, xivo_uuid, f"http://{listen}:{port}/0.1/infos", discovery_log)
+    if registerer is not None:
         registerer.thread.start()
     wait_for_stop()
     if registerer is not None:
@@ -216,4 +311,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -1,11 +1,15 @@
-"""Lab stand-in for nginx + xivo-web-interface's json.php phonebook; behaviour from XIVO-FACTS §6.3.
+"""Lab stand-in for nginx + xivo-web-interface (login page, json.php phonebook), as each release's.
 
 Place in the pipeline: none — the lab is the system being inspected (docs/lab.md). Started as
 `python -m xivo_doctor.lab.standins.webservices --root <node root>`; reads `etc/xivo-web-interface/lab.yml`
 (`db_uri`, `listen`, `http_port`, `https_port`), the node's cert, `usr/share/xivo/XIVO-VERSION`
-and the `accesswebservice` and `phonebook*` tables. Port 80 redirects as nginx's `location /`
-does; HTTPS serves `json.php/{private,restricted}/pbx_services/phonebook` (acts search, list,
-view; not add, delete, nor `sum=`). Access lines go to `var/log/nginx/xivo.access.log`.
+(at start: the release whose web interface it is, `lab.releases`; at every page: the footer's
+version, as define.inc reads it) and the `accesswebservice` and `phonebook*` tables. Port 80
+redirects as nginx's `location /` does (R2 §5); HTTPS serves the login page `/` (its footer
+`XIVO - Version: <version file> "Five"`, R3 §4) and, up to 16.13,
+`json.php/{private,restricted}/pbx_services/phonebook` (acts search, list, view; not add, delete,
+nor `sum=`), whose `restricted` also checks the user's ACL at 15.19-15.20 (R2 §5). Access lines
+go to `var/log/nginx/xivo.access.log`.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ import socket
 import sys
 import threading
 import time
+from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
+from xivo_doctor.lab import releases
 from xivo_doctor.lab.standins.base import Node, QuietHandler, main_args, serve, tls_context, wait_for_stop
 
 PHONEBOOK = re.compile(r"^/service/ipbx/json\.php/(private|restricted)/pbx_services/phonebook/?$")
@@ -54,13 +60,126 @@ def host_matches(client: str, host: str | None) -> bool:
         return False
 
 
-def version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.strip().split(".")[:2] if p.isdigit())
+# The section json.php's restricted phonebook asks the web-service ACL for (15.19-15.20, R2 §5).
+PHONEBOOK_SECTION = ("service", "ipbx", "pbx_services", "phonebook")
+# objectconf/acl/webservice.inc@xivo-15.19: the tree of sections, here the branch that matters.
+ACL_TREE: dict[str, Any] = {"service": {"ipbx": {"pbx_services": {"phonebook": True, "extenfeatures": True}}}}
+
+
+def php_unserialize(text: str) -> Any:
+    """PHP's unserialize() for what `accesswebservice.obj` holds (arrays, strings, ints, bools, null);
+    False when the text is not a serialized value, as dwho_unserialize answers."""
+    data = text.encode()
+    position = 0
+
+    def value() -> Any:
+        nonlocal position
+        kind = data[position:position + 1]
+        if kind == b"N":
+            position += 2
+            return None
+        end = data.index(b";" if kind in b"bid" else b":", position + 2)
+        head = data[position + 2:end].decode()
+        if kind == b"b":
+            position = end + 1
+            return head == "1"
+        if kind == b"i":
+            position = end + 1
+            return int(head)
+        if kind == b"d":
+            position = end + 1
+            return float(head)
+        if kind == b"s":
+            length = int(head)
+            start = end + 2  # past `:"`
+            position = start + length + 2  # past `";`
+            return data[start:start + length].decode("utf-8", "replace")
+        if kind == b"a":
+            count = int(head)
+            position = end + 2  # past `:{`
+            out = {}
+            for _ in range(count):
+                k = value()
+                out[k] = value()
+            position += 1  # `}`
+            return out
+        raise ValueError(f"unsupported type {kind!r}")
+
+    try:
+        return value() if data else False
+    except (ValueError, IndexError):
+        return False
+
+
+def acl_grants(obj: Any, section: tuple[str, ...] = PHONEBOOK_SECTION) -> bool:
+    """xivo_acl_abstract::_chk_section(section, id) on the user's `obj['acl']` (15.19-15.20)."""
+    info = obj.get("acl", {}) if isinstance(obj, dict) else {}  # get(): obj['acl'] if set, else array()
+    if info is True:
+        granted = True
+    elif isinstance(info, dict):
+        granted = False
+    else:
+        return False
+    tree: Any = ACL_TREE
+    key, group = None, None
+    for key in section:
+        group = info
+        if not isinstance(tree, dict) or key not in tree:
+            return False
+        if isinstance(info, dict):
+            info = info.get(key, False)  # dwho_ak($key, $info, true)
+            if isinstance(info, bool):
+                return info
+        tree = tree[key] if isinstance(tree[key], dict) else tree
+    if not granted and key is not None and isinstance(group, dict):
+        granted = group.get(key, False) is not False
+    return granted
+
+
+# xivo-web-interface's login page, trimmed to its structure (src/tpl/www/bloc/head.php,
+# struct/page/center.php, bloc/home/login.php with the en_US texts, bloc/foot.php).
+LOGIN_PAGE = """<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN" "http://www.w3.org/TR/html4/loose.dtd">
+<html lang="en">
+	<head id="t-head">
+		<title>{title}</title>
+	</head>
+	<body>
+<div id="bpc-center">
+<div id="bc-body">
+<div id="bc-main">
+	<div id="bc-content">
+		<div id="b-content">
+<div class="b-infos b-form">
+	<h3 class="sb-top xspan"><span class="span-center">Authentication</span></h3>
+	<div class="sb-content">
+		<form action="#" method="post" accept-charset="utf-8">
+			<div class="b-field">
+<input type="text" name="login" id="it-login" size="20" value="Login" />
+<input type="password" name="password" id="it-password" size="20" value="Password" />
+<label for="it-language">Language:</label>
+<select name="language" id="it-language"><option value="en_US">English</option></select>
+<input type="submit" name="submit" id="it-submit" value="Connection" />
+			</div>
+		</form>
+	</div>
+</div>
+		</div>
+	</div>
+</div>
+</div>
+</div>
+		<h6 id="version-copyright">
+{foot}		</h6>
+		<span id="page_loaded"></span>
+	</body>
+</html>
+"""
 
 
 class WebServices:
     def __init__(self, node: Node, db_uri: str) -> None:
         self.node, self.db_uri = node, db_uri
+        self.release = node.release()  # the web interface's release, as installed (read at start)
         self.log = node.log("nginx/xivo.error")
         self.access_log = node.path("/var/log/nginx/xivo.access.log")
         self.lock = threading.Lock()
@@ -69,15 +188,51 @@ class WebServices:
         with psycopg.connect(self.db_uri, connect_timeout=3) as conn:
             return conn.execute(sql, params).fetchall()
 
-    def restricted_access(self, client: str, credentials: tuple[str, str] | None) -> bool:
-        """xivo_accesswebservice::chk_http_access (XIVO-FACTS §6.3), on enabled rows."""
-        rows = self.query("SELECT login, passwd, host FROM accesswebservice WHERE disable = 0")
+    def restricted_access(self, client: str, credentials: tuple[str, str] | None) -> int:
+        """xivo_accesswebservice::chk_http_access (XIVO-FACTS §6.3, R2 §5), on enabled rows: 200 when
+        allowed, 401 when no row matches, 403 when (15.19-15.20) the matched row's ACL does not grant
+        service/ipbx/pbx_services/phonebook."""
+        rows = self.query("SELECT to_jsonb(a) FROM accesswebservice a WHERE disable = 0 ORDER BY id")
+        users = [row[0] for row in rows]
         if credentials is not None:
             login, passwd = credentials
-            return any(row[0] == login and (row[1] or "") == passwd and (not row[2] or host_matches(client, row[2]))
-                       for row in rows if row[0])
-        # chk_host_access: authorised by host only if the row has neither login nor password.
-        return any(not row[0] and not row[1] and host_matches(client, row[2]) for row in rows)
+            matched = next((u for u in users if u.get("login") and u["login"] == login
+                            and (u.get("passwd") or "") == passwd
+                            and (not u.get("host") or host_matches(client, u["host"]))), None)
+        else:
+            # chk_host_access: authorised by host only if the row has neither login nor password.
+            matched = next((u for u in users if not u.get("login") and not u.get("passwd")
+                            and host_matches(client, u.get("host"))), None)
+        if matched is None:
+            return 401
+        if releases.webservice_acl_checked(self.release):
+            # 15.19-15.20 `_chk_acl`: `obj` unserialized (no such column from 16.01: no ACL then)
+            return 200 if acl_grants(php_unserialize(str(matched.get("obj") or ""))) else 403
+        return 200  # 16.01+: "web services: remove check of acl" (R2 §5)
+
+    def footer_version(self) -> str:
+        """define.inc: `trim(file_get_contents(XIVO-VERSION))` if the file exists, else 'Unknown'."""
+        path = self.node.path("/usr/share/xivo/XIVO-VERSION")
+        if not path.exists():
+            return releases.UNKNOWN_VERSION
+        try:
+            return path.read_bytes().decode("utf-8", "replace").strip(" \t\n\r\0\x0b")
+        except OSError:
+            return ""  # file_get_contents() false: trim(false) is ''
+
+    def login_page(self) -> str:
+        """index.php not logged in: struct home/login in page `center`, whose last block is bloc/foot."""
+        try:
+            hostname = self.node.hostname()
+        except OSError:
+            hostname = "localhost"
+        foot = (f'{releases.SOFT_LABEL} - {releases.INFO_VERSION} {self.footer_version()} '
+                f'"{releases.SOFT_CODENAME}" | Visit <a href="http://xivo.io" title="{releases.SOFT_LABEL}" '
+                f'target="_blank">xivo.io</a> for more information')
+        if releases.footer_has_copyright(self.release):
+            foot += (f' | &copy; 2006-{time.strftime("%Y")} <a href="http://avencall.com" title="Avencall" '
+                     'target="_blank">Avencall</a>')
+        return LOGIN_PAGE.format(title=escape(f"XiVO - [{hostname}]"), foot=foot)
 
     def phonebook(self, act: str, term: str, entry_id: str) -> list[dict[str, Any]]:
         entries = self.query(f"SELECT {', '.join(ENTRY_COLUMNS)} FROM phonebook ORDER BY displayname, id")
@@ -134,6 +289,16 @@ class Handler(QuietHandler):
             self.sent = len(text.encode())
         return status
 
+    def reply_html(self, status: int, page: str) -> int:
+        data = page.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.sent = len(data)
+        return status
+
     def host(self) -> str:
         # nginx's $host: the Host header, lower-cased, without its port; else the server's name.
         raw = (self.headers.get("Host") or self.server.server_address[0]).strip().lower()
@@ -145,15 +310,21 @@ class Handler(QuietHandler):
             # http location /: `rewrite ^(.*) https://$host$1 last;` (XIVO-FACTS §6.3): a 302, args kept.
             location = f"https://{self.host()}{url.path}" + (f"?{url.query}" if url.query else "")
             return self.reply(302, "302 Found\n", {"Location": location})
+        if url.path in ("/", "/index.php"):
+            return self.reply_html(200, self.ws.login_page())
         match = PHONEBOOK.match(url.path)
-        if not match or version_tuple(self.ws.node.version()) >= (16, 14):
-            return self.reply(404, "404 Not Found\n")  # phonebook.php is gone in 16.14 (XIVO-FACTS §0)
+        if not match or not releases.jsonphp_phonebook(self.ws.release):
+            return self.reply(404, "404 Not Found\n")  # phonebook.php is gone in 16.14 (R2 §5)
         client = self.client_address[0]
         if match.group(1) == "private":
             if client not in ("127.0.0.1", "::1"):
                 return self.reply(403, "", WS_HEADERS)
-        elif not self.ws.restricted_access(client, self.basic()):
-            return self.reply(401, "", {**WS_HEADERS, "WWW-Authenticate": 'Basic realm="Access Restricted"'})
+        else:
+            allowed = self.ws.restricted_access(client, self.basic())
+            if allowed == 401:
+                return self.reply(401, "", {**WS_HEADERS, "WWW-Authenticate": 'Basic realm="Access Restricted"'})
+            if allowed == 403:
+                return self.reply(403, "", WS_HEADERS)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         act = query.get("act") or "list"
         if act in ("add", "delete"):
