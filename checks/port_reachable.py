@@ -63,9 +63,12 @@ def _refused_fix(xivo: Xivo, port: NeededPort, peers: list[Xivo], version: str |
         )
     if port.facet == "ctid":
         return (
-            f"xivo-ctid's REST API listens on 127.0.0.1 by default: on {xivo.name} create "
-            "/etc/xivo-ctid/conf.d/interconnection.yml as the manual says, then restart xivo-ctid",
-            [ctid_interconnection_yml(xivo.address, version), "service xivo-ctid restart"],
+            f"nothing listens for xivo-ctid on {xivo.address}:{port.port}: either xivo-ctid is not running (its "
+            "status and log say why; from 16.02 it stops at start when XIVO_UUID is not set, see uuid-unique) or "
+            f"its REST API listens on 127.0.0.1, its default: then on {xivo.name} create "
+            "/etc/xivo-ctid/conf.d/interconnection.yml as the manual says and restart xivo-ctid",
+            ["service xivo-ctid status", "tail -n 20 /var/log/xivo-ctid.log",
+             ctid_interconnection_yml(xivo.address, version), "service xivo-ctid restart"],
         )
     if port.facet == "confd":
         return (

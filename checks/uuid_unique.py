@@ -33,7 +33,20 @@ def uuid_fix(ctx: FixContext) -> FixOut:
     duplicate = ev.get("same_uuid_as") or {}
     rel = release(ctx.version)
     with_files = rel is None or rel.uuid_files  # the files exist from 16.02 (xivo-configure-uuid)
+    files = ev.get("xivo_uuid_files") or {}
     commands: list[str] = []
+    if with_files and not duplicate and files and not any(files.values()) and "consul" not in ev.get(
+            "disagreeing_kinds", ()):
+        # Not one file holds XIVO_UUID: xivo-configure-uuid was skipped (its postinst runs it only while
+        # PostgreSQL is up). It writes all three and systemd's environment from infos.uuid whenever they
+        # are not all there (wazo-platform/xivo-manage-db:bin/xivo-configure-uuid@xivo-16.02..16.15);
+        # xivo-ctid then starts again (it exits without XIVO_UUID, xivo_cti/main.py@xivo-16.02).
+        return FixOut(
+            summary=f"XIVO_UUID is configured nowhere on {xivo.name} (xivo-configure-uuid did not run, e.g. "
+            "PostgreSQL was down at the upgrade), so the daemons that need it, xivo-ctid first, do not start: "
+            "run xivo-configure-uuid, which copies infos.uuid into the XIVO_UUID files and systemd's "
+            "environment, then restart the services",
+            commands=("xivo-configure-uuid", "xivo-service restart all"))
     if duplicate:
         twin = next(iter(duplicate))
         summary = (f"{xivo.name} has the UUID of {twin} (the manual's warning on cloned machines): regenerate it in "
@@ -54,7 +67,7 @@ def uuid_fix(ctx: FixContext) -> FixOut:
     summary += ". Run the commands in one shell session: $NEW carries the UUID from one to the next"
     commands.append('NEW=$(sudo -u postgres psql -tA asterisk -c "SELECT uuid FROM infos")')
     if with_files:
-        files = ev.get("xivo_uuid_files") or {p: "?" for p in XIVO_UUID_FILES}
+        files = files or {p: "?" for p in XIVO_UUID_FILES}
         holding = [p for p, v in files.items() if v]
         if holding:
             commands.append(f'sed -i "s/XIVO_UUID=[0-9a-fA-F-]*/XIVO_UUID=$NEW/" {" ".join(holding)}')
