@@ -16,7 +16,8 @@ from pathlib import Path
 from xivo_doctor.lab.state import LabState
 
 # what `lab.shim` stands in for; rabbitmqctl and rabbitmq-plugins beside them are real (`rabbitmq.node`)
-TOOLS = ("consul", "service", "systemctl", "xivo-service", "psql", "sudo", "curl", "iptables", "xivo-configure-uuid")
+TOOLS = ("consul", "service", "systemctl", "xivo-service", "psql", "sudo", "curl", "iptables", "xivo-configure-uuid",
+         "xivo-backup-consul-kv", "xivo-restore-consul-kv")
 
 
 def bin_dir(state: LabState, name: str) -> Path:

@@ -2,7 +2,8 @@
 
 Place in the lab: `lab exec` runs a command with the node's `bin/` first on PATH, where these
 shims stand in for `consul`, `service`, `systemctl`, `xivo-service`, `psql`, `sudo`, `curl`,
-`iptables` and (16.02+) `xivo-configure-uuid`; `rabbitmqctl` and `rabbitmq-plugins` are real
+`iptables`, (16.02+) `xivo-configure-uuid` and the KV backup and restore of the consul wipe;
+`rabbitmqctl` and `rabbitmq-plugins` are real
 (wrappers with the node's environment).
 So a fix the doctor prints — the manual's commands with this topology's values — can be applied to
 a lab node exactly as written and shown to work. Run as
@@ -147,6 +148,27 @@ def configure_uuid(state: LabState, node_name: str) -> int:
     return 0
 
 
+def consul_kv(tool: str, args: list[str]) -> int:
+    """The manual's KV backup and restore around the consul wipe (Configure Consul, up to 16.06):
+    `xivo-backup-consul-kv -o FILE`, `xivo-restore-consul-kv -i FILE`. The lab's Consul keeps no KV
+    store (docs/lab.md), so the backup is an empty JSON list and the restore checks it reads one."""
+    option = "-o" if tool == "xivo-backup-consul-kv" else "-i"
+    if option not in args or args.index(option) + 1 >= len(args):
+        _say(f"usage: {tool} {option} FILE")
+        return 2
+    path = Path(args[args.index(option) + 1])
+    if option == "-o":
+        path.write_text("[]\n")
+        return 0
+    try:
+        if not isinstance(json.loads(path.read_text()), list):
+            raise ValueError("not a list of keys")
+    except (OSError, ValueError) as exc:
+        _say(f"{tool}: cannot restore from {path}: {exc}")
+        return 1
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("tool", choices=TOOLS)
@@ -173,6 +195,8 @@ def main() -> int:
         return psql(state, ns.node, args)
     if ns.tool == "xivo-configure-uuid":
         return configure_uuid(state, ns.node)
+    if ns.tool in ("xivo-backup-consul-kv", "xivo-restore-consul-kv"):
+        return consul_kv(ns.tool, args)
     if ns.tool == "sudo":  # `sudo -u postgres psql ...`: the lab runs everything as root already
         while args and args[0].startswith("-"):
             args = args[2:] if args[0] in ("-u", "-g") else args[1:]
