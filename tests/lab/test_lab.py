@@ -169,6 +169,11 @@ SYMPTOMS = {
         lab, node, f"SELECT uri FROM directories WHERE dirtype = 'phonebook' AND uri LIKE '%{peer.address}%'"),
     "version-mismatch": lambda lab, node, peer: (
         lab.root(node) / "usr/share/xivo/XIVO-VERSION").read_text().strip() == "16.12",
+    "directory-uri-trailing-slash": lambda lab, node, peer: psql(
+        lab, node, f"SELECT uri FROM directories WHERE dirtype = 'xivo' AND uri LIKE '%{peer.address}%'")
+    == f"https://{peer.address}:9486/",
+    # 16.15 only: shown on a 16.15 lab (tests/lab/test_lab_versions.py), refused here
+    "anonymous-token-not-customised": None,
 }
 
 
@@ -178,6 +183,9 @@ def test_every_fault_in_the_catalogue_has_a_symptom_test():
 
 @pytest.mark.parametrize("fault", list(SYMPTOMS))
 def test_each_fault_shows_its_real_symptom_and_heal_restores_health(lab, fault):
+    why = faults.FAULTS[fault].refused(lab.node("xivo-2"), lab.node("xivo-1"))
+    if why:
+        pytest.skip(why)
     node, peer = faults.break_(lab.dir, fault, None, say=lambda _: None)
     try:
         eventually(lambda: SYMPTOMS[fault](lab, node, peer), timeout=20, what=f"{fault}'s symptom")

@@ -530,3 +530,28 @@ class TestLab1613And1615:
         assert (root / "etc/profile.d/xivo_uuid.sh").read_text() == f"export XIVO_UUID={two.uuid}\n"
         assert ctid_service(two)["Tags"] == [two.uuid, "xivo-ctid"]
         assert all(row[4] == "up" for row in lifecycle.status(lab.dir))
+
+    def test_anonymous_token_not_customised_hides_the_16_15_ctid_from_its_peer(self, lab):
+        """consul 0.7.0~xivo3's broken script: the anonymous token of xivo-2 (16.15) reads nothing, so a
+        token-less lookup through xivo-1's consul, as 16.15's xivo-ctid makes it, finds nothing."""
+        one, two = lab.nodes
+        with pytest.raises(LabError, match="makes no sense here"):
+            faults.break_(lab.dir, "anonymous-token-not-customised", one.name, say=lambda _: None)
+
+        def seen_anonymously():
+            answer = requests.get(f"https://{one.address}:8500/v1/health/service/xivo-ctid",
+                                  params={"dc": two.hostname, "passing": "1"}, verify=False, timeout=5)
+            return [e["Service"]["Address"] for e in answer.json()]
+
+        assert seen_anonymously() == [two.address]
+        faults.break_(lab.dir, "anonymous-token-not-customised", two.name, say=lambda _: None)
+        try:
+            script = (lab.root(two) / "usr/bin/consul-customize-anonymous-token").read_text()
+            assert "service:xivo-:read" in script
+            eventually(lambda: seen_anonymously() == [], what="the anonymous lookup finding nothing")
+            # still registered and passing: only the anonymous view lost it
+            assert [s["Address"] for s in consul(two, "/v1/agent/services").json().values()
+                    if s["Service"] == "xivo-ctid"] == [two.address]
+        finally:
+            faults.heal(lab.dir, say=lambda _: None)
+        eventually(lambda: seen_anonymously() == [two.address], what="heal restoring the anonymous rule")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from xivo_doctor.lab import lifecycle, postgres, rabbitmq, releases
+from xivo_doctor.lab import lifecycle, postgres, rabbitmq, release_faults, releases
 from xivo_doctor.lab.consul import client as consul_client
 from xivo_doctor.lab.nodes import LabNode, ctid_interconnection, write_file, write_root
 from xivo_doctor.lab.state import LabError, LabState, start_standin, stop_service
@@ -216,6 +216,13 @@ CATALOGUE = [
           _phonebook_private_url, _phonebook_refused),
     Fault("version-mismatch", "the node's version file says the release before its own (left on the previous "
           "release)", _version_mismatch, _version_refused),
+    Fault("directory-uri-trailing-slash", "the node's xivo directory for its peer typed https://<peer>:9486/: "
+          "xivo-confgend fails the sources file, xivo-dird keeps its old sources",
+          lambda st, n, p, say: release_faults.directory_uri_trailing_slash(st, n, p, say, sql)),
+    Fault("anonymous-token-not-customised", "16.15 with consul 0.7.0~xivo3: its broken "
+          "consul-customize-anonymous-token leaves the anonymous token without read rights; peers' xivo-ctid "
+          "find nothing", lambda st, n, p, say: release_faults.anonymous_token_not_customised(st, n, p, say, restart),
+          release_faults.only_16_15),
 ]
 FAULTS = {f.name: f for f in CATALOGUE}
 
