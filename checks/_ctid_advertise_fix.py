@@ -71,11 +71,16 @@ def _peer_blind(xivo, rel, problem: dict, dc: str) -> tuple[str, list[str]]:
     else:
         check = f"curl -k 'https://localhost:8500/v1/catalog/service/{SERVICE}?dc={dc}'  # on {peer}"
     if rel is not None and rel.anonymous_reads_xivo:
-        # 16.15's consul package runs consul-customize-anonymous-token at every consul start
-        return (f"{peer}'s xivo-ctid looks up {xivo.name}'s datacenter without a token: restart consul on "
-                f"{xivo.name} so that its consul-customize-anonymous-token lets the anonymous token read xivo-* "
-                "services again (or run it), then check what the peer sees",
-                ["systemctl restart consul", "consul-customize-anonymous-token", check])
+        # 16.15's consul package runs consul-customize-anonymous-token at every consul start (its
+        # ExecStartPost, failures ignored); the 0.7.0~xivo3 one was broken (wazo-consul-config 5ae736b,
+        # fixed by fe727aa): send the request the fixed script sends, which a restart then keeps doing.
+        return (f"{peer}'s xivo-ctid looks up {xivo.name}'s datacenter without a token, and {xivo.name}'s "
+                "anonymous token cannot read xivo-* services although 16.15's consul-customize-anonymous-token "
+                "should grant it at every consul start: grant it as the script does (check that the script's "
+                "Rules read {\"service\": {\"xivo-\": {\"Policy\": \"read\"}}}; the 0.7.0~xivo3 one was broken), "
+                "then check what the peer sees",
+                [f'curl -k -X PUT -H "{TOKEN}" https://localhost:8500/v1/acl/update -d \'{ANONYMOUS_READS_XIVO}\'',
+                 "grep body= /usr/bin/consul-customize-anonymous-token", check])
     header = TOKEN if rel is None or rel.consul_filters_discovery else None  # Consul 0.5.2: ?token= only
     update = ("curl -k -X PUT " + (f'-H "{header}" https://localhost:8500/v1/acl/update' if header else
                                    "'https://localhost:8500/v1/acl/update?token='$(cat /var/lib/consul/master_token)")

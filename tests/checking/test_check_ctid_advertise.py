@@ -321,6 +321,11 @@ def test_on_16_15_the_fix_is_the_consul_packages_own_anonymous_rule():
     seen = {"xivo-1": [{"Service": reg("a1")}], "xivo-2": [], "xivo-3": [{"Service": reg("a1")}]}
     evidence, failure = run(FakeConsul({"a1": reg("a1")}, ttl("a1"), seen), versions=versions)
     assert failure.startswith("xivo-2's Consul, asked anonymously for passing xivo-ctid in datacenter 'dc1'")
+    # the request the fixed script (consul 0.7.0~xivo4) sends; the ~xivo3 one was broken, so a restart
+    # alone may repair nothing
     assert fix(evidence).commands == (
-        "systemctl restart consul", "consul-customize-anonymous-token",
+        "curl -k -X PUT -H \"X-Consul-Token: $(cat /var/lib/consul/master_token)\" "
+        "https://localhost:8500/v1/acl/update -d "
+        "'{\"ID\":\"anonymous\",\"Rules\":\"{\\\"service\\\":{\\\"xivo-\\\":{\\\"Policy\\\":\\\"read\\\"}}}\"}'",
+        "grep body= /usr/bin/consul-customize-anonymous-token",
         "curl -k 'https://localhost:8500/v1/health/service/xivo-ctid?dc=dc1&passing=1'  # on xivo-2")
