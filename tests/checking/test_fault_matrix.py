@@ -48,13 +48,22 @@ MATRIX = {
     "federation-plugin-disabled": [("rabbitmq-federation", "xivo-2->xivo-1")],
     "phonebook-private-url": [("phonebook-restricted", "xivo-2")],
     "version-mismatch": [("xivo-version", "xivo-2")],
+    "directory-uri-trailing-slash": [("directory-source", "xivo-2")],
+    # 16.15: its peer's xivo-ctid no longer finds xivo-2's (refused before 16.15, where that is the norm)
+    "anonymous-token-not-customised": [("ctid-advertise", "xivo-2")],
 }
+
+# The RabbitMQ steps of the manual, XiVO's rabbitmq.config and the lab's RabbitMQ are the same on every
+# release (contact_and_presence_sharing.rst and xivo-config etc/rabbitmq/ unchanged 15.19-16.15,
+# docs/xivo-behaviour.md "rabbitmq-federation"), and so are the federation fixes: one is applied on
+# every release, the others on the default one only (each costs a RabbitMQ restart or more).
+SAME_ON_EVERY_RELEASE = {"federation-upstream-missing", "federation-policy-missing", "federation-plugin-disabled"}
 
 # Faults whose fix is commands to run on the failing XiVO (the others are a web-UI edit or an upgrade).
 FIXED_BY_COMMANDS = [
     "ctid-advertise-localhost", "ctid-listen-loopback", "consul-not-joined", "consul-peer-down",
     "federation-upstream-missing", "federation-wrong-password", "federation-policy-missing",
-    "federation-plugin-disabled", "duplicate-uuid", "uuid-not-configured",
+    "federation-plugin-disabled", "duplicate-uuid", "uuid-not-configured", "anonymous-token-not-customised",
 ]
 
 
@@ -163,6 +172,8 @@ PLACEHOLDER = re.compile(r"<password of the xivo user on [^>]+>")
 def test_the_doctors_fix_applied_as_printed_makes_the_run_green(lab, fault):
     root = _items(fault)[0]  # the root cause's fix repairs the symptoms too
     node = MATRIX[fault][0][1].split("->")[0]
+    if fault in SAME_ON_EVERY_RELEASE and lab.node(node).version != "16.13":
+        pytest.skip("the same fix on every release: applied on the 16.13 lab")
     _break(lab, fault)
     try:
         data = _settled(lab, _items(fault))
