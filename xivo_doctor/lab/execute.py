@@ -3,9 +3,9 @@
 Place in the lab: it lets a fix printed by the doctor be applied exactly as written. The command
 runs under bash with the node's `bin/` first on PATH (real `rabbitmqctl`/`rabbitmq-plugins` for
 that node, and the scripts of `lab.bindir` that run `lab.shim` for consul, service, systemctl,
-xivo-service, psql, sudo, curl, iptables, xivo-configure-uuid), in the node's root, with XiVO's absolute paths (/etc,
-/var/lib, /var/log, /usr/share/xivo*) mapped under that root — the node's files are where the
-admin's commands expect.
+xivo-service, psql, sudo, curl, iptables, xivo-configure-uuid), in the node's root, with XiVO's
+absolute paths (/etc, /var/lib, /var/log, /usr/share/xivo*, 16.15's consul-customize-anonymous-token)
+mapped under that root — the node's files are where the admin's commands expect.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 from xivo_doctor.lab.bindir import bin_dir, write_shims
 from xivo_doctor.lab.state import LabState
 
-XIVO_PATH = re.compile(r"(^|[\s'\"=(<>])(/(?:etc|var/lib|var/log|usr/share/xivo[\w-]*)(?=[/\s'\"]|$))", re.M)
+XIVO_PATH = re.compile(r"(^|[\s'\"=(<>])(/(?:etc|var/lib|var/log|usr/share/xivo[\w-]*|usr/bin/consul-customize-"
+                       r"anonymous-token)(?=[/\s'\";|&)]|$))", re.M)
 
 
 def map_paths(command: str, root: Path) -> str:
