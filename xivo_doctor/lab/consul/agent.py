@@ -37,9 +37,10 @@ from typing import ClassVar
 
 from xivo_doctor.lab.consul import versions
 from xivo_doctor.lab.consul.acl import AclError, AclStore
-from xivo_doctor.lab.consul.api import Agent, make_handler, serf_tags
+from xivo_doctor.lab.consul.api import make_handler
 from xivo_doctor.lab.consul.checks import HttpChecks
 from xivo_doctor.lab.consul.config import ConfigError, ConsulConfig, load_config
+from xivo_doctor.lab.consul.local_agent import Agent, serf_tags
 from xivo_doctor.lab.consul.serf import SerfAgent, SerfError
 from xivo_doctor.lab.consul.state import State, field
 from xivo_doctor.lab.standins.base import Node, Server, main_args, serve, tls_context

@@ -2,6 +2,10 @@
 
 Place in the pipeline: lab only (docs/lab.md, "consul"). `consul.agent` serves `make_handler(agent)`
 on `client_addr:ports.https` (the API) and `make_handler(agent, rpc=True)` on `bind_addr:8300`.
+This module is the dispatcher: which listener, which datacenter, which area. The areas are answered
+by `consul.agent_endpoint` (`/v1/agent/*`), `consul.catalog` (`/v1/catalog|health|status/*`) and
+`consul.acl_endpoint` (`/v1/acl/*`), over `consul.request` (token, Consul's headers and errors)
+and `consul.local_agent` (what the agent knows and decides).
 
 It behaves as the Consul version the node's XiVO ships (`consul.versions`, research R1 §4):
 - `/v1/agent/*` is never ACL-checked (Consul enforces ACLs there only from 0.8);
@@ -32,159 +36,22 @@ depend on an endpoint only the lab has.
 from __future__ import annotations
 
 import http.client
-import json
-import logging
 import urllib.parse
-from dataclasses import dataclass
-from typing import Any
 
-from xivo_doctor.lab.consul.acl import AclError, AclStore, Policy, http_status
-from xivo_doctor.lab.consul.checks import HttpChecks
-from xivo_doctor.lab.consul.config import ConsulConfig
-from xivo_doctor.lab.consul.serf import STATUS_CODES, SerfAgent, SerfError
-from xivo_doctor.lab.consul.state import BadRequest, State, field
-from xivo_doctor.lab.consul.versions import ConsulVersion
-from xivo_doctor.lab.standins.base import QuietHandler
+from xivo_doctor.lab.consul.acl import AclError
+from xivo_doctor.lab.consul.acl_endpoint import AclEndpoints
+from xivo_doctor.lab.consul.agent_endpoint import AgentEndpoints
+from xivo_doctor.lab.consul.catalog import CatalogEndpoints
+from xivo_doctor.lab.consul.local_agent import Agent
+from xivo_doctor.lab.consul.serf import SerfError
+from xivo_doctor.lab.consul.state import BadRequest
 
 FORWARD_TIMEOUT = 2.0
 NO_PATH = "No path to datacenter"  # structs.ErrNoDCPath (LAB-NOTES §C.2)
 FORWARDED_PREFIXES = ("/v1/catalog/", "/v1/health/", "/v1/status/")
-CONSUL_SERVICE = "consul"  # the server's own service: its registration is never ACL-checked
 
 
-def serf_tags(config: ConsulConfig, version: ConsulVersion) -> dict[str, str]:
-    """The tags a consul server adds to dc/role/port/vsn (consul/server.go setupSerf)."""
-    tags = {"vsn_min": "1", "vsn_max": str(version.protocol_max), "build": version.build}
-    if config.bootstrap:
-        tags["bootstrap"] = "1"
-    elif config.bootstrap_expect:
-        tags["expect"] = str(config.bootstrap_expect)
-    return tags
-
-
-@dataclass
-class Agent:
-    """Everything a request may need: the config, the Consul version, local state, ACLs, the serf child."""
-
-    config: ConsulConfig
-    version: ConsulVersion
-    state: State
-    acls: AclStore
-    checks: HttpChecks
-    serf: SerfAgent
-    log: logging.Logger
-    node_id: str
-
-    # -- ACLs ----------------------------------------------------------------------------------
-    def discovery_policy(self, token: str) -> Policy | None:
-        """The token's rights on discovery reads; None when this Consul does not filter them (0.5.2).
-
-        AclError (`ACL not found`) if the token is unknown here (consul/acl.go filterACL → resolveToken).
-        """
-        return self.acls.resolve(token) if self.version.filters_discovery else None
-
-    def sync_problem(self, service: dict[str, Any]) -> str | None:
-        """Why the agent's catalog sync of `service` fails (None: it is in the catalog).
-
-        Catalog.Register checks `ServiceWrite` with the token the service was registered with.
-        """
-        if service["Service"] == CONSUL_SERVICE:
-            return None
-        try:
-            policy = self.acls.resolve(self.state.service_token(service["ID"]))
-        except AclError as exc:
-            return str(exc)
-        return None if policy.service_write(service["Service"]) else "Permission denied"
-
-    def catalog_services(self, token: str) -> list[dict[str, Any]]:
-        """The services of the catalog this token may see (AclError if the token is unknown)."""
-        policy = self.discovery_policy(token)
-        return [s for s in self.state.services().values()
-                if self.sync_problem(s) is None and (policy is None or policy.service_read(s["Service"]))]
-
-    def log_sync(self, service_id: str) -> None:
-        """What consul's anti-entropy logs after a registration (command/agent/local.go syncService)."""
-        service = self.state.services().get(service_id)
-        problem = None if service is None else self.sync_problem(service)
-        if problem is None:
-            self.log.info(f"agent: Synced service '{service_id}'")
-        elif "Permission denied" in problem:
-            self.log.warning(f"agent: Service '{service_id}' registration blocked by ACLs")
-        else:
-            self.log.error(f"agent: failed to sync remote state: {problem}")
-
-    # -- members -------------------------------------------------------------------------------
-    def lan_member(self) -> dict[str, Any]:
-        c = self.config
-        return {"Name": c.node_name, "Addr": c.advertise_addr, "Port": 8301,
-                "Tags": {"dc": c.datacenter, "role": "consul", "port": str(c.server_port), "vsn": "2",
-                         **serf_tags(c, self.version)},
-                "Status": 1, "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
-                "DelegateMin": 2, "DelegateMax": 4, "DelegateCur": 4}
-
-    def wan_members(self) -> list[dict[str, Any]]:
-        """serf members in Consul's shape (LAB-NOTES §D: alive/leaving/left/failed → 1/2/3/4)."""
-        out = []
-        for m in self.serf.members():
-            proto = m.get("protocol") or {}
-            out.append({"Name": m["name"], "Addr": m["addr"].rsplit(":", 1)[0].strip("[]"), "Port": m["port"],
-                        "Tags": m.get("tags") or {}, "Status": STATUS_CODES.get(m["status"], 0),
-                        "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
-                        "DelegateMin": proto.get("min", 2), "DelegateMax": proto.get("max", 5),
-                        "DelegateCur": proto.get("version", 5)})
-        return out
-
-    def server_for(self, dc: str) -> tuple[str, int] | None:
-        """An alive WAN member of datacenter `dc`: where its server (our 8300 listener) is."""
-        try:
-            members = self.wan_members()
-        except SerfError:
-            return None
-        for m in members:
-            if m["Status"] == 1 and m["Tags"].get("dc") == dc and m["Tags"].get("role") == "consul":
-                return m["Addr"], int(m["Tags"].get("port", 8300))
-        return None
-
-    def datacenters(self) -> list[str]:
-        """Own datacenter first, then the other alive WAN datacenters, sorted (a failed server is dropped)."""
-        try:
-            dcs = {m["Tags"].get("dc") for m in self.wan_members() if m["Status"] == 1}
-        except SerfError:
-            dcs = set()
-        own = self.config.datacenter
-        return [own, *sorted(d for d in dcs if d and d != own)]
-
-    def node(self, meta_key: str = "Meta") -> dict[str, Any]:
-        c = self.config
-        return {"ID": self.node_id, "Node": c.node_name, "Address": c.advertise_addr, "Datacenter": c.datacenter,
-                "TaggedAddresses": {"lan": c.advertise_addr, "wan": c.advertise_addr}, meta_key: {}}
-
-    def self_info(self) -> dict[str, Any]:
-        c = self.config
-        ports = {"DNS": -1, "HTTP": c.http_port, "HTTPS": c.https_port, "RPC": 8400, "SerfLan": 8301,
-                 "SerfWan": c.serf_wan_port, "Server": c.server_port}
-        return {"Config": {"Datacenter": c.datacenter, "NodeName": c.node_name, "NodeID": self.node_id,
-                           "Server": True, "Revision": self.version.revision, "Version": self.version.version,
-                           "VersionPrerelease": "", "AdvertiseAddr": c.advertise_addr,
-                           "AdvertiseAddrWan": c.advertise_addr, "BindAddr": c.bind_addr, "ClientAddr": c.client_addr,
-                           "Ports": ports, "DataDir": c.raw.get("data_dir"), "ACLDatacenter": c.acl_datacenter,
-                           "ACLDefaultPolicy": c.acl_default_policy, "Domain": "consul."},
-                "Coord": {"Adjustment": 0, "Error": 1.5, "Height": 0, "Vec": [0] * 8},
-                "Member": self.lan_member()}
-
-
-def _serf_health(node: str) -> dict[str, Any]:
-    return {"Node": node, "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing", "Notes": "",
-            "Output": "Agent alive and reachable", "ServiceID": "", "ServiceName": "", "ServiceTags": [],
-            "CreateIndex": 1, "ModifyIndex": 1}
-
-
-class ConsulHandler(QuietHandler):
-    agent: Agent
-    rpc: bool = False
-    query: list[tuple[str, str]]
-    body: bytes
-
+class ConsulHandler(AgentEndpoints, AclEndpoints, CatalogEndpoints):
     def do_GET(self) -> None:
         self.dispatch("GET")
 
@@ -196,47 +63,6 @@ class ConsulHandler(QuietHandler):
 
     def do_DELETE(self) -> None:
         self.dispatch("DELETE")
-
-    # -- plumbing ----------------------------------------------------------------------------
-    def send_response(self, code: int, message: str | None = None) -> None:
-        """As Go's net/http: a Date header, no Server header."""
-        self.log_request(code)
-        self.send_response_only(code, message)
-        self.send_header("Date", self.date_time_string())
-
-    def meta(self) -> dict[str, str]:
-        return {"X-Consul-Index": str(self.agent.state.index), "X-Consul-KnownLeader": "true",
-                "X-Consul-LastContact": "0"}
-
-    def reply(self, body: Any) -> None:
-        self.send_json(200, body, self.meta())
-
-    def empty(self, status: int = 200) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def request_token(self, params: dict[str, str]) -> str:
-        """parseToken: `?token=`, then (>= 0.6.0) `X-Consul-Token`, then the agent's acl_token.
-
-        On the forwarding listener the token is the forwarded RPC's (header set by `forward`).
-        """
-        if self.rpc:
-            return self.headers.get("X-Consul-Token") or ""
-        if params.get("token"):
-            return params["token"]
-        if self.agent.version.reads_token_header and self.headers.get("X-Consul-Token"):
-            return str(self.headers.get("X-Consul-Token"))
-        return self.agent.config.acl_token
-
-    def failed(self, method: str, message: str) -> None:
-        """An RPC error as consul's HTTP wrapper answers it (403 for ACL errors, else 500) and logs it."""
-        if not self.rpc:  # on the forwarding listener the error goes back to the forwarding agent, which logs it
-            shown = urllib.parse.urlsplit(self.path)
-            query = "&".join(f"{k}=<hidden>" if k == "token" else f"{k}={v}" for k, v in self.query)
-            self.agent.log.error(f"http: Request {method} {shown.path}{'?' + query if query else ''}, "
-                                 f"error: {message} from={self.client_address[0]}:{self.client_address[1]}")
-        self.send_text(http_status(message), message)
 
     def dispatch(self, method: str) -> None:
         url = urllib.parse.urlsplit(self.path)
@@ -292,131 +118,18 @@ class ConsulHandler(QuietHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    # -- endpoints ---------------------------------------------------------------------------
+    # -- routing -----------------------------------------------------------------------------
     def route(self, method: str, path: str, params: dict[str, str], token: str) -> None:
         # Consul <= 0.7 does not check the HTTP method of agent, catalog, health and status endpoints.
-        agent = self.agent
         parts = path.strip("/").split("/", 3)  # v1, area, endpoint, rest
         area, endpoint, rest = [*parts, "", "", ""][1:4]
         if area == "agent":
             return self.agent_endpoint(endpoint, rest, params, token)
         if area == "acl":
             return self.acl_endpoint(method, endpoint, rest, token)
-        if area == "catalog" and endpoint == "datacenters":
-            return self.reply(agent.datacenters())
-        if area == "status" and endpoint in ("leader", "peers"):
-            # A one-server datacenter is its own leader (consul-wait-leader polls this, XIVO-FACTS §4).
-            leader = f"{agent.config.advertise_addr}:{agent.config.server_port}"
-            return self.reply(leader if endpoint == "leader" else [leader])
-        if area == "catalog" and endpoint == "services" and not rest:
-            names: dict[str, set[str]] = {}
-            for s in agent.catalog_services(token):
-                names.setdefault(s["Service"], set()).update(s["Tags"])
-            return self.reply({name: sorted(tags) for name, tags in sorted(names.items())})
-        if area in ("catalog", "health") and endpoint == "service" and rest:
-            services = [s for s in agent.catalog_services(token)
-                        if s["Service"] == rest and (not params.get("tag") or params["tag"] in s["Tags"])]
-            if area == "health":
-                return self.reply(self.health(services, "passing" in params))
-            return self.reply([{**agent.node("NodeMeta"), "ServiceID": s["ID"], "ServiceName": s["Service"],
-                                "ServiceAddress": s["Address"], "ServicePort": s["Port"], "ServiceTags": s["Tags"],
-                                "ServiceEnableTagOverride": s["EnableTagOverride"],
-                                "CreateIndex": s["CreateIndex"], "ModifyIndex": s["ModifyIndex"]}
-                               for s in services])
+        if area in ("catalog", "health", "status"):
+            return self.catalog_endpoint(area, endpoint, rest, params, token, path)
         self.send_text(404, f"Not found: {path}\n")
-
-    def health(self, services: list[dict[str, Any]], passing: bool) -> list[dict[str, Any]]:
-        """health/service: consul 0.7 filters on the mere presence of `passing` (ServiceFinder sends `passing=True`)."""
-        checks = self.agent.state.checks()
-        node = self.agent.config.node_name
-        out = []
-        for s in services:
-            own = [{**c, "ServiceTags": s["Tags"]} for c in checks.values() if c["ServiceID"] == s["ID"]]
-            entry = {"Node": self.agent.node(), "Service": s, "Checks": [_serf_health(node), *own]}
-            if not passing or all(c["Status"] == "passing" for c in entry["Checks"]):
-                out.append(entry)
-        return out
-
-    def agent_endpoint(self, endpoint: str, rest: str, params: dict[str, str], token: str) -> None:
-        """/v1/agent/*: no ACL check on Consul <= 0.7 (R1 §4c); a registration keeps its token."""
-        agent, state = self.agent, self.agent.state
-        if endpoint == "self":
-            return self.reply(agent.self_info())
-        if endpoint == "members":
-            # The server only checks that `wan` is non-empty (LAB-NOTES §C.2).
-            return self.reply(agent.wan_members() if params.get("wan") else [agent.lan_member()])
-        if endpoint == "services":
-            return self.reply(state.services())
-        if endpoint == "checks":
-            return self.reply(state.checks())
-        if endpoint == "service" and rest == "register":
-            try:
-                body = json.loads(self.body or b"{}")
-            except ValueError as exc:
-                raise BadRequest(f"Request decode failed: {exc}") from exc
-            if not isinstance(body, dict):
-                raise BadRequest("Request decode failed: not a JSON object")
-            service_id = state.register(body, token)
-            agent.log_sync(service_id)
-            agent.checks.sync()
-            return self.empty()
-        if endpoint == "service" and rest.startswith("deregister/"):
-            state.deregister(rest.split("/", 1)[1])
-            agent.checks.sync()
-            return self.empty()
-        if endpoint == "check" and rest.startswith("deregister/"):
-            state.deregister_check(rest.split("/", 1)[1])
-            agent.checks.sync()
-            return self.empty()
-        if endpoint == "check" and rest.split("/", 1)[0] in ("pass", "warn", "fail") and "/" in rest:
-            action, check_id = rest.split("/", 1)
-            status = {"pass": "passing", "warn": "warning", "fail": "critical"}[action]
-            try:
-                state.update_ttl(check_id, status, params.get("note", ""))
-            except KeyError:
-                return self.send_text(500, f'CheckID "{check_id}" does not have associated TTL')
-            return self.empty()
-        if endpoint == "join" and rest:
-            if not params.get("wan"):
-                # Each lab XiVO is a one-server datacenter: there is no LAN pool to join (fidelity limit).
-                return self.send_text(500, "lab consul: only WAN joins are emulated (use ?wan=1)")
-            address = rest if ":" in rest else f"{rest}:{agent.config.serf_wan_port}"
-            agent.serf.join(address)  # serf logs `agent: (WAN) joining: [...]` / `joined: 1 nodes`
-            return self.empty()
-        self.send_text(404, f"Not found: {urllib.parse.urlsplit(self.path).path}\n")
-
-    def acl_endpoint(self, method: str, endpoint: str, rest: str, token: str) -> None:
-        """/v1/acl/* (command/agent/acl_endpoint.go); the RPC errors become 403/500 through `failed`."""
-        acls = self.agent.acls
-        if not acls.enabled:
-            return self.send_text(401, "ACL support disabled")
-        if endpoint in ("create", "update", "destroy") and method != "PUT":
-            return self.empty(405)
-        if endpoint in ("create", "update"):
-            body: Any = {}
-            if self.body:
-                try:
-                    body = json.loads(self.body)
-                except ValueError as exc:
-                    return self.send_text(400, f"Request decode failed: {exc}")
-                if not isinstance(body, dict):
-                    return self.send_text(400, "Request decode failed: not a JSON object")
-            acl_id = str(field(body, "ID") or "")
-            if endpoint == "update" and not acl_id:
-                return self.send_text(400, "ACL ID must be set")
-            new_id = acls.apply_set(token, acl_id, str(field(body, "Name") or ""),
-                                    str(field(body, "Type") or "client"), str(field(body, "Rules") or ""))
-            return self.reply({"ID": new_id})
-        if endpoint in ("destroy", "info") and not rest:
-            return self.send_text(400, "Missing ACL")
-        if endpoint == "destroy":
-            acls.apply_delete(token, rest)
-            return self.reply(True)
-        if endpoint == "info":
-            return self.reply(acls.get(rest))
-        if endpoint == "list":
-            return self.reply(acls.list(token))
-        self.send_text(404, f"Not found: {urllib.parse.urlsplit(self.path).path}\n")
 
 
 def make_handler(agent: Agent, rpc: bool = False) -> type[ConsulHandler]:

@@ -1,6 +1,6 @@
 """The Consul stand-in's HTTP checks: run as consul's CheckHTTP does (command/agent/check.go, 0.5–0.7).
 
-Place in the lab: `consul.api` calls `HttpChecks.sync()` after every (de)registration and
+Place in the lab: `consul.agent_endpoint` calls `HttpChecks.sync()` after every (de)registration and
 `consul.agent` once at start; results go to `consul.state` (`State.update_check`). xivo-ctid on
 XiVO 15.19/15.20 registers `{"HTTP": "http://localhost:9495/0.1/infos", "Interval": "300s",
 "Timeout": "10s"}` with its service (R1 §3).

@@ -1,8 +1,8 @@
 """The Consul stand-in's local services and checks, persisted under `data_dir` as consul does.
 
-Place in the pipeline: lab only (docs/lab.md, "consul"). The HTTP handler (`consul.api`) registers,
-deregisters and updates TTL checks through `State`; each change is written to
-`<data_dir>/services/<id>.json` / `<data_dir>/checks/<id>.json`, so the manual's
+Place in the pipeline: lab only (docs/lab.md, "consul"). The HTTP handler (`consul.api`; `/v1/agent/*`
+in `consul.agent_endpoint`) registers, deregisters and updates TTL checks through `State`; each
+change is written to `<data_dir>/services/<id>.json` / `<data_dir>/checks/<id>.json`, so the manual's
 `rm -rf /var/lib/consul/{services,checks}/` really forgets them at the next start (XIVO-FACTS §4).
 State lives in memory while the stand-in runs, as in consul (a wipe under a running consul only
 shows after a restart). TTL checks are evaluated lazily: a check not updated within its TTL reads
@@ -10,7 +10,7 @@ shows after a restart). TTL checks are evaluated lazily: a check not updated wit
 checks (xivo-ctid 15.19/15.20 registers one, R1 §3) are run by `consul.checks`, which reports through
 `update_check`; they start `critical`, also after a restart (consul's loadChecks). Script/TCP/Docker
 checks keep the status they were registered with. Each service keeps the ACL token it was
-registered with (consul persists it next to the service): `consul.api` decides with it whether
+registered with (consul persists it next to the service): `consul.local_agent` decides with it whether
 the service reaches the catalog.
 """
 
@@ -230,7 +230,7 @@ class State:
         return True
 
     def update_ttl(self, check_id: str, status: str, output: str) -> None:
-        """check/pass|warn|fail: KeyError if the check has no TTL (consul: 500, see consul.api)."""
+        """check/pass|warn|fail: KeyError if the check has no TTL (consul: 500, see consul.agent_endpoint)."""
         with self.lock:
             record = self._checks.get(check_id)
             if record is None or not record.get("TTL"):

@@ -16,27 +16,25 @@ configured interface only, fatal at start when it is missing; 16.06+: with the e
 Consul calls as python-consul 0.4.7 makes them: the master token (`?token=`) on the registration
 only. Not emulated: the CTI port 5003 (the self-check only asks /0.1/infos) and the bus events on
 (de)registration.
+
+This module is the process: its config, its UUID, its REST API; the Consul registration (consul_helpers)
+is `standins.ctid_registration`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-import threading
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
-import requests
 import yaml
 
 from xivo_doctor.lab import releases
 from xivo_doctor.lab.standins.base import Node, QuietHandler, deep_merge, main_args, serve, wait_for_stop
+from xivo_doctor.lab.standins.ctid_registration import SERVICE, Registerer, RegistererError
 
-SERVICE = "xivo-ctid"
-VALID_IFACE_PREFIX = "eth"  # consul_helpers._find_address: `iface.startswith('eth')` (16.06-16.15)
 DAO_DEFAULT_URI = "postgresql://asterisk:proformatique@localhost/asterisk"  # xivo-dao's default db_uri
 API_YML = """swagger: '2.0'
 info: {title: xivo-ctid, version: '0.1'}
@@ -45,10 +43,6 @@ paths:
   /infos:
     get: {summary: Information about this xivo-ctid, responses: {'200': {description: uuid}}}
 """
-
-
-class RegistererError(Exception):
-    """consul_helpers.RegistererError (its subclass MissingConfigurationError for a missing key)."""
 
 
 def load_config(node: Node, release: str) -> dict[str, Any]:
@@ -72,156 +66,6 @@ def database_uuid(node: Node) -> str:
 def local_address(node: Node, configured: str) -> str:
     """A listen/connect address as the lab means it: 0.0.0.0 is the node, localhost is 127.0.0.1 (docs/lab.md)."""
     return "127.0.0.1" if configured == "localhost" else node.listen_address(configured)
-
-
-def _interfaces(node: Node) -> dict[str, str]:
-    try:
-        return node.interfaces()
-    except (OSError, ValueError):
-        return {}  # a node without NICs: only lo remains
-
-
-def advertise_address(node: Node, discovery: dict[str, Any], release: str, log: logging.Logger) -> str:
-    """consul_helpers' `_find_address` of that release, with interfaces.json standing in for netifaces."""
-    mode = releases.ctid_advertise_auto(release)
-    if mode == "literal" or discovery["advertise_address"] != "auto":
-        return str(discovery["advertise_address"])  # the literal value, `localhost` (and 15.x's `auto`) included
-    interfaces = _interfaces(node)
-    main_iface = discovery["advertise_address_interface"]
-    if mode == "interface":
-        # netifaces.ifaddresses(iface)[AF_INET][0]['addr'], at start: ValueError -> RegistererError
-        if main_iface not in interfaces and not (main_iface == "lo" and "lo" not in interfaces):
-            raise RegistererError(f"You must specify a valid interface name.: {main_iface}")
-        address = "127.0.0.1" if main_iface == "lo" and "lo" not in interfaces else interfaces[main_iface]
-        if not address:
-            raise KeyError(2)  # no AF_INET address: MissingConfigurationError('2')
-        return address
-    candidates = [main_iface, *(i for i in interfaces if i.startswith(VALID_IFACE_PREFIX)), "lo"]
-    for iface in candidates:
-        if iface == "lo" and "lo" not in interfaces:
-            return "127.0.0.1"
-        if iface not in interfaces:
-            log.info("The configured interface does not exists: %s", iface)
-        elif interfaces[iface]:
-            return interfaces[iface]
-    return "127.0.0.1"
-
-
-def consul_client_addr(node: Node) -> str:
-    """`client_addr` of the node's consul (etc/consul/xivo/*.json merged): where `localhost:8500` lands."""
-    merged: dict[str, Any] = {}
-    for path in sorted(node.path("/etc/consul/xivo").glob("*.json")):
-        try:
-            merged = deep_merge(merged, json.loads(path.read_text()))
-        except ValueError:
-            continue  # consul would refuse to start; nothing listens then
-    return node.listen_address(str(merged.get("client_addr", "127.0.0.1")))
-
-
-class Registerer:
-    """consul_helpers of the node's release over Consul's HTTP API: `NotifyingRegisterer` with an
-    HTTP check (15.19-15.20) or `ServiceCatalogRegistration` with a TTL check (16.01+).
-
-    Built at start, as ctid builds it: a missing configuration key or (16.01-16.05) a missing
-    interface raises here, and ctid does not start."""
-
-    def __init__(self, node: Node, config: dict[str, Any], release: str, xivo_uuid: str, self_check_url: str,
-                 log: logging.Logger) -> None:
-        discovery, consul = config["service_discovery"], config["consul"]
-        self.log, self.release = log, release
-        self.http_check = releases.ctid_http_check(release)
-        self.service_id = str(uuid.uuid4())  # random per start
-        self.address = advertise_address(node, discovery, release, log)
-        self.port = discovery["advertise_port"]
-        self.tags = releases.ctid_tags(release, xivo_uuid, discovery.get("extra_tags"))
-        if self.http_check:
-            # Check.http(check_url, check_url_interval, timeout=check_url_timeout), read with [] (R1 §3)
-            self.check = {"HTTP": discovery["check_url"], "Interval": discovery["check_url_interval"],
-                          "Timeout": discovery["check_url_timeout"]}
-            self.refresh = self.retry = float(releases.HTTP_CHECK_RETRY)
-        else:
-            self.check = {"TTL": f"{discovery['ttl_interval']}s"}
-            self.refresh, self.retry = float(discovery["refresh_interval"]), float(discovery["retry_interval"])
-        host = consul_client_addr(node) if consul.get("host") == "localhost" else str(consul.get("host"))
-        self.base = f"{consul.get('scheme', 'https')}://{host}:{consul.get('port', 8500)}"
-        verify = consul.get("verify", True)
-        if isinstance(verify, str):  # a XiVO path; accepted already under the root too (docs/lab.md layout)
-            verify = verify if verify.startswith(f"{node.root}/") else str(node.path(verify))
-        self.verify = verify if isinstance(verify, str) else bool(verify)
-        # python-consul 0.4.7 adds the client's token to agent.service.register only (R1 §3)
-        self.token = {"token": consul["token"]} if consul.get("token") else {}
-        self.self_check_url = self_check_url
-        self.done = threading.Event()
-        self.registered = False
-        self.thread = threading.Thread(target=self.loop, name="ServiceDiscoveryThread", daemon=True)
-
-    def put(self, path: str, body: Any = None, params: dict[str, str] | None = None) -> bool:
-        response = requests.put(self.base + path, params=params or None, json=body, verify=self.verify, timeout=5)
-        return response.status_code == 200
-
-    def self_check(self) -> bool:
-        """service_discovery.self_check (16.01+): /0.1/infos answers 200. 15.x registers without one."""
-        if self.http_check:
-            return True
-        try:
-            return requests.get(self.self_check_url, timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def register(self) -> None:
-        self.log.info("Registering %s on Consul as %s with %s:%s", SERVICE, self.service_id, self.address, self.port)
-        body = {"ID": self.service_id, "Name": SERVICE, "Address": self.address, "Port": self.port,
-                "Tags": self.tags, "Check": self.check}
-        try:
-            self.registered = self.put("/v1/agent/service/register", body, self.token)
-            problem = "" if self.registered else f"{SERVICE} registration on Consul failed"
-        except requests.RequestException as e:
-            problem = str(e)
-        if self.registered:
-            return
-        if self.http_check:  # ctiserver._service_discovery_register (15.19-15.20)
-            self.log.error("Failed to register service: RegistererError: %s", problem)
-            self.log.info("Service registration failed, retrying in %s seconds", releases.HTTP_CHECK_RETRY)
-        else:
-            self.log.debug("failed to register service: %s", problem)
-            self.log.info("registration failed, retrying in %s seconds", _n(self.retry))
-
-    def send_ttl(self) -> bool:
-        """agent.check.ttl_pass: no token (R1 §3)."""
-        try:
-            passed = self.put(f"/v1/agent/check/pass/service:{self.service_id}")
-        except requests.RequestException as e:
-            self.log.info("%s", e)
-            passed = False
-        if not passed:
-            self.log.info("ttl pass failed")
-            self.registered = False  # the lab's choice (see the report): register again on the next round
-        return passed
-
-    def loop(self) -> None:
-        while not self.done.is_set():
-            if not self.registered and self.self_check():
-                self.register()
-            if self.http_check:
-                if self.registered:
-                    return  # Consul runs the HTTP check from now on; ctid does nothing more
-                self.done.wait(self.retry)
-                continue
-            self.done.wait(self.refresh if self.registered and self.send_ttl() else self.retry)
-
-    def deregister(self) -> None:
-        """On stop; no token. 16.01+ deregister the check first (consul_helpers, R1 §3)."""
-        self.log.info("Deregistering %s from Consul services: %s", SERVICE, self.service_id)
-        try:
-            if releases.ctid_deregisters_check(self.release):
-                self.put(f"/v1/agent/check/deregister/service:{self.service_id}")
-            self.put(f"/v1/agent/service/deregister/{self.service_id}")
-        except requests.RequestException as e:
-            self.log.info("failed to deregister %s", e)
-
-
-def _n(seconds: float) -> str:
-    return str(int(seconds)) if seconds == int(seconds) else str(seconds)
 
 
 def infos_body(release: str, xivo_uuid: str) -> dict[str, str]:

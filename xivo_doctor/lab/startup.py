@@ -1,0 +1,138 @@
+"""Starting the lab's processes: PostgreSQL, RabbitMQ, the Consul stand-ins, the manual's federation, the daemons.
+
+Place in the lab: the steps of `lifecycle.up` (and of the faults that restart a part of the lab,
+`faults`). Each step starts what is down and leaves running processes alone: the real
+PostgreSQL (one `asterisk` database per node, filled as that node's release has it), RabbitMQ
+nodes and serf (through the Consul stand-in), then the stand-ins (`state.start_standin`). On a new
+lab `federate` applies the manual's procedure (federation commands, `consul join -wan`);
+`wait_healthy` waits until the interconnection is healthy. `rabbit` and `dsn` say how the lab
+reaches a node's RabbitMQ and database.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from xivo_doctor.lab import postgres, rabbitmq
+from xivo_doctor.lab.consul import client as consul_client
+from xivo_doctor.lab.nodes import LabNode
+from xivo_doctor.lab.state import LabError, LabState, alive, read_pid, start_standin, wait_port
+
+Say = Callable[[str], None]
+NEEDED = {"rabbitmq-server": "/usr/lib/rabbitmq/bin/rabbitmq-server", "serf": "serf", "openssl": "openssl",
+          "postgresql": "/usr/lib/postgresql/15/bin/initdb"}
+
+
+def rabbit(state: LabState, node: LabNode) -> rabbitmq.RabbitNode:
+    return rabbitmq.RabbitNode(name=node.name, index=node.index, address=node.address, root=state.root(node),
+                               amqp_port=node.amqp_port, dist_port=state.dist_base + node.index,
+                               epmd_port=state.epmd_port)
+
+
+def dsn(state: LabState, node: LabNode) -> str:
+    return (state.dir / "nodes" / node.name / "database.dsn").read_text().strip()
+
+
+def check_prerequisites() -> None:
+    missing = [pkg for pkg, binary in NEEDED.items() if shutil.which(binary) is None]
+    if missing:
+        raise LabError(f"missing {', '.join(missing)}; run ./install-deps.sh (it installs them with apt-get)")
+
+
+def postgres_up(state: LabState, fresh: bool, step: Say) -> None:
+    pg_dir = state.dir / "postgres"
+    if not (pg_dir / "data" / "PG_VERSION").exists():
+        step(f"PostgreSQL: new cluster on {state.postgres_address}:{state.postgres_port}")
+        postgres.init(pg_dir, state.postgres_address, state.postgres_port)
+    elif not postgres.is_running(pg_dir):
+        step("PostgreSQL: starting")
+        postgres.start(pg_dir)
+    for node in state.nodes:
+        dsn_file = state.dir / "nodes" / node.name / "database.dsn"
+        if not dsn_file.exists():
+            dsn_file.parent.mkdir(parents=True, exist_ok=True)
+            uri = postgres.create_node_database(pg_dir, node.index, version=node.version)
+            dsn_file.write_text(uri + "\n")
+            dsn_file.chmod(0o600)
+            peers = [(p.name, p.address, p.version) for p in state.nodes if p is not node]
+            postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version)
+    step(f"PostgreSQL: {len(state.nodes)} `asterisk` databases ready")
+
+
+def rabbitmq_up(state: LabState, step: Say) -> None:
+    rabbitmq.start_epmd(state.dir, state.epmd_port)
+    down = [n for n in state.nodes if not rabbitmq.is_running(rabbit(state, n))]
+    if not down:
+        return
+    step(f"RabbitMQ: starting {len(down)} node(s) ({', '.join(n.name for n in down)})")
+    for node in down:
+        rabbitmq.write_config(rabbit(state, node))
+        rabbitmq.write_ctl_wrappers(rabbit(state, node), state.dir)
+        rabbitmq.start(rabbit(state, node), state.dir)
+    with ThreadPoolExecutor(max_workers=len(down)) as pool:
+        waits = list(pool.map(lambda n: rabbitmq.wait_ready(rabbit(state, n), 120), down))
+    step(f"RabbitMQ: {len(down)} node(s) accept AMQP (slowest {max(waits):.1f} s)")
+
+
+def consul_up(state: LabState, step: Say) -> None:
+    started = [n for n in state.nodes if _ensure(state, n, "consul")]
+    for node in started:
+        wait_port(node.address, 8500, 20, f"consul stand-in of {node.name}")
+    if started:
+        step(f"Consul: stand-in and serf agent up on {len(started)} node(s)")
+
+
+def federate(state: LabState, step: Say) -> None:
+    """The manual's procedure, as an admin runs it on each XiVO: RabbitMQ user, upstream per peer
+    and policy; then `consul join -wan` (one join suffices, members propagate)."""
+    first = state.nodes[0]
+    for node in state.nodes[1:]:
+        consul_client.join_wan(node, first.address)
+    step(f"Consul: every node joined the WAN pool through {first.name}")
+
+    def setup(node: LabNode) -> None:
+        peers = [rabbit(state, p) for p in state.nodes if p is not node]
+        rabbitmq.setup_federation(rabbit(state, node), state.dir, peers)
+
+    with ThreadPoolExecutor(max_workers=len(state.nodes)) as pool:
+        list(pool.map(setup, state.nodes))
+    step("RabbitMQ: xivo user, one federation-upstream per peer and the federate-xivo policy set")
+
+
+def daemons_up(state: LabState, step: Say) -> None:
+    for service in ("xivo-confd", "webservices", "xivo-ctid"):
+        started = [n for n in state.nodes if _ensure(state, n, service)]
+        if started:
+            step(f"{service}: started on {len(started)} node(s)")
+
+
+def _ensure(state: LabState, node: LabNode, service: str) -> bool:
+    """Start the stand-in unless it runs; True when it was started."""
+    if alive(read_pid(state.pidfile(node, service))):
+        return False
+    start_standin(state, node, service)
+    return True
+
+
+def wait_healthy(state: LabState, step: Say, timeout: float = 60.0) -> None:
+    """Until every ctid is registered in its consul and every federation link runs."""
+    end = time.monotonic() + timeout
+    pending = {n.name for n in state.nodes}
+    while pending and time.monotonic() < end:
+        for node in state.nodes:
+            if node.name in pending and consul_client.ctid_registered(node) and _links_running(state, node):
+                pending.discard(node.name)
+        if pending:
+            time.sleep(0.3)
+    if pending:
+        raise LabError(f"not healthy after {timeout:g} s: {', '.join(sorted(pending))} (see `xivo-doctor lab status`"
+                       f" and the logs under {state.dir}/nodes/<name>/root/var/log)")
+    step("healthy: every xivo-ctid registered, every federation link running")
+
+
+def _links_running(state: LabState, node: LabNode) -> bool:
+    status = rabbitmq.federation_status(rabbit(state, node), state.dir)
+    return status.count("{status,running}") >= len(state.nodes) - 1
