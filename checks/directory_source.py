@@ -11,6 +11,7 @@ Then it sends the request dird sends — the URL built from the row, the row's c
 credentials (HTTP Digest, or none: then the peer needs a web services user whose Host is this
 XiVO's exact address, §6.4) — from this XiVO's address, and wants 200 with the peer's UUID. Rows on
 localhost are the internal directory: ignored.
+Per release, with the upstream source of each line: docs/xivo-behaviour.md "directory-source".
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ services user whose Host matches this XiVO with an empty login and password (§6
 XiVOs on a release with the Phonebook Sharing page (16.03-16.13, `phonebook_sharing_page`); an
 existing one is judged on every release that has the mechanism. Rows on localhost are the
 XiVO's own phonebook.
+Per release, with the upstream source of each line: docs/xivo-behaviour.md "phonebook-restricted".
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Ports and the daemons behind them: XIVO-FACTS §1 (the manual's network flow table,
 wazo-doc source/contributors/network.rst@xivo-16.15, and which flows cross between XiVOs).
+Per release (json.php's 80/443 only while it serves the phonebook; the refused-ctid fix):
+docs/xivo-behaviour.md "port-reachable".
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ manual's "Configuring RabbitMQ" leaves it (XIVO-FACTS §5), it verifies:
 Warm-up: each downstream's state is read as the run starts (rabbitmqctl boots an Erlang VM per
 call, LAB-NOTES §A.3), then the probe message of each pair this check would probe is sent.
 Metric: the probe's latency per pair (`fed_<down>_from_<up>`, judged against -w/-c).
+The same on every release 15.19-16.15: docs/xivo-behaviour.md "rabbitmq-federation".
 """
 
 from __future__ import annotations

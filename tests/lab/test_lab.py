@@ -208,3 +208,21 @@ def test_lab_files_are_what_an_admin_edits(lab):
     # xivo-configure-uuid (16.02+, the lab's default 16.13) appends to /etc/default/xivo (R1 §2)
     assert (root / "etc/default/xivo").read_text() == f"export XIVO_UUID={lab.nodes[1].uuid}\n"
     assert yaml.safe_load((root / "etc/xivo-dao/config.yml").read_text())["db_uri"] == lifecycle.dsn(lab, lab.nodes[1])
+
+
+def test_heal_restores_federation_definitions_changed_by_hand(lab):
+    """`heal` skips the manual's slow RabbitMQ commands only where nothing changed since they last
+    ran: a permission and a user tag changed by hand (no fault of the catalogue does that) must
+    still come back, and the link with them."""
+    node = lab.node("xivo-2")
+    faults.heal(lab.dir, say=lambda _: None)  # the reference state is the one heal itself leaves
+    ctl(lab, node, "set_permissions", "-p", "/", "xivo", "", "", "")
+    ctl(lab, node, "set_user_tags", "xivo", "monitoring")
+    try:
+        assert "[{configure,<<>>}" in rabbitmq.federation_state(lifecycle.rabbit(lab, node), lab.dir).replace(" ", "")
+    finally:
+        faults.heal(lab.dir, say=lambda _: None)
+    listed = ctl(lab, node, "list_user_permissions", "xivo")
+    assert ".*\t.*\t.*" in listed, listed
+    assert "administrator" in ctl(lab, node, "list_users"), ctl(lab, node, "list_users")
+    assert message_crosses(lab, lab.node("xivo-1"), node) is not None

@@ -55,6 +55,32 @@ def setup_federation(node: RabbitNode, lab_dir: Path, peers: list[RabbitNode], *
     declare_exchange(node, user, password)
 
 
+# Everything `setup_federation` leaves on a node, read in one `rabbitmqctl eval` (one Erlang VM start,
+# about 0.5 s, where the commands themselves take about 6 s): the federation plugin running, the
+# vhost's runtime parameters and policies, the users and their tags, whether the user logs in with
+# its password, and its permissions. Lists are sorted so that equal states print equal text.
+_STATE_EXPRESSION = (
+    "lists:sort(["
+    "{plugin, lists:member(rabbitmq_federation, rabbit_plugins:active())}, "
+    "{params, lists:sort([lists:sort(P) || P <- rabbit_runtime_parameters:list(<<\"/\">>)])}, "
+    "{policies, lists:sort([lists:sort(P) || P <- rabbit_policy:list(<<\"/\">>)])}, "
+    "{login, element(1, rabbit_access_control:check_user_pass_login(<<\"{user}\">>, <<\"{password}\">>))}, "
+    "{users, lists:sort([lists:sort(U) || U <- rabbit_auth_backend_internal:list_users()])}, "
+    "{perms, lists:sort([lists:sort(P) || P <- rabbit_auth_backend_internal:list_user_permissions(<<\"{user}\">>)])}"
+    "])."
+)
+
+
+def federation_state(node: RabbitNode, lab_dir: Path, user: str = "xivo", password: str = "xivo") -> str | None:
+    """The node's federation definitions as one comparable text, or None when they cannot be read.
+
+    `lab heal` compares it with the text read right after its last `setup_federation` and skips
+    the manual's commands when nothing changed since (LAB-NOTES §A.3: they are the slow part)."""
+    expression = _STATE_EXPRESSION.replace("{user}", user).replace("{password}", password)
+    done = ctl(node, lab_dir, "eval", expression, check=False, timeout=30)
+    return done.stdout if done.returncode == 0 and done.stdout.strip() else None
+
+
 def declare_exchange(node: RabbitNode, user: str = "xivo", password: str = "xivo") -> None:
     """Declare `xivo` (topic, durable) as XiVO's daemons do; the policy then federates it (§A.4)."""
     params = pika.ConnectionParameters(node.address, node.amqp_port, credentials=pika.PlainCredentials(user, password),
