@@ -277,23 +277,10 @@ def _restart_missing_and_refederate(state: LabState, say: Say) -> None:
     lifecycle.rabbitmq_up(state, say)
 
     def refederate(node: LabNode) -> None:
-        # The manual's commands again (idempotent); each node on its own, all nodes at once. They take
-        # about 6 s a node, so they are skipped where the node's federation definitions read exactly
-        # as right after the last time they ran (whatever changed them: a fault, a fix, a hand).
-        rabbit = lifecycle.rabbit(state, node)
-        healthy = state.dir / "nodes" / node.name / "federation.healthy"
-        now = rabbitmq.federation_state(rabbit, state.dir)
-        if now is not None and healthy.is_file() and healthy.read_text() == now:
-            rabbitmq.declare_exchange(rabbit)
-            return
-        ctl(state, node, "enable", "rabbitmq_federation", tool="rabbitmq-plugins")
+        # The manual's commands again; each node on its own, all nodes at once.
         peers = [lifecycle.rabbit(state, p) for p in state.nodes if p is not node]
-        rabbitmq.setup_federation(rabbit, state.dir, peers)
-        after = rabbitmq.federation_state(rabbit, state.dir)
-        if after is not None:
-            healthy.write_text(after)
-        else:
-            healthy.unlink(missing_ok=True)
+        rabbitmq.restore_federation(lifecycle.rabbit(state, node), state.dir, peers,
+                                    state.dir / "nodes" / node.name / "federation.healthy")
 
     with ThreadPoolExecutor(max_workers=len(state.nodes)) as pool:
         list(pool.map(refederate, state.nodes))
