@@ -7,9 +7,7 @@ Requests "from" an address bind it as their source (docs/lab.md "Fidelity limits
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from lab_node_fixture import MANUAL_CTID, FakeConsul, accepts, make_root, start, stop
+from lab_node_fixture import MANUAL_CTID, FakeConsul, accepts, make_root, postgres_cluster, start, stop
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 from services import starts_services
@@ -84,14 +82,8 @@ def listening_on_test_addresses() -> list[str]:
 @starts_services
 def lab(tmp_path_factory):
     base = tmp_path_factory.mktemp("standins")
-    # pytest's tmp tree is 0700 (root only); the postgres user must reach its cluster's directory.
-    pg_parent = Path(tempfile.mkdtemp(prefix="xivo-doctor-test-pg-", dir="/tmp"))
-    pg_parent.chmod(0o711)
-    pgdir = pg_parent / "postgres"
     with ExitStack() as stack:
-        stack.callback(shutil.rmtree, pg_parent, True)
-        stack.callback(lambda: postgres.stop(pgdir) if (pgdir / postgres.MARKER).exists() else None)
-        postgres.init(pgdir, PG)
+        pgdir = postgres_cluster(stack, PG)
         nodes = {}
         for index, address, version in ((1, A1, "16.15"), (2, A2, "16.13")):
             node_uuid, peer = str(uuid.uuid4()), (f"xivo-{3 - index}", A2 if index == 1 else A1)

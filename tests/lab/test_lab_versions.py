@@ -32,6 +32,7 @@ from lab_node_fixture import (
     accepts,
     make_root,
     manual_ctid_15,
+    postgres_cluster,
     start,
     stop,
 )
@@ -89,13 +90,8 @@ def footer(page: str) -> str:
 @starts_services
 def cluster(tmp_path_factory):
     """A lab PostgreSQL cluster with one database per release used below, filled as `lab up` fills it."""
-    pg_parent = Path(tempfile.mkdtemp(prefix="xivo-doctor-test-pg-", dir="/tmp"))
-    pg_parent.chmod(0o711)
-    pgdir = pg_parent / "postgres"
     with ExitStack() as stack:
-        stack.callback(shutil.rmtree, pg_parent, True)
-        stack.callback(lambda: postgres.stop(pgdir) if (pgdir / postgres.MARKER).exists() else None)
-        postgres.init(pgdir, SPG)
+        pgdir = postgres_cluster(stack, SPG)
         dsns, uuids = {}, {}
         for index, (version, address) in enumerate((("15.19", S1), ("16.01", S2), ("16.15", S3)), 1):
             dsns[version] = postgres.create_node_database(pgdir, index, version=version)

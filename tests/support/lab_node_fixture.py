@@ -10,11 +10,14 @@ tests do not depend on the lab's Consul stand-in.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from conftest import REPO
+from xivo_doctor.lab import postgres
 
 CTID_DEFAULTS = {  # etc/xivo-ctid/config.yml as shipped (XIVO-FACTS §3)
     "rest_api": {"http": {"listen": "127.0.0.1", "port": 9495}, "cors": {"enabled": True}},
@@ -197,3 +201,16 @@ class FakeConsul:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def postgres_cluster(stack: ExitStack, address: str) -> Path:
+    """A fresh lab PostgreSQL cluster listening on `address`, stopped and removed when `stack` closes.
+    Its parent is made under /tmp with mode 0711: pytest's tmp tree is 0700 (root only) and the
+    postgres user must reach its cluster's directory."""
+    pg_parent = Path(tempfile.mkdtemp(prefix="xivo-doctor-test-pg-", dir="/tmp"))
+    pg_parent.chmod(0o711)
+    pgdir = pg_parent / "postgres"
+    stack.callback(shutil.rmtree, pg_parent, True)
+    stack.callback(lambda: postgres.stop(pgdir) if (pgdir / postgres.MARKER).exists() else None)
+    postgres.init(pgdir, address)
+    return pgdir

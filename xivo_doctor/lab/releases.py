@@ -155,13 +155,18 @@ def infos_shows_protocol(version: str) -> bool:
     return key(version) >= (16, 11)
 
 
+def _discovery_15() -> dict[str, Any]:
+    """`service_discovery` of 15.19-15.20, the same in the shipped config.yml and in the code's
+    defaults: the three `check_url*` keys, no TTL (xivo-ctid:etc/xivo-ctid/config.yml@xivo-15.20; R1 §3)."""
+    return {"advertise_address": "localhost", "advertise_port": 9495, "check_url": "http://localhost:9495/0.1/infos",
+            "check_url_interval": "300s", "check_url_timeout": "10s", "extra_tags": []}
+
+
 def ctid_config_yml(version: str) -> dict[str, Any]:
     """etc/xivo-ctid/config.yml as shipped at that tag, the keys that matter here
     (xivo-ctid:etc/xivo-ctid/config.yml@each tag; R1 §3)."""
     if key(version) < (16, 1):
-        discovery: dict[str, Any] = {"advertise_address": "localhost", "advertise_port": 9495,
-                                     "check_url": "http://localhost:9495/0.1/infos", "check_url_interval": "300s",
-                                     "check_url_timeout": "10s", "extra_tags": []}
+        discovery: dict[str, Any] = _discovery_15()
     else:
         discovery = {"advertise_address": "localhost", "advertise_address_interface": "eth0", "advertise_port": 9495,
                      "ttl_interval": 30, "refresh_interval": 27, "retry_interval": 2, "extra_tags": []}
@@ -177,9 +182,7 @@ def ctid_code_defaults(version: str) -> dict[str, Any]:
     ChainMap): at 15.19-15.20 they hold the three `check_url*` keys; 16.02+ add `enabled: True`;
     the code's `refresh_interval` is 25 (the shipped config.yml says 27). R1 §3."""
     if key(version) < (16, 1):
-        discovery: dict[str, Any] = {"advertise_address": "localhost", "advertise_port": 9495,
-                                     "check_url": "http://localhost:9495/0.1/infos", "check_url_interval": "300s",
-                                     "check_url_timeout": "10s", "extra_tags": []}
+        discovery: dict[str, Any] = _discovery_15()
     else:
         discovery = {"advertise_address": "localhost", "advertise_address_interface": "eth0", "advertise_port": 9495,
                      "ttl_interval": 30, "refresh_interval": 25, "retry_interval": 2, "extra_tags": []}
