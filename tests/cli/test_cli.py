@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
 
 from conftest import REPO, TEST_PORTS, loopback_topology
 from servers import BlackHole, Listener, serve
@@ -131,3 +136,31 @@ def test_a_topology_error_about_a_secret_key_is_not_eaten_by_redaction(tmp_path,
                         "  - {name: b, address: 10.1.1.2}\n")
     assert main(["run", "-T", str(topology)]) == 3
     assert "xivos[0].consul.token: expected a string, got an int" in capsys.readouterr().err
+
+
+def test_lab_up_in_a_folder_the_postgres_user_cannot_traverse_says_so_in_one_line(capsys):
+    """`lab up --dir "$(mktemp -d)"`: a 0700 folder. Said before anything starts, with the fix."""
+    if shutil.which("serf") is None or shutil.which("/usr/lib/postgresql/15/bin/initdb") is None:
+        pytest.skip("the lab's prerequisites are not installed (./install-deps.sh)")
+    folder = Path(tempfile.mkdtemp(prefix="xivo-doctor-test-"))  # as `mktemp -d`: 0700 under /tmp
+    try:
+        code = main(["lab", "up", "--dir", str(folder)])
+        err = capsys.readouterr().err
+        assert code == 3 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert err == (f"xivo-doctor: error: the postgres user cannot traverse {folder} (mode 0700) to reach the"
+                       f" lab's PostgreSQL under {folder}: `chmod o+x {folder}`, or give --dir a folder it can reach"
+                       " (the default is /var/tmp/xivo-doctor-lab)\n")
+        assert list(folder.iterdir()) == []  # nothing made, nothing started
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_reader_that_goes_away_stops_the_output_quietly():
+    """`xivo-doctor checks | head -1`: the pipe closes under the writer. As a Unix filter: no
+    "internal error: BrokenPipeError" line, exit 141 (128 + SIGPIPE)."""
+    code = "import time; time.sleep(0.3); from xivo_doctor.cli.main import main; raise SystemExit(main(['checks']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=30) == 141 and err == "", err

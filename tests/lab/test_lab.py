@@ -14,6 +14,7 @@ import yaml
 from lab_fixture import eventually, tcp_state
 
 from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
+from xivo_doctor.lab.state import LabError
 from xivo_doctor.topology import load_topology
 
 
@@ -226,3 +227,21 @@ def test_heal_restores_federation_definitions_changed_by_hand(lab):
     assert ".*\t.*\t.*" in listed, listed
     assert "administrator" in ctl(lab, node, "list_users"), ctl(lab, node, "list_users")
     assert message_crosses(lab, lab.node("xivo-1"), node) is not None
+
+
+def test_a_lab_left_broken_says_which_node_which_service_and_what(lab):
+    """`lab up` on a lab an admin broke by hand ends in the wait for health: it names the node, the
+    service and what is wrong, and points at `lab heal` (it said only "not healthy: xivo-2")."""
+    faults.break_(lab.dir, "federation-wrong-password", None, say=lambda _: None)
+    faults.break_(lab.dir, "ctid-advertise-localhost", None, say=lambda _: None)
+    try:
+        with pytest.raises(LabError) as raised:
+            lifecycle.wait_healthy(lab, lambda _: None, timeout=3)
+    finally:
+        faults.heal(lab.dir, say=lambda _: None)
+    said = str(raised.value)
+    two = lab.node("xivo-2")
+    assert said.startswith("not healthy after 3 s: xivo-2: "), said
+    assert f"xivo-ctid is not registered in its Consul at {two.address} (registered at localhost:9495)" in said
+    assert "RabbitMQ federation link from xivo-1 error:" in said and "auth_failure" in said, said
+    assert "xivo-1:" not in said and "`xivo-doctor lab heal` restores" in said and "\n" not in said, said

@@ -68,6 +68,13 @@ def guarded(body: Callable[[], int], *, say: Callable[[str], None], masks: Masks
         say(masks.text(str(exc)))
     except KeyboardInterrupt:
         say("interrupted")
+    except BrokenPipeError:
+        # The reader went away (`xivo-doctor checks | head -3`): as any Unix filter, stop quietly;
+        # stdout is pointed at /dev/null so that the interpreter's final flush does not fail again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a filter killed by the broken pipe
     except Exception as exc:  # a bug: still one line and UNKNOWN, never a bare traceback
         if verbose:
             import traceback

@@ -25,6 +25,7 @@ from xivo_doctor.lab.nodes import DEFAULT_VERSION, LabNode, write_root
 from xivo_doctor.lab.startup import (
     Say,
     check_prerequisites,
+    check_reachable_by_postgres,
     consul_up,
     daemons_up,
     dsn,
@@ -64,6 +65,7 @@ def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_
         say(f"[{time.monotonic() - began:5.1f} s] {text}")
 
     lab_dir.mkdir(parents=True, exist_ok=True)
+    check_reachable_by_postgres(lab_dir.resolve())
     fresh = not (lab_dir / "lab.json").exists()
     if fresh:
         state = new_state(lab_dir, count, version, base, step, epmd_port=epmd_port, dist_base=dist_base)

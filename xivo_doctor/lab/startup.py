@@ -11,10 +11,14 @@ reaches a node's RabbitMQ and database.
 
 from __future__ import annotations
 
+import grp
+import pwd
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from xivo_doctor.lab import postgres, rabbitmq
 from xivo_doctor.lab.consul import client as consul_client
@@ -40,6 +44,28 @@ def check_prerequisites() -> None:
     missing = [pkg for pkg, binary in NEEDED.items() if shutil.which(binary) is None]
     if missing:
         raise LabError(f"missing {', '.join(missing)}; run ./install-deps.sh (it installs them with apt-get)")
+
+
+def check_reachable_by_postgres(lab_dir: Path) -> None:
+    """The lab's PostgreSQL cluster lives under `lab_dir` and runs as the postgres user, who must
+    traverse every folder down to it (a `mktemp -d` folder is 0700): said before anything starts."""
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError:
+        return  # no postgresql installed: check_prerequisites says so
+    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem}
+    blocking = []
+    for folder in reversed([lab_dir, *lab_dir.parents]):
+        mode = folder.stat()
+        bit = (stat.S_IXUSR if mode.st_uid == user.pw_uid else stat.S_IXGRP if mode.st_gid in groups
+               else stat.S_IXOTH)
+        if not mode.st_mode & bit:
+            blocking.append(f"{folder} (mode {stat.S_IMODE(mode.st_mode):04o})")
+    if blocking:
+        paths = " ".join(b.split(" (")[0] for b in blocking)
+        raise LabError(f"the postgres user cannot traverse {', '.join(blocking)} to reach the lab's PostgreSQL under"
+                       f" {lab_dir}: `chmod o+x {paths}`, or give --dir a folder it can reach"
+                       f" (the default is /var/tmp/xivo-doctor-lab)")
 
 
 def postgres_up(state: LabState, fresh: bool, step: Say) -> None:
@@ -128,11 +154,32 @@ def wait_healthy(state: LabState, step: Say, timeout: float = 60.0) -> None:
         if pending:
             time.sleep(0.3)
     if pending:
-        raise LabError(f"not healthy after {timeout:g} s: {', '.join(sorted(pending))} (see `xivo-doctor lab status`"
-                       f" and the logs under {state.dir}/nodes/<name>/root/var/log)")
+        what = "; ".join(f"{n.name}: {', '.join(_unhealthy(state, n)) or 'healthy now'}"
+                         for n in state.nodes if n.name in pending)
+        raise LabError(f"not healthy after {timeout:g} s: {what} (`xivo-doctor lab heal` restores the manual's"
+                       f" interconnection; logs under {state.dir}/nodes/<name>/root/var/log)")
     step("healthy: every xivo-ctid registered, every federation link running")
 
 
 def _links_running(state: LabState, node: LabNode) -> bool:
     status = rabbitmq.federation_status(rabbit(state, node), state.dir)
     return status.count("{status,running}") >= len(state.nodes) - 1
+
+
+def _unhealthy(state: LabState, node: LabNode) -> list[str]:
+    """What keeps `node` from being healthy, service by service, in words an admin can act on."""
+    reasons = []
+    if not alive(read_pid(state.pidfile(node, "xivo-ctid"))):
+        reasons.append("xivo-ctid is not running")
+    elif not consul_client.ctid_registered(node):
+        reasons.append(f"xivo-ctid is not registered in its Consul at {node.address}"
+                       f" ({consul_client.ctid_addresses(node) or 'not registered at all'})")
+    status = rabbitmq.federation_status(rabbit(state, node), state.dir)
+    if "noproc" in status:
+        reasons.append("RabbitMQ's federation plugin is not running")
+    else:
+        links = rabbitmq.link_states(status)
+        for peer in state.nodes:
+            if peer is not node and links.get(peer.name, "missing") != "running":
+                reasons.append(f"RabbitMQ federation link from {peer.name} {links.get(peer.name, 'missing')}")
+    return reasons

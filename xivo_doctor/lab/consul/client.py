@@ -39,6 +39,16 @@ def ctid_registered(node: LabNode) -> bool:
     return any(s.get("Service") == "xivo-ctid" and s.get("Address") == node.address for s in services.values())
 
 
+def ctid_addresses(node: LabNode) -> str:
+    """Where the node's Consul has xivo-ctid registered (`registered at localhost:9495`), or ''."""
+    try:
+        services = api(node, "GET", "/v1/agent/services", timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return "its Consul does not answer"
+    found = [f"{s.get('Address')}:{s.get('Port')}" for s in services.values() if s.get("Service") == "xivo-ctid"]
+    return f"registered at {', '.join(found)}" if found else ""
+
+
 def wan_member_names(node: LabNode) -> list[str]:
     """Names of the alive members of the node's WAN pool (`consul members -wan`)."""
     members = api(node, "GET", "/v1/agent/members", wan="1").json() or []
