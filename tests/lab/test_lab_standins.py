@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from lab_node_fixture import MANUAL_CTID, FakeConsul, accepts, make_root, postgres_cluster, start, stop
+from lab_node_fixture import MANUAL_CTID, FakeConsul, accepts, ctids, make_root, postgres_cluster, start, stop
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 from services import starts_services
@@ -120,18 +120,8 @@ def consul():
 @pytest.fixture
 def ctid(tmp_path, lab):
     """Start a ctid on a fresh node root (made by make_root's keywords); stopped at the end."""
-    procs = []
-
-    def run(address: str = A1, *, wait_for: tuple[str, int] | None = None, **kwargs):
-        root = make_root(tmp_path / f"ctid-{len(procs)}", address=address, cert_from=lab.nodes["xivo-1"].root,
-                         **{"uuid": str(uuid.uuid4()), **kwargs})
-        proc = start("ctid", root, wait_for=wait_for)
-        procs.append(proc)
-        return proc, root
-
-    yield run
-    for proc in procs:
-        stop(proc)
+    with ctids(tmp_path, lab.nodes["xivo-1"].root, default_address=A1) as run:
+        yield run
 
 
 def log_of(root: Path, name: str) -> str:

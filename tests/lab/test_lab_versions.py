@@ -30,6 +30,7 @@ from lab_node_fixture import (
     MANUAL_CTID,
     FakeConsul,
     accepts,
+    ctids,
     make_root,
     manual_ctid_15,
     postgres_cluster,
@@ -105,20 +106,10 @@ def cluster(tmp_path_factory):
 @starts_services
 def ctid(tmp_path, cluster):
     """Start a ctid on a fresh node root (make_root's keywords); stopped at the end."""
-    procs = []
     certs = tmp_path / "certs"
     make_root(certs, address=S1, uuid=None)
-
-    def run(address: str, *, wait_for: tuple[str, int] | None = None, **kwargs):
-        root = make_root(tmp_path / f"ctid-{len(procs)}", address=address, cert_from=certs,
-                         **{"uuid": str(uuid.uuid4()), **kwargs})
-        proc = start("ctid", root, wait_for=wait_for)
-        procs.append(proc)
-        return proc, root
-
-    yield run
-    for proc in procs:
-        stop(proc)
+    with ctids(tmp_path, certs) as run:
+        yield run
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import ExitStack
+import uuid
+from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,24 @@ def postgres_cluster(stack: ExitStack, address: str) -> Path:
     stack.callback(lambda: postgres.stop(pgdir) if (pgdir / postgres.MARKER).exists() else None)
     postgres.init(pgdir, address)
     return pgdir
+
+
+@contextmanager
+def ctids(folder: Path, cert_from: Path, default_address: str | None = None):
+    """`run(address, wait_for=..., **make_root keywords)` starts a ctid stand-in on a fresh node root
+    under `folder` (a new UUID unless given; the TLS files copied from `cert_from`) and returns
+    (process, root); every ctid started is stopped on exit."""
+    procs: list[subprocess.Popen] = []
+
+    def run(address: str | None = default_address, *, wait_for: tuple[str, int] | None = None, **kwargs):
+        root = make_root(folder / f"ctid-{len(procs)}", address=address, cert_from=cert_from,
+                         **{"uuid": str(uuid.uuid4()), **kwargs})
+        proc = start("ctid", root, wait_for=wait_for)
+        procs.append(proc)
+        return proc, root
+
+    try:
+        yield run
+    finally:
+        for proc in procs:
+            stop(proc)
