@@ -4,14 +4,19 @@ restores health. One lab for the session (tests/lab_fixture.py)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import pika
 import pytest
 import requests
 import yaml
 from lab_fixture import eventually, tcp_state
+from services import starts_services
 
 from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
 from xivo_doctor.lab.state import LabError
@@ -245,3 +250,59 @@ def test_a_lab_left_broken_says_which_node_which_service_and_what(lab):
     assert f"xivo-ctid is not registered in its Consul at {two.address} (registered at localhost:9495)" in said
     assert "RabbitMQ federation link from xivo-1 error:" in said and "auth_failure" in said, said
     assert "xivo-1:" not in said and "`xivo-doctor lab heal` restores" in said and "\n" not in said, said
+
+
+KILLED_BASE, KILLED_EPMD, KILLED_DIST = "127.10.165.0", 4393, 28000  # a lab of its own, beside the session's
+
+
+def _traces_of(lab_dir, prefix: str, but: int | None = None) -> list[str]:
+    """Processes (but pid `but`) whose command line names the lab's folder or addresses, and listeners on them."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or proc.name == str(but):
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(lab_dir) in cmdline or prefix in cmdline:
+            found.append(f"{proc.name}: {cmdline[:120]}")
+    sockets = subprocess.run(["ss", "-Hltnu"], capture_output=True, text=True).stdout
+    return found + [line for line in sockets.splitlines() if prefix in line]
+
+
+@pytest.fixture
+@starts_services
+def other_lab_dir():
+    """A folder for a lab of its own (KILLED_*), stopped and removed at the end whatever happened."""
+    lab_dir = Path(tempfile.mkdtemp(prefix="xivo-doctor-test-killed-", dir="/var/tmp"))
+    lab_dir.chmod(0o711)
+    yield lab_dir
+    if (lab_dir / "lab.json").exists():
+        lifecycle.down(lab_dir, say=lambda _: None)
+    shutil.rmtree(lab_dir, ignore_errors=True)
+
+
+def test_lab_down_after_lab_up_killed_halfway_leaves_nothing(other_lab_dir):
+    """`kill -9` of `lab up` once RabbitMQ, serf and the stand-ins run (no `down` of its own ran),
+    then `lab down`: no process, no listener of that lab is left."""
+    lab_dir = other_lab_dir
+    prefix = KILLED_BASE.rsplit(".", 1)[0] + "."
+    script = (f"from pathlib import Path; from xivo_doctor.lab import lifecycle; "
+              f"lifecycle.up(Path({str(lab_dir)!r}), base={KILLED_BASE!r}, epmd_port={KILLED_EPMD}, "
+              f"dist_base={KILLED_DIST}, say=lambda line: print(line, flush=True))")
+    up = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        for line in up.stdout:
+            if "xivo-ctid: started" in line:  # everything runs; only the wait for health is left
+                break
+        assert _traces_of(lab_dir, prefix, but=up.pid), "the lab did not start"
+        up.kill()
+        up.wait(timeout=10)
+        lifecycle.down(lab_dir, say=lambda _: None)
+        eventually(lambda: not _traces_of(lab_dir, prefix), timeout=10, what="nothing of the lab left")
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait(timeout=10)
+    assert _traces_of(lab_dir, prefix) == []
