@@ -21,7 +21,7 @@ with its other sources.
 
 from __future__ import annotations
 
-from xivo_doctor.check import WarmUp, check, is_address_of
+from xivo_doctor.check import WarmUp, check, is_address_of, version_at_hand
 from xivo_doctor.checks._ctid_advertise_fix import SERVICE, ctid_fix
 from xivo_doctor.topology.model import Xivo
 from xivo_doctor.xivo.releases import Release, release
@@ -63,13 +63,11 @@ def address_problem(probes, address: str, xivo: Xivo, rel: Release | None) -> st
 )
 def test_ctid_advertise(xivo, topology, probes, evidence):
     uuid = probes.ctid.infos(xivo)["uuid"]
-    at_hand = probes.version.at_hand(xivo)
-    rel = release(at_hand.version)
     services = probes.consul.agent_services(xivo)
     checks = probes.consul.agent_checks(xivo)
     evidence["source"] = f"{probes.consul.source(xivo)}; xivo-ctid /0.1/infos at {xivo.address}:{xivo.ctid.port}"
     evidence["uuid"] = uuid
-    evidence["version"] = f"{at_hand.version or 'unknown'} ({at_hand.source})"
+    rel = release(version_at_hand(probes, xivo, evidence))
     regs = [s for s in services.values() if isinstance(s, dict) and s.get("Service") == SERVICE]
     evidence["registrations"] = {
         str(r.get("ID")): {"address": r.get("Address"), "port": r.get("Port"), "tags": r.get("Tags"),
