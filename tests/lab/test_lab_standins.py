@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from lab_node_fixture import MANUAL_CTID, FakeConsul, accepts, ctids, make_root, postgres_cluster, start, stop
+from lab_node_fixture import (
+    MANUAL_CTID,
+    accepts,
+    ctids,
+    fake_consuls,
+    make_root,
+    postgres_cluster,
+    start,
+    stop,
+)
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 from services import starts_services
@@ -109,11 +118,7 @@ def lab(tmp_path_factory):
 
 @pytest.fixture
 def consul():
-    with ExitStack() as stack:
-        fakes = {}
-        for address in (A1, A2):
-            fakes[address] = FakeConsul(address)
-            stack.callback(fakes[address].close)
+    with fake_consuls(A1, A2) as fakes:
         yield fakes
 
 

@@ -28,9 +28,9 @@ import yaml
 from lab_fixture import eventually, listeners, tcp_state
 from lab_node_fixture import (
     MANUAL_CTID,
-    FakeConsul,
     accepts,
     ctids,
+    fake_consuls,
     make_root,
     manual_ctid_15,
     postgres_cluster,
@@ -115,11 +115,7 @@ def ctid(tmp_path, cluster):
 @pytest.fixture
 @starts_services
 def fake_consul():
-    with ExitStack() as stack:
-        fakes = {}
-        for address in (S1, S2):
-            fakes[address] = FakeConsul(address)
-            stack.callback(fakes[address].close)
+    with fake_consuls(S1, S2) as fakes:
         yield fakes
 
 

@@ -236,3 +236,14 @@ def ctids(folder: Path, cert_from: Path, default_address: str | None = None):
     finally:
         for proc in procs:
             stop(proc)
+
+
+@contextmanager
+def fake_consuls(*addresses: str):
+    """{address: FakeConsul} listening on each address, closed on exit."""
+    with ExitStack() as stack:
+        fakes = {}
+        for address in addresses:
+            fakes[address] = FakeConsul(address)
+            stack.callback(fakes[address].close)
+        yield fakes
