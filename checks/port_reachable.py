@@ -109,6 +109,9 @@ def port_fix(ctx: FixContext) -> FixOut:
             continue
         if entry["state"] == tcp.REFUSED:
             summary, cmds = _refused_fix(xivo, port, peers, ctx.version)
+            # A REJECT rule answers with ICMP port unreachable, which connect() also reports as refused.
+            summary += (f" (if it does listen, a firewall REJECT rule refuses too: `iptables -S INPUT` on {xivo.name}"
+                        " lists it; allow the port from the other XiVOs)")
         else:
             # The manual asks to restrict consul's and ctid's HTTP ports to the other XiVOs, so
             # open each needed port to the peers only.
@@ -168,7 +171,7 @@ def _closed_words(xivo, seen, closed) -> str:
 
 
 _STATE_WORDS = {
-    tcp.REFUSED: "refused (nothing listens on that address)",
+    tcp.REFUSED: "refused (nothing listens on that address, or a firewall rejects)",
     tcp.TIMEOUT: "timed out (filtered: no answer to the SYN)",
     tcp.UNREACHABLE: "unreachable (no route)",
 }

@@ -53,7 +53,7 @@ def test_refused_and_filtered_are_told_apart_with_their_fixes(tmp_path, stack, c
     bad = data["results"][1]
     assert bad["item"] == "port-reachable[xivo-2]" and bad["status"] == "fail"
     assert bad["message"] == (
-        "refused (nothing listens on that address): 15672 (RabbitMQ AMQP); "
+        "refused (nothing listens on that address, or a firewall rejects): 15672 (RabbitMQ AMQP); "
         "timed out (filtered: no answer to the SYN): 19495 (xivo-ctid REST)"
     )
     assert bad["evidence"]["ports"]["19495/tcp"]["state"] == "timeout"

@@ -39,13 +39,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     up.add_argument("--version", default=None,
                     help="XiVO version of every node, or one per node comma-separated (16.13,16.15), each from "
                          f"15.19 to 16.15 (default {DEFAULT_VERSION_SHOWN}); kept by an existing lab")
-    up.add_argument("--base", default="127.10.0.0", help="node N gets base+N (default 127.10.0.0)")
+    up.add_argument("--base", default=None,
+                    help="node N gets base+N (default 127.10.0.0; with --netns 198.18.0.0, a /24 in 198.18.0.0/15)")
+    up.add_argument("--netns", action="store_true",
+                    help="each node a host of its own: its network namespace on a lab bridge, own loopback, own "
+                         "iptables (kept by an existing lab)")
     action("down", "stop every process the lab started (files are kept)")
     action("status", "each node, each service, pid, address:port, up or down")
     action("faults", "the catalogue of faults, one line each")
     broken = action("break", "make a fault as an administrator would")
     broken.add_argument("fault")
+    broken.add_argument("port", nargs="?", type=int, help="the port of firewall-drop and firewall-reject")
     broken.add_argument("--node", help="the node to break (default: xivo-2)")
+    broken.add_argument("--from", dest="from_node", metavar="PEER",
+                        help="firewall-drop/-reject: filter this peer only (default: everyone)")
     action("heal", "back to the healthy interconnection")
     run = action("exec", "run a command as on that node: its rabbitmqctl, psql, consul, service, files")
     run.add_argument("node")
@@ -78,7 +85,8 @@ def command_lab(args: argparse.Namespace, masks: Masks) -> int:
 
     try:
         if args.lab_command == "up":
-            lifecycle.up(args.dir, count=args.nodes, version=args.version, base=args.base)
+            base = args.base or ("198.18.0.0" if args.netns else "127.10.0.0")  # netns.DEFAULT_BASE
+            lifecycle.up(args.dir, count=args.nodes, version=args.version, base=base, own_network=args.netns)
         elif args.lab_command == "down":
             lifecycle.down(args.dir)
         elif args.lab_command == "status":
@@ -87,11 +95,15 @@ def command_lab(args: argparse.Namespace, masks: Masks) -> int:
             for row in rows:
                 print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
         elif args.lab_command == "faults":
+            from xivo_doctor.lab import firewall
+
             width = max(len(f.name) for f in faults.CATALOGUE)
             for fault in faults.CATALOGUE:
                 print(f"{fault.name.ljust(width)}  {fault.summary}")
+            for name, (_, summary) in firewall.FAULTS.items():
+                print(f"{(name + ' PORT').ljust(width)}  {summary}; needs `lab up --netns`")
         elif args.lab_command == "break":
-            faults.break_(args.dir, args.fault, args.node)
+            faults.break_(args.dir, args.fault, args.node, port=args.port, from_node=args.from_node)
         elif args.lab_command == "heal":
             faults.heal(args.dir)
         elif args.lab_command == "restart":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from xivo_doctor.lab import lifecycle, postgres, rabbitmq, release_faults, releases
+from xivo_doctor.lab import firewall, lifecycle, postgres, rabbitmq, release_faults, releases
 from xivo_doctor.lab.consul import client as consul_client
 from xivo_doctor.lab.nodes import LabNode, ctid_interconnection, write_file, write_root
 from xivo_doctor.lab.state import LabError, LabState, start_standin, stop_service
@@ -227,13 +227,23 @@ CATALOGUE = [
 FAULTS = {f.name: f for f in CATALOGUE}
 
 
-def break_(lab_dir, name: str, node_name: str | None, say: Say = print) -> tuple[LabNode, LabNode]:
-    """Make fault `name` on `node_name` (default: the second node; its peer is the first)."""
-    if name not in FAULTS:
+def break_(lab_dir, name: str, node_name: str | None, say: Say = print, *, port: int | None = None,
+           from_node: str | None = None) -> tuple[LabNode, LabNode]:
+    """Make fault `name` on `node_name` (default: the second node; its peer is the first, or `from_node`).
+    `port` and `from_node` are the firewall faults' (`firewall`)."""
+    if name not in FAULTS and name not in firewall.FAULTS:
         raise LabError(f"unknown fault {name!r}; `xivo-doctor lab faults` lists them")
     state = LabState.load(lab_dir)
     node = state.node(node_name or state.nodes[1].name)
-    peer = next(n for n in state.nodes if n is not node)
+    source = state.node(from_node) if from_node else None
+    peer = source or next(n for n in state.nodes if n is not node)
+    if name in firewall.FAULTS:
+        firewall.apply(state, name, node, port, source, say)
+        say(f"{name} made on {node.name} (from {source.name if source else 'everyone'});"
+            f" `xivo-doctor lab heal` undoes it")
+        return node, peer
+    if port is not None or from_node:
+        raise LabError(f"{name} takes no port and no --from (only firewall-drop and firewall-reject do)")
     refused = FAULTS[name].refused(node, peer)
     if refused is not None:
         raise LabError(f"{name} makes no sense here: {refused}")
@@ -256,7 +266,8 @@ def heal(lab_dir, say: Say = print) -> None:
                          "RESTART IDENTITY CASCADE")
         peers = [(p.name, p.address, p.version) for p in state.nodes if p is not node]
         postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version)
-        changed = write_root(node, state.dir, db_uri=uri)
+        firewall.flush(state, node)
+        changed = write_root(node, state.dir, db_uri=uri, netns=state.ns(node))
         if changed_uuid:
             changed.add("uuid")
         for service in ("xivo-confd", "webservices", "xivo-ctid", "consul"):

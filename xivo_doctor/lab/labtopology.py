@@ -42,9 +42,12 @@ def write_topology(state: LabState) -> None:
                 "database_file": f"{base}/database.dsn",
                 "rabbitmqctl": [str(lab / base / "bin" / "rabbitmqctl")],
                 "consul": [str(lab / base / "bin" / "consul")],
-                "source_address": node.address,
             },
         }
+        if not state.net_id:
+            # nodes sharing this host: the doctor can send from a node's address. A node on its own
+            # network owns its address, so requests "from" it need a way onto it (SSH, issue 15).
+            xivo["on_box"]["source_address"] = node.address
         if not shares_phonebook(state, node):
             xivo["webservices"] = {"phonebook_sharing": False}
         xivos.append(xivo)

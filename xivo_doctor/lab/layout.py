@@ -4,7 +4,8 @@ Place in the lab: `lifecycle.up` calls `new_state` once, when it creates a lab (
 what `lab.json` says). Nodes get consecutive addresses after `--base` (PostgreSQL the `.254` one) and
 one XiVO release each (`--version V` for all, `V1,V2,...` one per node; `releases`). The ports a
 XiVO uses are the same on every node; for AMQP and nginx the lab steps aside from ports that services
-it did not start already hold (and says so), the others must be free on the lab addresses.
+it did not start already hold (and says so), the others must be free on the lab addresses. Nodes on
+their own network (`--netns`, `netns`) have every port to themselves and the machine is `.254`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import ipaddress
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from xivo_doctor.lab import releases
+from xivo_doctor.lab import netns, releases
 from xivo_doctor.lab.nodes import LabNode
 from xivo_doctor.lab.state import LabError, LabState, bindable
 
@@ -41,12 +42,16 @@ def node_versions(version: str | Sequence[str], count: int) -> list[str]:
 
 
 def new_state(lab_dir: Path, count: int, version: str | Sequence[str], base: str, say: Say, *,
-              epmd_port: int = 4370, dist_base: int = 25700) -> LabState:
+              epmd_port: int = 4370, dist_base: int = 25700, own_network: bool = False) -> LabState:
     if not 2 <= count <= 50:
         raise LabError("--nodes must be between 2 and 50")
     versions = node_versions(version, count)
     start = ipaddress.IPv4Address(base)
     addresses = [str(start + i) for i in range(1, count + 1)]
+    if own_network:  # each node has all of its ports: XiVO's own, nothing to step aside from
+        nodes = [LabNode.new(i, a, v) for i, (a, v) in enumerate(zip(addresses, versions, strict=True), 1)]
+        return LabState(dir=lab_dir, nodes=nodes, postgres_address=netns.host_address(base), epmd_port=epmd_port,
+                        dist_base=dist_base, net_id=netns.lab_id(lab_dir))
     notes: list[str] = []
     amqp = _pick_port(addresses, 5672, [5673, 5674, 15672 + 1], "RabbitMQ AMQP", notes)
     http = _pick_port(addresses, 80, [8080, 8081], "nginx HTTP", notes)

@@ -10,6 +10,7 @@ the topology. Each node runs one XiVO release (`--version V` for all, `V1,V2,...
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from pathlib import Path
 
 # `faults`, `shim` and the tests call some names imported here as `lifecycle.<name>` (node_versions;
 # rabbit, dsn, rabbitmq_up, consul_up, daemons_up, wait_healthy; state's wait_port): keep them here.
-from xivo_doctor.lab import postgres, rabbitmq
+from xivo_doctor.lab import netns, postgres, rabbitmq
 from xivo_doctor.lab.bindir import write_shims
 from xivo_doctor.lab.labtopology import write_topology
 from xivo_doctor.lab.layout import new_state, node_versions, versions_said
@@ -52,11 +53,12 @@ SERVICES = ("rabbitmq", "consul", "xivo-confd", "webservices", "xivo-ctid")
 
 
 def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_VERSION, base: str = "127.10.0.0",
-       epmd_port: int = 4370, dist_base: int = 25700, say: Say = print) -> LabState:
+       epmd_port: int = 4370, dist_base: int = 25700, own_network: bool = False, say: Say = print) -> LabState:
     """Start the lab (or what of it is down). Idempotent: running processes are left as they are.
 
     `version`: one release for every node, or one per node (a comma-separated text or a list); an
-    existing lab keeps the releases it was created with."""
+    existing lab keeps the releases it was created with. `own_network` (`--netns`): each node in its
+    own network namespace on the lab's bridge (`netns`); an existing lab keeps what it was created with."""
     wanted = node_versions(version, count)
     check_prerequisites()
     began = time.monotonic()
@@ -68,7 +70,12 @@ def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_
     check_reachable_by_postgres(lab_dir.resolve())
     fresh = not (lab_dir / "lab.json").exists()
     if fresh:
-        state = new_state(lab_dir, count, version, base, step, epmd_port=epmd_port, dist_base=dist_base)
+        if own_network:  # said before anything is written: a refused lab leaves no lab.json behind
+            netns.network_of(base)
+            netns.check_capability()
+            netns.check_range(base, netns.lab_id(lab_dir))
+        state = new_state(lab_dir, count, version, base, step, epmd_port=epmd_port, dist_base=dist_base,
+                          own_network=own_network)
         state.save()
     else:
         state = LabState.load(lab_dir)
@@ -80,10 +87,17 @@ def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_
              f" remove {lab_dir}, `xivo-doctor lab up --version ...`)")
     step(f"lab of {len(state.nodes)} nodes in {lab_dir}: "
          + ", ".join(f"{n.name} XiVO {n.version}" for n in state.nodes))
+    if state.net_id:
+        base = str(ipaddress.IPv4Interface(state.postgres_address + "/24").network.network_address)
+        netns.check_capability()
+        netns.check_range(base, state.net_id)
+        netns.create(state.net_id, base, [n.address for n in state.nodes])
+        step(f"network: {len(state.nodes)} namespaces on bridge {netns.bridge_name(state.net_id)} "
+             f"({base}/24, this machine {state.postgres_address})")
     postgres_up(state, fresh, step)
     for node in state.nodes:
         if fresh or not state.root(node).exists():
-            write_root(node, lab_dir, db_uri=dsn(state, node))
+            write_root(node, lab_dir, db_uri=dsn(state, node), netns=state.ns(node))
     rabbitmq_up(state, step)
     consul_up(state, step)
     if fresh:
@@ -110,6 +124,9 @@ def down(lab_dir: Path, say: Say = print) -> None:
     say("RabbitMQ nodes and the lab's epmd stopped")
     postgres.stop(state.dir / "postgres")
     say(f"PostgreSQL stopped; files kept in {lab_dir}")
+    if state.net_id:  # last: PostgreSQL listened on the bridge
+        removed = netns.destroy(state.net_id)
+        say(f"network: {len(removed)} namespaces and links removed")
 
 
 def status(lab_dir: Path) -> list[tuple[str, str, str, str, str]]:
@@ -145,7 +162,8 @@ def restart_rabbitmq(state: LabState, node: LabNode, attempts: int = 2) -> None:
     target = rabbit(state, node)
     for attempt in range(attempts):
         rabbitmq.stop(target, state.dir)
-        end = time.monotonic() + 15
+        # (a node on its own network: `stop` waited for its processes, nothing else binds there)
+        end = time.monotonic() + (0 if state.net_id else 15)
         while time.monotonic() < end and not (bindable("127.0.0.1", target.dist_port)
                                               and bindable(node.address, node.amqp_port)):
             time.sleep(0.1)

@@ -77,10 +77,11 @@ def consul_default_config(node: LabNode) -> dict:
     }
 
 
-def consul_interconnection(node: LabNode) -> dict:
-    """The manual's /etc/consul/xivo/interconnection.json. On a XiVO bind_addr is 0.0.0.0; the lab
-    writes the node's address because every node shares this host (docs/lab.md)."""
-    return {"client_addr": "0.0.0.0", "bind_addr": node.address, "advertise_addr": node.address}
+def consul_interconnection(node: LabNode, own_network: bool = False) -> dict:
+    """The manual's /etc/consul/xivo/interconnection.json. On a XiVO (and a node on its own network)
+    bind_addr is 0.0.0.0; when every node shares this host the lab writes the node's address (docs/lab.md)."""
+    return {"client_addr": "0.0.0.0", "bind_addr": "0.0.0.0" if own_network else node.address,
+            "advertise_addr": node.address}
 
 
 def ctid_defaults(node: LabNode) -> dict:
@@ -117,8 +118,9 @@ def make_certificate(root: Path, address: str) -> None:
     key.chmod(0o600)
 
 
-def write_root(node: LabNode, lab_dir: Path, *, db_uri: str) -> set[str]:
-    """Write the node's healthy files; return the services whose files changed."""
+def write_root(node: LabNode, lab_dir: Path, *, db_uri: str, netns: str = "") -> set[str]:
+    """Write the node's healthy files; return the services whose files changed. `netns`: the node's
+    network namespace when it has its own network (its stand-ins then bind as a XiVO's daemons do)."""
     root = node.root(lab_dir)
     for folder in ("run", "var/log/nginx", "var/lib/consul/services", "var/lib/consul/checks"):
         (root / folder).mkdir(parents=True, exist_ok=True)
@@ -132,6 +134,8 @@ def write_root(node: LabNode, lab_dir: Path, *, db_uri: str) -> set[str]:
     put("system", "etc/hostname", node.hostname + "\n")
     put("system", "usr/share/xivo/XIVO-VERSION", node.version + "\n")
     put("system", "etc/xivo-lab/interfaces.json", json.dumps({"eth0": node.address}) + "\n")
+    if netns:
+        put("system", "etc/xivo-lab/netns", netns + "\n")
     if releases.uuid_files(node.version):
         # xivo-configure-uuid (16.02+) writes XIVO_UUID in these places, in these formats (R1 §2)
         put("uuid", "etc/profile.d/xivo_uuid.sh", releases.uuid_profile(node.uuid))
@@ -142,7 +146,8 @@ def write_root(node: LabNode, lab_dir: Path, *, db_uri: str) -> set[str]:
     put("xivo-ctid", "etc/xivo-dao/config.yml", yaml.safe_dump({"db_uri": db_uri}), 0o640)
 
     put("consul", "etc/consul/xivo/config.json", json.dumps(consul_default_config(node), indent=4) + "\n", 0o600)
-    put("consul", "etc/consul/xivo/interconnection.json", json.dumps(consul_interconnection(node), indent=4) + "\n")
+    interconnection = consul_interconnection(node, own_network=bool(netns))
+    put("consul", "etc/consul/xivo/interconnection.json", json.dumps(interconnection, indent=4) + "\n")
     put("consul", "var/lib/consul/master_token", node.master_token + "\n", 0o600)
     if node.version == "16.15":
         # consul 0.7.0~xivo4 (XiVO 16.15) ships this script; consul.service runs it as ExecStartPost after

@@ -63,8 +63,9 @@ def password(dir: Path) -> str:
     return (Path(dir) / "asterisk.password").read_text().strip()
 
 
-def init(dir: Path, address: str, port: int = 5432) -> None:
-    """Create, configure and start a new cluster in `dir` listening on address:port; create role asterisk."""
+def init(dir: Path, address: str, port: int = 5432, clients: str = "127.0.0.0/8") -> None:
+    """Create, configure and start a new cluster in `dir` listening on address:port, open (by password)
+    to the `clients` network; create role asterisk."""
     dir = Path(dir).resolve()
     if (dir / "data").exists() or (dir / MARKER).exists():
         raise FileExistsError(f"{dir} already holds a cluster")
@@ -89,7 +90,7 @@ def init(dir: Path, address: str, port: int = 5432) -> None:
         conf.write("\n# xivo-doctor lab (LAB-NOTES §B)\n" + "\n".join(settings) + "\n")
     with open(dir / "data" / "pg_hba.conf", "a") as hba:
         # Clients bind the address of the XiVO they act for (docs/lab.md "Fidelity limits").
-        hba.write("host all all 127.0.0.0/8 scram-sha-256\n")
+        hba.write(f"host all all {clients} scram-sha-256\n")
     (dir / MARKER).write_text(json.dumps({"address": address, "port": port}) + "\n")
     secret = dir / "asterisk.password"
     secret.touch(mode=0o600)

@@ -235,6 +235,12 @@ def accesswebservice_has_obj(version: str) -> bool:
     return key(version) <= (15, 20)
 
 
+def confd_localhost_any_port(version: str) -> bool:
+    """xivo-confd lets 127.0.0.1 in without credentials on any port up to 16.04, on its HTTP port (9487)
+    only from 16.05 (wazo-confd `76ad97b56`, docs/xivo-behaviour.md "directory-source")."""
+    return key(version) < (16, 5)
+
+
 def ctidirectories_by_id(version: str) -> bool:
     """`ctidirectories.directory_id` (FK) from 16.13; up to 16.12 `ctidirectories.uri`, joined on the
     URI string (xivo-manage-db 15b236bd8060, xivo-dao 9bb84328; R2 §2)."""

@@ -12,6 +12,7 @@ reaches a node's RabbitMQ and database.
 from __future__ import annotations
 
 import grp
+import ipaddress
 import pwd
 import shutil
 import stat
@@ -33,7 +34,7 @@ NEEDED = {"rabbitmq-server": "/usr/lib/rabbitmq/bin/rabbitmq-server", "serf": "s
 def rabbit(state: LabState, node: LabNode) -> rabbitmq.RabbitNode:
     return rabbitmq.RabbitNode(name=node.name, index=node.index, address=node.address, root=state.root(node),
                                amqp_port=node.amqp_port, dist_port=state.dist_base + node.index,
-                               epmd_port=state.epmd_port)
+                               epmd_port=state.epmd_port, netns=state.ns(node))
 
 
 def dsn(state: LabState, node: LabNode) -> str:
@@ -72,7 +73,10 @@ def postgres_up(state: LabState, fresh: bool, step: Say) -> None:
     pg_dir = state.dir / "postgres"
     if not (pg_dir / "data" / "PG_VERSION").exists():
         step(f"PostgreSQL: new cluster on {state.postgres_address}:{state.postgres_port}")
-        postgres.init(pg_dir, state.postgres_address, state.postgres_port)
+        # nodes sharing the host bind their 127/8 address; nodes on their own network come from the lab's /24
+        lab_net = ipaddress.IPv4Interface(state.postgres_address + "/24").network
+        clients = str(lab_net) if state.net_id else "127.0.0.0/8"
+        postgres.init(pg_dir, state.postgres_address, state.postgres_port, clients)
     elif not postgres.is_running(pg_dir):
         step("PostgreSQL: starting")
         postgres.start(pg_dir)
@@ -89,7 +93,8 @@ def postgres_up(state: LabState, fresh: bool, step: Say) -> None:
 
 
 def rabbitmq_up(state: LabState, step: Say) -> None:
-    rabbitmq.start_epmd(state.dir, state.epmd_port)
+    if not state.net_id:  # nodes sharing the host share the lab's epmd; on its own network a node's
+        rabbitmq.start_epmd(state.dir, state.epmd_port)  # broker starts its own, as on a XiVO
     down = [n for n in state.nodes if not rabbitmq.is_running(rabbit(state, n))]
     if not down:
         return

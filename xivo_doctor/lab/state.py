@@ -17,15 +17,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from xivo_doctor.lab import netns
+from xivo_doctor.lab.errors import LabError  # the lab's modules import it from here
 from xivo_doctor.lab.nodes import LabNode
 
 # service -> the module its stand-in runs as (`python -m MODULE --root <node root>`)
 STANDINS = {"consul": "xivo_doctor.lab.consul", "xivo-ctid": "xivo_doctor.lab.standins.ctid",
             "xivo-confd": "xivo_doctor.lab.standins.confd", "webservices": "xivo_doctor.lab.standins.webservices"}
-
-
-class LabError(Exception):
-    """The lab cannot do what was asked; the message says why and what to do."""
 
 
 def lab_dir_default() -> Path:
@@ -41,6 +39,15 @@ class LabState:
     epmd_port: int = 4370  # the lab's own epmd, apart from a system one on 4369 (LAB-NOTES §A.7)
     dist_base: int = 25700  # node N's Erlang distribution port is dist_base + N, on 127.0.0.1
     notes: list[str] = field(default_factory=list)  # what `up` did about ports taken by others
+    net_id: str = ""  # with --netns: the id naming the lab's namespaces and links (`netns`); "" shares the host
+
+    def ns(self, node: LabNode) -> str:
+        """The node's network namespace, or "" when the nodes share this host's network."""
+        return netns.ns_name(self.net_id, node.index) if self.net_id else ""
+
+    def enter(self, node: LabNode) -> list[str]:
+        """argv prefix that runs a command on the node's network (nothing when the nodes share the host's)."""
+        return netns.enter(self.ns(node)) if self.net_id else []
 
     @property
     def file(self) -> Path:
@@ -99,7 +106,7 @@ def start_standin(state: LabState, node: LabNode, service: str) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", STANDINS[service], "--root", str(root)],
+            [*state.enter(node), sys.executable, "-m", STANDINS[service], "--root", str(root)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
         )
     state.pidfile(node, service).write_text(f"{proc.pid}\n")

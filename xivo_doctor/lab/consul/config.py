@@ -83,8 +83,9 @@ def load_config(node: Node) -> ConsulConfig:
     ports = raw.get("ports") or {}
     bind = node.listen_address(str(raw.get("bind_addr", "0.0.0.0")))
     advertise_configured = raw.get("advertise_addr")
-    # Consul advertises bind_addr when advertise_addr is not set.
-    advertise = node.listen_address(str(advertise_configured)) if advertise_configured else bind
+    # Consul advertises bind_addr when advertise_addr is not set (bound to all: the node's private address).
+    advertise = (node.listen_address(str(advertise_configured)) if advertise_configured
+                 else node.address if bind == "0.0.0.0" else bind)
     data_dir = raw.get("data_dir")
     if not data_dir:
         raise ConfigError("Must specify data directory using -data-dir")

@@ -35,6 +35,7 @@ class RabbitNode:
     amqp_port: int = 5672
     dist_port: int = 0  # 0: 25700 + index
     epmd_port: int = EPMD_PORT
+    netns: str = ""  # the node's network namespace (`lab.netns`); "" when the nodes share the host's network
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -83,12 +84,13 @@ def write_config(node: RabbitNode) -> None:
     """The node's /etc/rabbitmq as XiVO has it after the manual's steps (LAB-NOTES §A.2, §A.4)."""
     for folder in (node.etc_dir, node.mnesia_base, node.log_base, node.pid_file.parent):
         folder.mkdir(parents=True, exist_ok=True)
-    # One host, many nodes: XiVO's listen-on-all-addresses is this node's own address (docs/lab.md).
     # loopback_users stays RabbitMQ's default: guest only from loopback, as on XiVO (XIVO-FACTS §5).
-    (node.etc_dir / "rabbitmq.conf").write_text(
-        "# lab: XiVO's broker listens on all addresses; here all means this node's own address\n"
-        f"listeners.tcp.1 = {node.address}:{node.amqp_port}\n"
-    )
+    if node.netns:  # the node has its own network: all addresses are its own, as on a XiVO
+        listener = f"listeners.tcp.default = {node.amqp_port}\n"
+    else:  # one host, many nodes: XiVO's listen-on-all-addresses is this node's own address (docs/lab.md)
+        listener = ("# lab: XiVO's broker listens on all addresses; here all means this node's own address\n"
+                    f"listeners.tcp.1 = {node.address}:{node.amqp_port}\n")
+    (node.etc_dir / "rabbitmq.conf").write_text(listener)
     # The CLI reaches `<name>@localhost`, so distribution listens on 127.0.0.1 only (§A.1).
     (node.etc_dir / "advanced.config").write_text("[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].\n")
     # The manual runs `rabbitmq-plugins enable rabbitmq_federation` (no management plugin).
@@ -137,7 +139,8 @@ def env(node: RabbitNode, lab_dir: Path, epmd_port: int | None = None) -> dict[s
 def ctl_argv(node: RabbitNode, lab_dir: Path, tool: str = "rabbitmqctl", epmd_port: int | None = None) -> list[str]:
     """argv prefix running `tool` (rabbitmqctl, rabbitmq-plugins, ...) against this node (§A.2)."""
     variables = [f"{key}={value}" for key, value in env(node, lab_dir, epmd_port).items()]
-    return ["env", "-i", *variables, str(RABBITMQ_BIN / tool)]
+    enter = ["nsenter", f"--net=/run/netns/{node.netns}", "--"] if node.netns else []  # as lab.netns.enter
+    return [*enter, "env", "-i", *variables, str(RABBITMQ_BIN / tool)]
 
 
 def write_ctl_wrappers(node: RabbitNode, lab_dir: Path) -> list[Path]:

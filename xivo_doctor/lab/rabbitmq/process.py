@@ -161,6 +161,10 @@ def wait_ready(node: RabbitNode, timeout: float = 30, credentials: tuple[str, st
             pika.BlockingConnection(params).close()
             return time.monotonic() - began
         except pika.exceptions.ProbableAuthenticationError:
+            if node.netns:
+                # A node with its own network sees this machine as a remote client: guest is refused
+                # (loopback_users) and `xivo` exists only once federated. Refusing credentials is answering AMQP.
+                return time.monotonic() - began
             attempt += 1  # the broker answers: try the other user at once
             if attempt > 2 * len(users):
                 raise RuntimeError(f"{node.nodename} refuses both guest and {credentials[0]}") from None

@@ -42,8 +42,16 @@ class Node:
     def interfaces(self) -> dict[str, str]:
         return json.loads(self.path("/etc/xivo-lab/interfaces.json").read_text())
 
+    @property
+    def own_network(self) -> bool:
+        """The node runs in its own network namespace (`lab up --netns`): its addresses are all its own."""
+        return self.path("/etc/xivo-lab/netns").exists()
+
     def listen_address(self, configured: str) -> str:
-        """All nodes share one host, so 0.0.0.0 (and "::") means this node's own address."""
+        """0.0.0.0 (and "::") as the node means it: all of its interfaces on its own network; when all
+        nodes share one host, this node's own address."""
+        if self.own_network:
+            return "0.0.0.0" if configured in ("::", "") else configured
         return self.address if configured in ("0.0.0.0", "::", "") else configured
 
     def xivo_uuid(self) -> str:

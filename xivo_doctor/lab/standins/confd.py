@@ -7,8 +7,9 @@ Place in the pipeline: none — the lab is the system being inspected (docs/lab.
 Serves `GET /1.1/infos` and `GET /1.1/users[?view=directory][&search=][&context=]` (the calls of
 dird's `xivo` backend, XIVO-FACTS §6.2). Authorisation as confd_auth.py: the client address equal
 to an enabled `accesswebservice.host`, or HTTP Digest with an enabled row's login/passwd.
-Not emulated: xivo-auth tokens (an `X-Auth-Token` header counts as no credentials) and the
-plain-HTTP port 9487 for 127.0.0.1.
+The plain-HTTP listener of `rest_api.http` (shipped: enabled, 127.0.0.1:9487, config.yml at every
+tag 15.19-16.15), where 127.0.0.1 needs no credentials (on any port up to 16.04).
+Not emulated: xivo-auth tokens (an `X-Auth-Token` header counts as no credentials).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
+from xivo_doctor.lab import releases
 from xivo_doctor.lab.standins.base import Node, QuietHandler, main_args, serve, tls_context, wait_for_stop
 from xivo_doctor.lab.standins.digest import Digest, parse
 
@@ -27,6 +29,7 @@ SERVICE = "xivo-confd"
 REALM = "XIVO-CONFD"
 DEFAULT_HTTPS = {"listen": "0.0.0.0", "port": 9486, "certificate": "/usr/share/xivo-certs/server.crt",
                  "private_key": "/usr/share/xivo-certs/server.key"}
+DEFAULT_HTTP = {"enabled": True, "listen": "127.0.0.1", "port": 9487}
 USER_FIELDS = ("id", "uuid", "firstname", "lastname", "exten", "email", "mobile_phone_number", "userfield",
                "description", "line_id", "agent_id", "voicemail_number", "context")
 USERS_SQL = """
@@ -48,9 +51,13 @@ class DatabaseError(Exception):
 class Confd:
     """What the handler needs: the node, its database and the Digest state."""
 
-    def __init__(self, node: Node, db_uri: str) -> None:
+    def __init__(self, node: Node, db_uri: str, http_port: int = 9487) -> None:
         self.node = node
         self.db_uri = db_uri
+        self.http_port = http_port
+        # 127.0.0.1 is the node itself only on its own network; nodes sharing the host share it with everyone
+        self.localhost_exempt = node.own_network
+        self.localhost_any_port = releases.confd_localhost_any_port(node.release())
         self.digest = Digest(REALM)
         self.log = node.log(SERVICE)
 
@@ -61,8 +68,11 @@ class Confd:
         except psycopg.Error as e:
             raise DatabaseError(str(e).strip()) from e
 
-    def authorized(self, client: str, method: str, authorization: str | None) -> bool:
-        # confd_auth.py (XIVO-FACTS §6.4): 2. remote_addr exactly equal (string compare) to an enabled host.
+    def authorized(self, client: str, method: str, authorization: str | None, port: int = 0) -> bool:
+        # confd_auth.py (XIVO-FACTS §6.4): 1. localhost, on the HTTP port (any port up to 16.04)
+        if self.localhost_exempt and client == "127.0.0.1" and (port == self.http_port or self.localhost_any_port):
+            return True
+        # 2. remote_addr exactly equal (string compare) to an enabled host.
         hosts = self.query("SELECT DISTINCT host FROM accesswebservice WHERE host IS NOT NULL AND disable = 0")
         if client in {row[0] for row in hosts}:
             return True
@@ -92,7 +102,8 @@ class Handler(QuietHandler):
         if route is None:
             return self.reply(404, {"message": "The requested URL was not found on the server.", "status_code": 404})
         try:
-            if not self.confd.authorized(self.client_address[0], self.command, self.headers.get("Authorization")):
+            if not self.confd.authorized(self.client_address[0], self.command, self.headers.get("Authorization"),
+                                         self.server.server_address[1]):
                 return self.reply(401, ["Unauthorized"], {"WWW-Authenticate": self.confd.digest.challenge()})
             return route(query)
         except DatabaseError as e:
@@ -130,18 +141,27 @@ def main() -> int:
     node = Node(args.root)
     config = node.read_yaml("/etc/xivo-confd/config.yml")
     https = {**DEFAULT_HTTPS, **((config.get("rest_api") or {}).get("https") or {})}
-    confd = Confd(node, config.get("db_uri", ""))
+    http = {**DEFAULT_HTTP, **((config.get("rest_api") or {}).get("http") or {})}
+    confd = Confd(node, config.get("db_uri", ""), int(http["port"]))
     handler = type("ConfdHandler", (Handler,), {"confd": confd})
     address = node.listen_address(str(https["listen"]))
     try:
-        server = serve(address, int(https["port"]), handler,
-                       tls=tls_context(node, https["certificate"], https["private_key"]))
+        servers = [serve(address, int(https["port"]), handler,
+                         tls=tls_context(node, https["certificate"], https["private_key"]))]
     except OSError as e:
         confd.log.error("cannot serve HTTPS on %s:%s: %s", address, https["port"], e)
         return 1
     confd.log.info("HTTPS server listening on %s:%s", address, https["port"])
+    if http["enabled"] and node.own_network:  # 127.0.0.1 is the node's own only on its own network
+        http_address = node.listen_address(str(http["listen"]))
+        try:
+            servers.append(serve(http_address, int(http["port"]), handler))
+            confd.log.info("HTTP server listening on %s:%s", http_address, http["port"])
+        except OSError as e:
+            confd.log.error("cannot serve HTTP on %s:%s: %s", http_address, http["port"], e)
     wait_for_stop()
-    server.shutdown()
+    for server in servers:
+        server.shutdown()
     confd.log.info("stopped")
     return 0
 

@@ -66,7 +66,11 @@ def advertise_address(node: Node, discovery: dict[str, Any], release: str, log: 
 
 
 def consul_client_addr(node: Node) -> str:
-    """`client_addr` of the node's consul (etc/consul/xivo/*.json merged): where `localhost:8500` lands."""
+    """Where `localhost:8500` lands: on a node with its own network, localhost itself (the kernel then
+    says whether the node's consul listens there); nodes sharing the host: `client_addr` of the node's
+    consul (etc/consul/xivo/*.json merged)."""
+    if node.own_network:
+        return "localhost"
     merged: dict[str, Any] = {}
     for path in sorted(node.path("/etc/consul/xivo").glob("*.json")):
         try:
