@@ -5,8 +5,9 @@ runs under bash with the node's `bin/` first on PATH (real `rabbitmqctl`/`rabbit
 that node, and the scripts of `lab.bindir` that run `lab.shim` for consul, service, systemctl,
 xivo-service, psql, sudo, curl, iptables, xivo-configure-uuid), in the node's root, with XiVO's
 absolute paths (/etc, /var/lib, /var/log, /usr/share/xivo*, 16.15's consul-customize-anonymous-token)
-mapped under that root — the node's files are where the admin's commands expect. A node on its own
-network (`lab up --netns`) runs the command in its namespace: `localhost` and `iptables` are the node's.
+mapped under that root — the node's files are where the admin's commands expect. A node that is a
+host of its own (`lab up --netns`) runs the command in its namespaces instead: `localhost`, `iptables`
+and the XiVO paths are the node's, with no rewriting.
 """
 
 from __future__ import annotations
@@ -37,4 +38,6 @@ def run(lab_dir: Path, name: str, argv: list[str]) -> int:
     command = argv[0] if len(argv) == 1 else shlex.join(argv)
     root = state.root(node)
     env = dict(os.environ, PATH=f"{bin_dir(state, name)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
-    return subprocess.run([*state.enter(node), "bash", "-c", map_paths(command, root)], cwd=root, env=env).returncode
+    if state.net_id:  # the node's own files are at the XiVO paths in its mount namespace (`mountns`)
+        return subprocess.run([*state.enter(node), "bash", "-c", command], env=env).returncode
+    return subprocess.run(["bash", "-c", map_paths(command, root)], cwd=root, env=env).returncode

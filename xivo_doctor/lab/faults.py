@@ -267,7 +267,7 @@ def heal(lab_dir, say: Say = print) -> None:
         peers = [(p.name, p.address, p.version) for p in state.nodes if p is not node]
         postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version)
         firewall.flush(state, node)
-        changed = write_root(node, state.dir, db_uri=uri, netns=state.ns(node))
+        changed = write_root(node, state.dir, db_uri=lifecycle.daemon_dsn(state, node), netns=state.ns(node))
         if changed_uuid:
             changed.add("uuid")
         for service in ("xivo-confd", "webservices", "xivo-ctid", "consul"):

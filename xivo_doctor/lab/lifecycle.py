@@ -18,8 +18,9 @@ from pathlib import Path
 
 # `faults`, `shim` and the tests call some names imported here as `lifecycle.<name>` (node_versions;
 # rabbit, dsn, rabbitmq_up, consul_up, daemons_up, wait_healthy; state's wait_port): keep them here.
-from xivo_doctor.lab import netns, postgres, rabbitmq
+from xivo_doctor.lab import mountns, netns, postgres, rabbitmq
 from xivo_doctor.lab.bindir import write_shims
+from xivo_doctor.lab.hosts import hosts_up
 from xivo_doctor.lab.labtopology import write_topology
 from xivo_doctor.lab.layout import new_state, node_versions, versions_said
 from xivo_doctor.lab.nodes import DEFAULT_VERSION, LabNode, write_root
@@ -27,9 +28,11 @@ from xivo_doctor.lab.startup import (
     Say,
     check_prerequisites,
     check_reachable_by_postgres,
+    cluster_dir,
     consul_up,
+    daemon_dsn,
     daemons_up,
-    dsn,
+    dsn,  # noqa: F401  (faults and shim call lifecycle.dsn)
     federate,
     postgres_up,
     rabbit,
@@ -88,16 +91,18 @@ def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_
     step(f"lab of {len(state.nodes)} nodes in {lab_dir}: "
          + ", ".join(f"{n.name} XiVO {n.version}" for n in state.nodes))
     if state.net_id:
-        base = str(ipaddress.IPv4Interface(state.postgres_address + "/24").network.network_address)
+        base = str(ipaddress.IPv4Interface(state.nodes[0].address + "/24").network.network_address)
         netns.check_capability()
         netns.check_range(base, state.net_id)
         netns.create(state.net_id, base, [n.address for n in state.nodes])
         step(f"network: {len(state.nodes)} namespaces on bridge {netns.bridge_name(state.net_id)} "
-             f"({base}/24, this machine {state.postgres_address})")
+             f"({base}/24, this machine {netns.host_address(base)})")
     postgres_up(state, fresh, step)
     for node in state.nodes:
         if fresh or not state.root(node).exists():
-            write_root(node, lab_dir, db_uri=dsn(state, node), netns=state.ns(node))
+            write_root(node, lab_dir, db_uri=daemon_dsn(state, node), netns=state.ns(node))
+    if state.net_id:
+        hosts_up(state, step)
     rabbitmq_up(state, step)
     consul_up(state, step)
     if fresh:
@@ -112,9 +117,10 @@ def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_
 
 
 def down(lab_dir: Path, say: Say = print) -> None:
-    """Stop every process the lab started, by pid. Removes no file."""
+    """Stop every process the lab started, by pid; with --netns, remove its namespaces, links and
+    mounts too. Removes no file."""
     state = LabState.load(lab_dir)
-    for service in ("xivo-ctid", "webservices", "xivo-confd", "consul"):
+    for service in ("sshd", "xivo-ctid", "webservices", "xivo-confd", "consul"):
         for node in state.nodes:
             stop_service(state, node, service)
     say("stand-ins stopped")
@@ -122,11 +128,13 @@ def down(lab_dir: Path, say: Say = print) -> None:
         list(pool.map(lambda n: rabbitmq.stop(rabbit(state, n), state.dir), state.nodes))
     rabbitmq.stop_epmd(state.dir, state.epmd_port)
     say("RabbitMQ nodes and the lab's epmd stopped")
-    postgres.stop(state.dir / "postgres")
+    for cluster in ([cluster_dir(state, n) for n in state.nodes] if state.net_id else [state.dir / "postgres"]):
+        if (cluster / postgres.MARKER).exists():
+            postgres.stop(cluster)
     say(f"PostgreSQL stopped; files kept in {lab_dir}")
-    if state.net_id:  # last: PostgreSQL listened on the bridge
-        removed = netns.destroy(state.net_id)
-        say(f"network: {len(removed)} namespaces and links removed")
+    if state.net_id:  # last: what still runs inside is the lab's, and goes with its namespaces
+        removed = netns.destroy(state.net_id) + mountns.destroy(state.net_id)
+        say(f"network and files: {len(removed)} namespaces, links and mounts removed")
 
 
 def status(lab_dir: Path) -> list[tuple[str, str, str, str, str]]:
@@ -134,18 +142,24 @@ def status(lab_dir: Path) -> list[tuple[str, str, str, str, str]]:
     says its release (`xivo-1 16.13`, and what its version file says when an admin changed it)."""
     state = LabState.load(lab_dir)
     rows = []
-    pg_pid = postgres.pid(state.dir / "postgres")
-    pg_up = alive(pg_pid) and port_open(state.postgres_address, state.postgres_port)
-    rows.append(("lab", "postgresql", str(pg_pid or "-"), f"{state.postgres_address}:{state.postgres_port}",
-                 "up" if pg_up else "down"))
-    ports = {"consul": 8500, "xivo-ctid": 9495, "xivo-confd": 9486}
+    if not state.net_id:
+        pg_pid = postgres.pid(state.dir / "postgres")
+        pg_up = alive(pg_pid) and port_open(state.postgres_address, state.postgres_port)
+        rows.append(("lab", "postgresql", str(pg_pid or "-"), f"{state.postgres_address}:{state.postgres_port}",
+                     "up" if pg_up else "down"))
+    ports = {"consul": 8500, "xivo-ctid": 9495, "xivo-confd": 9486, "sshd": 22}
     for node in state.nodes:
         try:
             written = (state.root(node) / "usr/share/xivo/XIVO-VERSION").read_text().strip()
         except OSError:
             written = "no version file"
         shown = f"{node.name} {node.version}" + (f" (XIVO-VERSION: {written})" if written != node.version else "")
-        for service in SERVICES:
+        if state.net_id:  # its own cluster on its own 127.0.0.1: seen here through the cluster's socket
+            pg_pid = postgres.pid(cluster_dir(state, node))
+            socket_there = (cluster_dir(state, node) / "sock" / ".s.PGSQL.5432").exists()
+            rows.append((shown, "postgresql", str(pg_pid or "-"), "127.0.0.1:5432",
+                         "up" if alive(pg_pid) and socket_there else "down"))
+        for service in (*SERVICES, "sshd") if state.net_id else SERVICES:
             pid = read_pid(state.pidfile(node, service))
             port = {"rabbitmq": node.amqp_port, "webservices": node.https_port}.get(service, ports.get(service, 0))
             listening = port_open(node.address, port)

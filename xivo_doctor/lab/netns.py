@@ -53,9 +53,19 @@ def veth_name(net_id: str, index: int) -> str:
     return f"xdl{net_id}v{index}"  # at most 12 characters: a Linux interface name holds 15
 
 
-def enter(ns: str) -> list[str]:
-    """argv prefix running a command in namespace `ns` (network only; files stay the machine's)."""
-    return ["nsenter", f"--net={NETNS_DIR / ns}", "--"]
+def enter(ns: str, mount_ns: Path | None = None, uts_ns: Path | None = None) -> list[str]:
+    """argv prefix running a command in network namespace `ns` (and the node's mount and hostname
+    namespaces, `mountns`)."""
+    return ["nsenter", f"--net={NETNS_DIR / ns}", *([f"--mount={mount_ns}"] if mount_ns else []),
+            *([f"--uts={uts_ns}"] if uts_ns else []), "--"]
+
+
+def inside(ns: str) -> bool:
+    """This process already runs in namespace `ns` (a shell or a shim on that node)."""
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == (NETNS_DIR / ns).stat().st_ino
+    except OSError:
+        return False
 
 
 def network_of(base: str) -> ipaddress.IPv4Network:

@@ -1,4 +1,6 @@
-"""The lab's PostgreSQL 15 cluster: one throwaway cluster, one database `asterisk_<N>` per node.
+"""The lab's PostgreSQL 15 clusters: one throwaway cluster, one database `asterisk_<N>` per node; or,
+for nodes on their own network (`lab up --netns`), one cluster per node, database `asterisk`, on the
+node's own 127.0.0.1:5432 as on a XiVO.
 
 Place in the pipeline: none — the lab is the system being inspected (docs/lab.md "Database").
 Built as LAB-NOTES §B proved it: initdb as the `postgres` user, its own socket directory (so the
@@ -21,7 +23,7 @@ import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
 
@@ -37,9 +39,9 @@ SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "shar
 RUNUSER = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin") or "runuser"
 
 
-def _as_postgres(*argv: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _as_postgres(*argv: str | Path, timeout: float = 60, enter: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
     # initdb and the postmaster refuse root (LAB-NOTES §B).
-    cmd = [RUNUSER, "-u", "postgres", "--", *map(str, argv)]
+    cmd = [*enter, RUNUSER, "-u", "postgres", "--", *map(str, argv)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/")
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
@@ -63,9 +65,11 @@ def password(dir: Path) -> str:
     return (Path(dir) / "asterisk.password").read_text().strip()
 
 
-def init(dir: Path, address: str, port: int = 5432, clients: str = "127.0.0.0/8") -> None:
+def init(dir: Path, address: str, port: int = 5432, clients: str = "127.0.0.0/8",
+         enter: Sequence[str] = ()) -> None:
     """Create, configure and start a new cluster in `dir` listening on address:port, open (by password)
-    to the `clients` network; create role asterisk."""
+    to the `clients` network; create role asterisk. `enter`: the argv prefix onto a lab node's own
+    network and files (`LabState.enter`), where the cluster then runs, as a XiVO's own."""
     dir = Path(dir).resolve()
     if (dir / "data").exists() or (dir / MARKER).exists():
         raise FileExistsError(f"{dir} already holds a cluster")
@@ -74,7 +78,7 @@ def init(dir: Path, address: str, port: int = 5432, clients: str = "127.0.0.0/8"
         raise ValueError(f"socket path under {sock} is longer than a Unix socket allows")
     with socket.socket() as probe:
         probe.settimeout(0.5)
-        if probe.connect_ex((address, port)) == 0:
+        if not enter and probe.connect_ex((address, port)) == 0:
             raise RuntimeError(f"{address}:{port} is already taken by a server the lab did not start")
     sock.mkdir(parents=True, exist_ok=True)
     for path in (dir, sock):
@@ -91,7 +95,7 @@ def init(dir: Path, address: str, port: int = 5432, clients: str = "127.0.0.0/8"
     with open(dir / "data" / "pg_hba.conf", "a") as hba:
         # Clients bind the address of the XiVO they act for (docs/lab.md "Fidelity limits").
         hba.write(f"host all all {clients} scram-sha-256\n")
-    (dir / MARKER).write_text(json.dumps({"address": address, "port": port}) + "\n")
+    (dir / MARKER).write_text(json.dumps({"address": address, "port": port, "enter": list(enter)}) + "\n")
     secret = dir / "asterisk.password"
     secret.touch(mode=0o600)
     secret.write_text(secrets.token_hex(16) + "\n")
@@ -119,7 +123,8 @@ def start(dir: Path) -> None:
     dir = Path(dir).resolve()
     _cluster(dir)
     if not is_running(dir):
-        _as_postgres(BIN / "pg_ctl", "-D", dir / "data", "-l", dir / "server.log", "-w", "-t", "30", "start")
+        _as_postgres(BIN / "pg_ctl", "-D", dir / "data", "-l", dir / "server.log", "-w", "-t", "30", "start",
+                     enter=list(_cluster(dir).get("enter") or []))
 
 
 def stop(dir: Path) -> None:
@@ -135,6 +140,15 @@ def dsn(dir: Path, index: int) -> str:
     return f"postgresql://asterisk:{password(dir)}@{info['address']}:{info['port']}/asterisk_{index}"
 
 
+def own_dsns(dir: Path) -> tuple[str, str]:
+    """A node's own cluster (`init(..., enter=...)`, database `asterisk`): the DSN of its daemons, on its
+    localhost as XiVO's `db_uri`, and the one for this machine, through the cluster's Unix socket."""
+    info = _cluster(dir)
+    secret = password(dir)
+    return (f"postgresql://asterisk:{secret}@localhost:{info['port']}/asterisk",
+            f"postgresql://asterisk:{secret}@/asterisk?host={Path(dir).resolve() / 'sock'}&port={info['port']}")
+
+
 # accesswebservice up to 15.20 (xivo-dao alchemy/accesswebservice.py@xivo-15.19): `obj text NOT NULL`
 # (the web interface's PHP-serialized object, its ACL tree in obj['acl']), no `acl` column, and no
 # default for `description`; 16.01 dropped `obj` and added `acl varchar[]` (manage-db 379ed6d9a62, 67ba595).
@@ -148,10 +162,11 @@ ACCESSWEBSERVICE_15 = ("ALTER TABLE accesswebservice DROP COLUMN acl, ADD COLUMN
 CTIDIRECTORIES_URI = "ALTER TABLE ctidirectories DROP COLUMN directory_id, ADD COLUMN uri varchar(255)"
 
 
-def create_node_database(dir: Path, index: int, *, replace: bool = False, version: str | None = None) -> str:
-    """Create database `asterisk_<index>` owned by asterisk with the lab schema (of `version`'s
-    release, default 16.x); return its DSN."""
-    name = f"asterisk_{int(index)}"
+def create_node_database(dir: Path, index: int, *, replace: bool = False, version: str | None = None,
+                         name: str = "") -> str:
+    """Create database `asterisk_<index>` (or `name`) owned by asterisk with the lab schema (of
+    `version`'s release, default 16.x); return its DSN (`dsn`; with `name`, "")."""
+    name = name or f"asterisk_{int(index)}"
     with _superuser(dir) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             if not replace:
@@ -168,7 +183,7 @@ def create_node_database(dir: Path, index: int, *, replace: bool = False, versio
             conn.execute(ACCESSWEBSERVICE_15)
         if version is not None and not releases.ctidirectories_by_id(version):
             conn.execute(CTIDIRECTORIES_URI)
-    return dsn(dir, index)
+    return "" if name != f"asterisk_{int(index)}" else dsn(dir, index)
 
 
 def _peer_suffix(name: str) -> str:
@@ -265,7 +280,9 @@ def psql(dsn_or_db: str, sql: str | None = None, *,
     if "://" in dsn_or_db:
         parts = urlsplit(dsn_or_db)
         user, secret = unquote(parts.username or "asterisk"), unquote(parts.password or "")
-        host, port, dbname = parts.hostname or "127.0.0.1", parts.port or 5432, parts.path.lstrip("/")
+        options = parse_qs(parts.query)  # a Unix socket: postgresql://user:pw@/db?host=/folder&port=5432
+        host = parts.hostname or options.get("host", ["127.0.0.1"])[0]
+        port, dbname = parts.port or int(options.get("port", ["5432"])[0]), parts.path.lstrip("/")
     elif cluster is not None:
         info = _cluster(cluster)
         user, secret, host, port, dbname = "asterisk", password(cluster), info["address"], info["port"], dsn_or_db

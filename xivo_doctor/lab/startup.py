@@ -12,7 +12,6 @@ reaches a node's RabbitMQ and database.
 from __future__ import annotations
 
 import grp
-import ipaddress
 import pwd
 import shutil
 import stat
@@ -34,7 +33,7 @@ NEEDED = {"rabbitmq-server": "/usr/lib/rabbitmq/bin/rabbitmq-server", "serf": "s
 def rabbit(state: LabState, node: LabNode) -> rabbitmq.RabbitNode:
     return rabbitmq.RabbitNode(name=node.name, index=node.index, address=node.address, root=state.root(node),
                                amqp_port=node.amqp_port, dist_port=state.dist_base + node.index,
-                               epmd_port=state.epmd_port, netns=state.ns(node))
+                               epmd_port=state.epmd_port, enter=tuple(state.reach(node)))
 
 
 def dsn(state: LabState, node: LabNode) -> str:
@@ -69,14 +68,50 @@ def check_reachable_by_postgres(lab_dir: Path) -> None:
                        f" (the default is /var/tmp/xivo-doctor-lab)")
 
 
+def cluster_dir(state: LabState, node: LabNode) -> Path:
+    """A node's own PostgreSQL cluster (nodes on their own network)."""
+    return state.dir / "nodes" / node.name / "postgres"
+
+
+def daemon_dsn(state: LabState, node: LabNode) -> str:
+    """The `db_uri` of the node's daemons: its own localhost on its own network, else `dsn`."""
+    return postgres.own_dsns(cluster_dir(state, node))[0] if state.net_id else dsn(state, node)
+
+
+def own_postgres_up(state: LabState, step: Say) -> None:
+    """One cluster per node, on the node's own 127.0.0.1:5432 (database and role `asterisk`, as on a XiVO);
+    this machine reaches it through the cluster's socket (the DSN in database.dsn)."""
+    new = [n for n in state.nodes if not (cluster_dir(state, n) / "data" / "PG_VERSION").exists()]
+
+    def make(node: LabNode) -> None:
+        folder = cluster_dir(state, node)
+        if (folder / postgres.MARKER).exists():  # a cluster half made (lab up killed): made again
+            shutil.rmtree(folder)
+        postgres.init(folder, "127.0.0.1", 5432, "127.0.0.1/32", enter=state.enter(node))
+        postgres.create_node_database(folder, node.index, version=node.version, name="asterisk")
+        uri = postgres.own_dsns(folder)[1]
+        peers = [(p.name, p.address, p.version) for p in state.nodes if p is not node]
+        postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version)
+        dsn_file = state.dir / "nodes" / node.name / "database.dsn"
+        dsn_file.write_text(uri + "\n")
+        dsn_file.chmod(0o600)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(new))) as pool:
+        list(pool.map(make, new))
+    for node in state.nodes:
+        if node not in new and not postgres.is_running(cluster_dir(state, node)):
+            postgres.start(cluster_dir(state, node))
+    step(f"PostgreSQL: {len(state.nodes)} clusters, one per node on its 127.0.0.1:5432 ({len(new)} new)")
+
+
 def postgres_up(state: LabState, fresh: bool, step: Say) -> None:
+    if state.net_id:
+        own_postgres_up(state, step)
+        return
     pg_dir = state.dir / "postgres"
     if not (pg_dir / "data" / "PG_VERSION").exists():
         step(f"PostgreSQL: new cluster on {state.postgres_address}:{state.postgres_port}")
-        # nodes sharing the host bind their 127/8 address; nodes on their own network come from the lab's /24
-        lab_net = ipaddress.IPv4Interface(state.postgres_address + "/24").network
-        clients = str(lab_net) if state.net_id else "127.0.0.0/8"
-        postgres.init(pg_dir, state.postgres_address, state.postgres_port, clients)
+        postgres.init(pg_dir, state.postgres_address, state.postgres_port)
     elif not postgres.is_running(pg_dir):
         step("PostgreSQL: starting")
         postgres.start(pg_dir)

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from xivo_doctor.lab import netns
+from xivo_doctor.lab import mountns, netns
 from xivo_doctor.lab.errors import LabError  # the lab's modules import it from here
 from xivo_doctor.lab.nodes import LabNode
 
@@ -46,8 +46,18 @@ class LabState:
         return netns.ns_name(self.net_id, node.index) if self.net_id else ""
 
     def enter(self, node: LabNode) -> list[str]:
-        """argv prefix that runs a command on the node's network (nothing when the nodes share the host's)."""
-        return netns.enter(self.ns(node)) if self.net_id else []
+        """argv prefix that runs a command on the node's own network and files (`netns`, `mountns`);
+        nothing when the nodes share this host's."""
+        if not self.net_id or netns.inside(self.ns(node)):  # a shell on the node is there already
+            return []
+        return self.reach(node)
+
+    def reach(self, node: LabNode) -> list[str]:
+        """`enter` as seen from this machine, for what is written once and run from anywhere (wrappers)."""
+        if not self.net_id:
+            return []
+        files, name = mountns.ns_file(self.net_id, node.index), mountns.uts_file(self.net_id, node.index)
+        return netns.enter(self.ns(node), files if files.exists() else None, name if name.exists() else None)
 
     @property
     def file(self) -> Path:

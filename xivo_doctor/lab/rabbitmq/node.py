@@ -12,6 +12,7 @@ start/stop, readiness) are in `rabbitmq.process`; federation (the manual's comma
 
 from __future__ import annotations
 
+import os
 import secrets
 import shlex
 import string
@@ -35,7 +36,7 @@ class RabbitNode:
     amqp_port: int = 5672
     dist_port: int = 0  # 0: 25700 + index
     epmd_port: int = EPMD_PORT
-    netns: str = ""  # the node's network namespace (`lab.netns`); "" when the nodes share the host's network
+    enter: tuple[str, ...] = ()  # prefix onto the node's own network and files (`LabState.enter`); () shares the host
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -85,7 +86,7 @@ def write_config(node: RabbitNode) -> None:
     for folder in (node.etc_dir, node.mnesia_base, node.log_base, node.pid_file.parent):
         folder.mkdir(parents=True, exist_ok=True)
     # loopback_users stays RabbitMQ's default: guest only from loopback, as on XiVO (XIVO-FACTS §5).
-    if node.netns:  # the node has its own network: all addresses are its own, as on a XiVO
+    if node.enter:  # the node has its own network: all addresses are its own, as on a XiVO
         listener = f"listeners.tcp.default = {node.amqp_port}\n"
     else:  # one host, many nodes: XiVO's listen-on-all-addresses is this node's own address (docs/lab.md)
         listener = ("# lab: XiVO's broker listens on all addresses; here all means this node's own address\n"
@@ -139,8 +140,20 @@ def env(node: RabbitNode, lab_dir: Path, epmd_port: int | None = None) -> dict[s
 def ctl_argv(node: RabbitNode, lab_dir: Path, tool: str = "rabbitmqctl", epmd_port: int | None = None) -> list[str]:
     """argv prefix running `tool` (rabbitmqctl, rabbitmq-plugins, ...) against this node (§A.2)."""
     variables = [f"{key}={value}" for key, value in env(node, lab_dir, epmd_port).items()]
-    enter = ["nsenter", f"--net=/run/netns/{node.netns}", "--"] if node.netns else []  # as lab.netns.enter
-    return [*enter, "env", "-i", *variables, str(RABBITMQ_BIN / tool)]
+    return [*([] if _inside(node) else node.enter), "env", "-i", *variables, str(RABBITMQ_BIN / tool)]
+
+
+def _net_file(node: RabbitNode) -> str | None:
+    return next((part.split("=", 1)[1] for part in node.enter if part.startswith("--net=")), None)
+
+
+def _inside(node: RabbitNode) -> bool:
+    """Already on the node's network (a shell on it, a shim it runs): nothing to enter."""
+    net = _net_file(node)
+    try:
+        return bool(net) and os.stat("/proc/self/ns/net").st_ino == os.stat(str(net)).st_ino
+    except OSError:
+        return False
 
 
 def write_ctl_wrappers(node: RabbitNode, lab_dir: Path) -> list[Path]:
@@ -149,8 +162,15 @@ def write_ctl_wrappers(node: RabbitNode, lab_dir: Path) -> list[Path]:
     written = []
     for tool in ("rabbitmqctl", "rabbitmq-plugins"):
         path = node.bin_dir / tool
-        command = " ".join(shlex.quote(part) for part in ctl_argv(node, lab_dir, tool))
-        path.write_text(f"#!/bin/sh\n# lab: {tool} for {node.nodename} (LAB-NOTES §A.2)\nexec {command} \"$@\"\n")
+        variables = [f"{key}={value}" for key, value in env(node, lab_dir).items()]
+        inner = " ".join(shlex.quote(part) for part in ["env", "-i", *variables, str(RABBITMQ_BIN / tool)])
+        text = f"#!/bin/sh\n# lab: {tool} for {node.nodename} (LAB-NOTES §A.2)\n"
+        net = _net_file(node)
+        if net:  # run from this machine it enters the node; a shell on the node is there already
+            outer = " ".join(shlex.quote(part) for part in node.enter)
+            text += (f'if [ "$(stat -L -c %i /proc/self/ns/net)" != "$(stat -L -c %i {net})" ]; then\n'
+                     f'  exec {outer} "$0" "$@"\nfi\n')
+        path.write_text(text + f'exec {inner} "$@"\n')
         path.chmod(0o755)
         written.append(path)
     return written

@@ -161,7 +161,7 @@ def wait_ready(node: RabbitNode, timeout: float = 30, credentials: tuple[str, st
             pika.BlockingConnection(params).close()
             return time.monotonic() - began
         except pika.exceptions.ProbableAuthenticationError:
-            if node.netns:
+            if node.enter:
                 # A node with its own network sees this machine as a remote client: guest is refused
                 # (loopback_users) and `xivo` exists only once federated. Refusing credentials is answering AMQP.
                 return time.monotonic() - began
