@@ -69,14 +69,14 @@ def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_
     def step(text: str) -> None:
         say(f"[{time.monotonic() - began:5.1f} s] {text}")
 
+    fresh = not (lab_dir / "lab.json").exists()
+    if fresh and own_network:  # said before anything is written: a refused lab leaves nothing behind
+        netns.network_of(base)
+        netns.check_capability()
+        netns.check_range(base, netns.lab_id(lab_dir))
     lab_dir.mkdir(parents=True, exist_ok=True)
     check_reachable_by_postgres(lab_dir.resolve())
-    fresh = not (lab_dir / "lab.json").exists()
     if fresh:
-        if own_network:  # said before anything is written: a refused lab leaves no lab.json behind
-            netns.network_of(base)
-            netns.check_capability()
-            netns.check_range(base, netns.lab_id(lab_dir))
         state = new_state(lab_dir, count, version, base, step, epmd_port=epmd_port, dist_base=dist_base,
                           own_network=own_network)
         state.save()

@@ -118,8 +118,9 @@ def check_range(base: str, net_id: str) -> None:
             continue
         with contextlib.suppress(ValueError):
             if ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False).overlaps(net):
-                raise LabError(f"{net} is already routed on this machine (dev {route.get('dev', '?')}, route {dst}):"
-                               f" the lab will not shadow it; choose another --base in {RANGE}")
+                how = f"dev {route['dev']}" if route.get("dev") else route.get("type", "a route")
+                raise LabError(f"{net} is already routed on this machine ({how} {dst}): the lab will not shadow it;"
+                               f" choose another --base in {RANGE}")
 
 
 def _links() -> set[str]:
