@@ -323,5 +323,5 @@ def test_phonebook_401_204_and_html(tmp_path, own_peers):
 
 def test_phonebook_without_a_source_address_is_refused():
     bare = Xivo(name="xivo-2", address=CLIENT)
-    with pytest.raises(ProbeError, match=r"no on_box\.source_address for xivo-2 to send from"):
+    with pytest.raises(ProbeError, match=r"no on_box\.source_address nor ssh for xivo-2 to send from"):
         WebProbe(Session()).phonebook(URL, from_xivo=bare, term="x")

@@ -165,6 +165,7 @@ class DoctorSession:
         if self._run is None:  # no check was collected (the project's own tests): nothing to report
             return
         self.report = self.run.report()
+        self.run.close()
         json_path = session.config.getoption("doctor_json", None)
         if json_path:
             from xivo_doctor.render.json_report import write_json

@@ -61,6 +61,11 @@ class Run:
             self._probes = Probes(self.topology, self.deadline, passive=self.options.passive)
         return self._probes
 
+    def close(self) -> None:
+        """The run's checks are done: end what its probes keep open (SSH connections)."""
+        if self._probes is not None:
+            self._probes.close()
+
     def start_warm_up(self) -> None:
         """Start the selected checks' warm-ups (engine/prefetch.py), so that their slow reads overlap
         with pytest's start-up and the other checks. Once per run: the CLI starts it before pytest

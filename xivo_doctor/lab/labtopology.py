@@ -1,7 +1,8 @@
 """The topology file `lab up` writes (DIR/topology.yml): what `xivo-doctor run` checks.
 
 Place in the lab: the hand-over to the doctor. It declares every node with on-box access (the
-node's root, its database, its rabbitmqctl, the address requests "from" it leave from), and
+node's root, its database, its rabbitmqctl, the address requests "from" it leave from) or, for
+nodes that are hosts of their own (`--netns`), with SSH (the lab's key and known_hosts), and
 reads every secret from a file under the lab directory, as an admin would configure it. Each node
 declares its own release, and `webservices.phonebook_sharing: false` where it shares no phonebook
 (Phonebook Sharing needs it and a peer on 16.03-16.13, `releases.phonebook_sharing`).
@@ -37,17 +38,16 @@ def write_topology(state: LabState) -> None:
             "address": node.address,
             "version": node.version,
             "consul": {"token_file": f"{base}/root/var/lib/consul/master_token"},
-            "on_box": {
+        }
+        if not state.net_id:
+            # nodes sharing this host: on-box access, and requests "from" a node leave from its address
+            xivo["on_box"] = {
                 "root": f"{base}/root",
                 "database_file": f"{base}/database.dsn",
                 "rabbitmqctl": [str(lab / base / "bin" / "rabbitmqctl")],
                 "consul": [str(lab / base / "bin" / "consul")],
-            },
-        }
-        if not state.net_id:
-            # nodes sharing this host: the doctor can send from a node's address. A node on its own
-            # network owns its address, so requests "from" it need a way onto it (SSH, issue 15).
-            xivo["on_box"]["source_address"] = node.address
+                "source_address": node.address,
+            }
         if not shares_phonebook(state, node):
             xivo["webservices"] = {"phonebook_sharing": False}
         xivos.append(xivo)
@@ -60,6 +60,8 @@ def write_topology(state: LabState) -> None:
             "ctid": {"port": 9495},
             "confd": {"port": 9486, "verify": False},
             "webservices": {"http_port": first.http_port, "https_port": first.https_port, "verify": False},
+            # nodes that are hosts of their own (--netns) are reached as real XiVOs are: over SSH
+            **({"ssh": {"identity_file": "ssh/id", "known_hosts_file": "ssh/known_hosts"}} if state.net_id else {}),
         },
         "xivos": xivos,
         "federation": "full-mesh",

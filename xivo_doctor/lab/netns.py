@@ -155,15 +155,23 @@ def _kill_inside(ns: str) -> None:
     """Whatever still runs in one of the lab's namespaces is the lab's: after a kill -9 of `up`, say."""
     pids = [int(p) for p in _ip("netns", "pids", ns, check=False).stdout.split() if p.isdigit()]
     for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = [pid for pid in pids if _running(pid)]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         end = time.monotonic() + 3
-        while time.monotonic() < end and any(Path(f"/proc/{pid}").exists() for pid in pids):
-            for pid in pids:
-                with contextlib.suppress(ChildProcessError, OSError):
-                    os.waitpid(pid, os.WNOHANG)
+        while time.monotonic() < end and any(_running(pid) for pid in pids):
             time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (reaped here when it is this process's child)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def destroy(net_id: str) -> list[str]:

@@ -47,6 +47,7 @@ class Probes:
         self._tcp: dict[tcp.Target, tcp.PortProbe] = {}
         self._on_a_xivo: bool | None = None
         self._sources: dict[str, object] = {}
+        self._ssh = None  # transport.ssh.SshLinks, made on first use
         self._cache: dict[tuple, object] = {}
         self._key_locks: dict[tuple, threading.Lock] = {}
         # Found by the HTTP transport through the deadline (bounded.guard): one memo per run.
@@ -117,6 +118,21 @@ class Probes:
     def version(self):
         """A XiVO's version as it says it: its version file, or its web interface (probes/version.py)."""
         return self._probe("version")
+
+    @property
+    def ssh(self):
+        """The run's SSH connections to the XiVOs that have an `ssh` section (probes/transport/ssh.py)."""
+        with self._lock:
+            if self._ssh is None:
+                from xivo_doctor.probes.transport.ssh import SshLinks
+
+                self._ssh = SshLinks(self.deadline, self.timeout)
+            return self._ssh
+
+    def close(self) -> None:
+        """End what the run keeps open beyond a probe (the SSH connections)."""
+        if self._ssh is not None:
+            self._ssh.close()
 
     def cached(self, key: tuple, compute):
         """Compute once per run (per key); concurrent callers wait for the first. A ProbeError is

@@ -1,12 +1,12 @@
 """HTTP services a XiVO's peers call: xivo-confd's `/1.1/infos` and the json.php phonebook; and the
 web interface's login page, which prints the XiVO's version to anyone.
 
-Place in the pipeline: acquisition. Both answers depend on who asks — web services users
-authorise by the client's address (XIVO-FACTS §6.3, §6.4) — so each request can be sent FROM a
-XiVO (`from_xivo.on_box.source_address`). Every request goes through `probes.http.fetch` (the
-run's deadline, bounded body, redirects capped) and is cached per run. The answers are returned
-as data (status, UUID, count); judging them is the checks' job. Credentials go to the request
-only: never into a returned value, a cache key in clear, or a message.
+Place in the pipeline: acquisition. Both answers depend on who asks — web services users authorise
+by the client's address (XIVO-FACTS §6.3, §6.4) — so each request can be sent FROM a XiVO
+(`from_xivo.on_box.source_address`, or through the XiVO's SSH connection). Every request goes
+through `probes.http.fetch` (the run's deadline, bounded body, redirects capped) and is cached per
+run. The answers are returned as data (status, UUID, count); judging them is the checks' job.
+Credentials go to the request only: never into a returned value, a cache key in clear, or a message.
 """
 
 from __future__ import annotations
@@ -42,18 +42,21 @@ class WebProbe:
         secret = password if isinstance(password, Secret) or password is None else Secret(password)
         with_auth = bool(username and secret)
         source_address = _source_address(from_xivo)
+        proxy = self._proxy(from_xivo, source_address)
         url = url or f"https://{_host(xivo.address)}:{xivo.confd.port}/1.1/infos"
         shown = _without_userinfo(url)
         key = ("confd-infos", xivo.name, shown, Secret(url) if shown != url else None, source_address,
-               username if with_auth else None, secret if with_auth else None, str(verify))
+               from_xivo.name if proxy else None, username if with_auth else None, secret if with_auth else None,
+               str(verify))
 
         def ask() -> dict[str, Any]:
-            where = f" from {from_xivo.name} ({source_address})" if from_xivo and source_address else ""
+            where = f" from {from_xivo.name} ({_vantage(source_address, proxy)})" if from_xivo and (
+                source_address or proxy) else ""
             source = f"xivo-confd of {xivo.name} ({shown}){where}"
             auth = HTTPDigestAuth(username, secret.reveal()) if with_auth and secret is not None else None
             answer = fetch(url, source=source, deadline=self.probes.deadline, timeout=self.probes.timeout,
                            auth=auth, verify=verify, source_address=source_address,
-                           headers={"Accept": "application/json"})
+                           headers={"Accept": "application/json"}, proxy=proxy)
             uuid = None
             if answer.status == 200:
                 body = answer.json(source)
@@ -61,7 +64,8 @@ class WebProbe:
                 if not isinstance(uuid, str) or not uuid:
                     raise ProbeError(source, f"answered 200 without a uuid: {answer.text[:80]!r}")
             return {"status": answer.status, "uuid": uuid, "elapsed_ms": answer.elapsed_ms, "url": shown,
-                    "from_address": source_address, "auth": "digest" if with_auth else "none"}
+                    "from_address": source_address or (f"{from_xivo.name} over SSH" if proxy else None),
+                    "auth": "digest" if with_auth else "none"}
 
         return self.probes.cached(key, ask)
 
@@ -76,13 +80,14 @@ class WebProbe:
         source_address = _source_address(from_xivo)
         shown = _without_userinfo(url)
         source = f"phonebook web service {shown} from {from_xivo.name}"
-        if not source_address:
-            raise ProbeError(source, f"no on_box.source_address for {from_xivo.name} to send from")
+        if not source_address and from_xivo.ssh is None:
+            raise ProbeError(source, f"no on_box.source_address nor ssh for {from_xivo.name} to send from")
+        proxy = self._proxy(from_xivo, source_address)
 
         def ask() -> dict[str, Any]:
-            answer = fetch(url, source=f"{source} ({source_address})", deadline=self.probes.deadline,
+            answer = fetch(url, source=f"{source} ({_vantage(source_address, proxy)})", deadline=self.probes.deadline,
                            timeout=self.probes.timeout, params={"act": "search", "search": term},
-                           verify=verify, source_address=source_address)
+                           verify=verify, source_address=source_address, proxy=proxy)
             count, is_list = None, False
             if answer.status == 200:
                 try:
@@ -94,9 +99,16 @@ class WebProbe:
             return {"status": answer.status, "final_url": _without_userinfo(answer.url).split("?", 1)[0],
                     "redirects": list(answer.history), "count": count, "json": is_list,
                     "www_authenticate": _header(answer.headers, "WWW-Authenticate"),
-                    "elapsed_ms": answer.elapsed_ms, "from_address": source_address}
+                    "elapsed_ms": answer.elapsed_ms,
+                    "from_address": source_address or f"{from_xivo.name} over SSH"}
 
-        return self.probes.cached(("phonebook", url, source_address, term, str(verify)), ask)
+        return self.probes.cached(("phonebook", url, source_address, from_xivo.name, term, str(verify)), ask)
+
+    def _proxy(self, from_xivo: Xivo | None, source_address: str | None) -> tuple[str, int] | None:
+        """Requests from a XiVO reached over SSH go through its SSH connection (transport/ssh.py)."""
+        if from_xivo is None or source_address or from_xivo.ssh is None:
+            return None
+        return self.probes.ssh.socks(from_xivo)
 
 
     def login_page_version(self, xivo: Xivo) -> str | None:
@@ -125,6 +137,10 @@ class WebProbe:
 # The footer: XIVO_SOFT_LABEL - <Version> <XIVO-VERSION> "<codename>", the quotes maybe as &quot;.
 _QUOTE = r'(?:"|&quot;|&#34;)'
 _FOOTER_VERSION = re.compile(rf"\b(?P<version>1\d\.\d{{2}}(?:\.\d{{1,2}})?)\s*{_QUOTE}[A-Za-z]+{_QUOTE}")
+
+
+def _vantage(source_address: str | None, proxy: tuple[str, int] | None) -> str:
+    return source_address or ("over SSH" if proxy else "from here")
 
 
 def _source_address(xivo: Xivo | None) -> str | None:

@@ -293,7 +293,7 @@ class Source:
         return _ENV_REF.sub(replace, node.value)
 
     def path(self, value: str) -> Path:
-        return self.base / value  # an absolute value stays as it is
+        return self.base / Path(value).expanduser()  # an absolute value (or ~/...) stays as it is
 
     def read_secret(self, node: Node, value: str) -> str:
         """The content of a `*_file` secret, without its one trailing newline."""

@@ -108,6 +108,20 @@ class OnBoxAccess:
 
 
 @dataclass(frozen=True)
+class SshAccess:
+    """How the doctor logs into a XiVO: the system's OpenSSH client (probes/transport/ssh.py), so the
+    admin's ~/.ssh/config, agent and jump hosts apply; host keys are checked."""
+
+    host: str | None = None  # default: the XiVO's address
+    port: int | None = None  # default: ssh's own (its config, else 22)
+    user: str = "root"
+    identity_file: Path | None = None
+    known_hosts_file: Path | None = None
+    sudo: bool = False  # a user that is not root: commands run through `sudo -n`
+    accept_new_host_key: bool = False  # StrictHostKeyChecking=accept-new instead of yes
+
+
+@dataclass(frozen=True)
 class Xivo:
     name: str
     address: str
@@ -118,6 +132,7 @@ class Xivo:
     confd: ConfdAccess = field(default_factory=ConfdAccess)
     webservices: WebServicesAccess = field(default_factory=WebServicesAccess)
     on_box: OnBoxAccess | None = None
+    ssh: SshAccess | None = None
 
     def __str__(self) -> str:
         return self.name
@@ -208,4 +223,4 @@ def _settings(xivo: Xivo) -> dict[str, Any]:
         return value
 
     return {section: plain(getattr(xivo, section))
-            for section in ("consul", "rabbitmq", "ctid", "confd", "webservices", "on_box")}
+            for section in ("consul", "rabbitmq", "ctid", "confd", "webservices", "on_box", "ssh")}

@@ -41,6 +41,7 @@ from .model import (
     Pair,
     RabbitMQAccess,
     RabbitMQManagement,
+    SshAccess,
     Topology,
     WebServicesAccess,
     Xivo,
@@ -86,6 +87,11 @@ SECTIONS: dict[str, Table] = {
         "database": Key(secret, '"${XIVO_DATABASE}"', "/etc/xivo-doctor/database.secret"),
         "rabbitmqctl": Key(command, "[rabbitmqctl]"), "source_address": Key(ip_address, "192.168.1.124"),
         "consul": Key(command, "[consul]"),
+    },
+    "ssh": {
+        "host": Key(text, "192.168.1.124"), "port": Key(port, "22"), "user": Key(text, "root"),
+        "identity_file": Key(directory, "~/.ssh/id_ed25519"), "known_hosts_file": Key(directory, "~/.ssh/known_hosts"),
+        "sudo": Key(boolean, "false"), "accept_new_host_key": Key(boolean, "false"),
     },
 }
 TOP_KEYS = ("name", "probe_timeout", "defaults", "xivos", "federation")
@@ -181,6 +187,7 @@ def _xivo(name: str, address: str, s: dict[str, Any]) -> Xivo:
         ctid=CtidAccess(**s.get("ctid", {})), confd=ConfdAccess(**s.get("confd", {})),
         webservices=WebServicesAccess(**s.get("webservices", {})),
         on_box=OnBoxAccess(**s["on_box"]) if "on_box" in s else None,
+        ssh=SshAccess(**s["ssh"]) if "ssh" in s else None,
     )
 
 

@@ -65,6 +65,7 @@ def by_peer(rows: Iterable[Mapping[str, Any]], dirtype: str, xivo: Xivo, topolog
 
 
 def sends_from_its_address(xivo: Xivo) -> bool:
-    """Whether a request can leave from `xivo`'s own address (`on_box.source_address`): the peers
-    authorise a directory without credentials by the host it comes from (XIVO-FACTS §6.3, §6.4)."""
-    return bool(xivo.on_box and xivo.on_box.source_address)
+    """Whether a request can leave from `xivo`'s own address (`on_box.source_address`, or through its
+    SSH connection): the peers authorise a directory without credentials by the host it comes from
+    (XIVO-FACTS §6.3, §6.4)."""
+    return bool(xivo.on_box and xivo.on_box.source_address) or xivo.ssh is not None

@@ -44,12 +44,21 @@ class RabbitProbe:
     # -- which source --------------------------------------------------------------------------
     @staticmethod
     def on_box(xivo: Xivo) -> bool:
-        return bool(xivo.on_box and xivo.on_box.rabbitmqctl)
+        """rabbitmqctl can be run: on the XiVO (on_box.rabbitmqctl), or on it over SSH."""
+        return bool(xivo.on_box and xivo.on_box.rabbitmqctl) or xivo.ssh is not None
+
+    @staticmethod
+    def _over_ssh(xivo: Xivo) -> bool:
+        return not (xivo.on_box and xivo.on_box.rabbitmqctl) and xivo.ssh is not None
+
+    def _prefix(self, xivo: Xivo) -> list[str]:
+        """The argv that runs rabbitmqctl for `xivo`: the topology's, or the XiVO's own over SSH."""
+        return ["rabbitmqctl"] if self._over_ssh(xivo) else list(xivo.on_box.rabbitmqctl)
 
     def source(self, xivo: Xivo) -> str | None:
         """Where the federation state of `xivo` is read from; None: out of reach from here."""
         if self.on_box(xivo):
-            return f"rabbitmqctl on {xivo.name}"
+            return f"rabbitmqctl on {xivo.name}" + (" (over SSH)" if self._over_ssh(xivo) else "")
         if xivo.rabbitmq.management is not None:
             return f"RabbitMQ management API of {xivo.name} ({self._api_base(xivo)})"
         return None
@@ -121,7 +130,7 @@ class RabbitProbe:
 
     def _ctl_fallback(self, xivo: Xivo, command: str, source: str) -> str:
         vhost = ["-p", xivo.rabbitmq.vhost]
-        rc, out, _ = self._run([*xivo.on_box.rabbitmqctl, "-q", command, *vhost, "--formatter", "json"], source)
+        rc, out, _ = self._run([*self._prefix(xivo), "-q", command, *vhost, "--formatter", "json"], source, xivo)
         return out if rc == 0 else self._ctl(xivo, ["-q", command, *vhost], source)
 
     def plugins(self, xivo: Xivo) -> set[str]:
@@ -129,14 +138,14 @@ class RabbitProbe:
         source = f"rabbitmq-plugins on {xivo.name}"
         if not self.on_box(xivo):
             raise ProbeError(source, "no on_box.rabbitmqctl in the topology")
-        argv = list(xivo.on_box.rabbitmqctl)
+        argv = self._prefix(xivo)
         tools = [i for i, a in enumerate(argv) if PurePath(a).name == "rabbitmqctl"]
         if not tools:
             raise ProbeError(source, "cannot tell rabbitmq-plugins from on_box.rabbitmqctl (no rabbitmqctl in it)")
         argv[tools[-1]] = str(PurePath(argv[tools[-1]]).with_name("rabbitmq-plugins"))
 
         def read() -> set[str]:
-            rc, out, err = self._run([*argv, "list", "-e", "-m"], source)
+            rc, out, err = self._run([*argv, "list", "-e", "-m"], source, xivo)
             if rc != 0:
                 raise ProbeError(source, f"exit {rc}: {fs.first_line(err or out)}")
             with _parsing(source, "rabbitmq-plugins list"):
@@ -165,15 +174,18 @@ class RabbitProbe:
         return None if isinstance(state, ProbeError) else state["links"] is not None
 
     def _ctl(self, xivo: Xivo, args: list[str], source: str) -> str:
-        rc, out, err = self._run([*xivo.on_box.rabbitmqctl, *args], source)
+        rc, out, err = self._run([*self._prefix(xivo), *args], source, xivo)
         if rc != 0 and not fs.plugin_not_running(err + out):
             raise ProbeError(source, f"exit {rc}: {fs.first_line(err or out)}")
         return out if rc == 0 else err + out
 
-    def _run(self, argv: list[str], source: str) -> tuple[int, str, str]:
+    def _run(self, argv: list[str], source: str, xivo: Xivo) -> tuple[int, str, str]:
         wanted = max(self.probes.timeout, CTL_TIMEOUT)
         budget = self.probes.deadline.budget(wanted, source)
-        ran = run_bounded(argv, budget, max_bytes=MAX_OUTPUT, merge_stderr=False)
+        if self._over_ssh(xivo):
+            ran = self.probes.ssh.run(xivo, argv, what=argv[0], max_bytes=MAX_OUTPUT, timeout=wanted)
+        else:
+            ran = run_bounded(argv, budget, max_bytes=MAX_OUTPUT, merge_stderr=False)
         if ran.output is None:
             raise ProbeError(source, f"cannot run {argv[0]}: {ran.reason}")
         if ran.timed_out:

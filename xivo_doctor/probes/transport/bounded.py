@@ -98,6 +98,51 @@ class _Watch:
 
 
 _WATCH: ContextVar[_Watch | None] = ContextVar("xivo_doctor_http_watch", default=None)
+# A SOCKS5 proxy the connections go through: a XiVO's SSH connection (`ssh -D`, transport/ssh.py),
+# so that the peer sees the request come from that XiVO.
+_VIA: ContextVar[tuple[str, int] | None] = ContextVar("xivo_doctor_http_via", default=None)
+
+
+@contextmanager
+def via(proxy: tuple[str, int] | None) -> Iterator[None]:
+    """Every connection opened inside goes through the SOCKS5 `proxy` (none: direct)."""
+    token = _VIA.set(proxy)
+    try:
+        yield
+    finally:
+        _VIA.reset(token)
+
+
+def socks5_connect(proxy: tuple[str, int], host: str, port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to host:port opened by the SOCKS5 server at `proxy` (RFC 1928, no
+    authentication; the name, if one, is resolved there). OpenSSH's -D closes the connection when it
+    cannot connect: said as refused-or-unreachable from there."""
+    sock = socket.create_connection(proxy, timeout=timeout)
+    try:
+        sock.sendall(b"\x05\x01\x00")
+        if _recv_exact(sock, 2) != b"\x05\x00":
+            raise OSError("the SOCKS proxy refused the handshake")
+        name = host.encode("idna")
+        sock.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + port.to_bytes(2, "big"))
+        head = _recv_exact(sock, 4)
+        if head[1] != 0:
+            raise ConnectionRefusedError(f"could not connect to {host}:{port} from there (SOCKS code {head[1]})")
+        size = {1: 4, 4: 16}.get(head[3]) or _recv_exact(sock, 1)[0]
+        _recv_exact(sock, size + 2)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionRefusedError("the connection was refused or could not be made from there")
+        data += chunk
+    return data
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -118,7 +163,17 @@ class _WatchedMixin:
     timeout: float | None
 
     def _new_conn(self) -> socket.socket:
-        watch = _WATCH.get()
+        watch, proxy = _WATCH.get(), _VIA.get()
+        if proxy is not None:  # from a XiVO: no memo of dead ends (what is dead from here may not be from there)
+            try:
+                sock = socks5_connect(proxy, self.host, self.port, self.timeout)  # type: ignore[arg-type]
+            except TimeoutError:
+                raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from None
+            except OSError as exc:
+                raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from None
+            if watch is not None:
+                watch.add(sock)
+            return sock
         if watch is None:
             return super()._new_conn()  # type: ignore[misc]
         memo = watch.memo

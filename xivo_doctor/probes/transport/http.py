@@ -20,7 +20,7 @@ import urllib3
 
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import ProbeError
-from xivo_doctor.probes.transport.bounded import MAX_BODY, MAX_REDIRECTS, guard, mount
+from xivo_doctor.probes.transport.bounded import MAX_BODY, MAX_REDIRECTS, guard, mount, via
 
 __all__ = ["MAX_BODY", "MAX_REDIRECTS", "Answer", "fetch"]
 
@@ -65,14 +65,16 @@ def fetch(
     source_address: str | None = None,
     allow_redirects: bool = True,
     max_body: int = MAX_BODY,
+    proxy: tuple[str, int] | None = None,
 ) -> Answer:
     """One HTTP request, bounded as a whole (connect, TLS, headers, body, redirects) by `timeout` cut
     to the run's deadline. Raises ProbeTimeout when out of time, ProbeError when unreachable, when
-    the answer is longer than `max_body` or redirects more than MAX_REDIRECTS times."""
+    the answer is longer than `max_body` or redirects more than MAX_REDIRECTS times. `proxy`: a SOCKS5
+    address every connection goes through (a XiVO's SSH connection: the request then comes from it)."""
     started = time.monotonic()
     with requests.Session() as session:
         mount(session, max_body=max_body, source_address=source_address)
-        with guard(source, deadline, timeout) as budget:
+        with guard(source, deadline, timeout) as budget, via(proxy):
             response = session.request(method, url, params=params, headers=headers, auth=auth, verify=verify,
                                        timeout=(budget, budget), allow_redirects=allow_redirects)
     return Answer(url=response.url, status=response.status_code, headers=dict(response.headers),

@@ -1,0 +1,206 @@
+"""SSH to a XiVO: the system's OpenSSH client, one multiplexed connection per XiVO per run.
+
+Place in the pipeline: acquisition, transport. `Probes.ssh` holds one `SshLinks` per run; the on-box
+sources (probes/onbox.py, probes/rabbitmq/broker.py) run their read-only commands through `run`,
+and requests that must leave from a XiVO (probes/web.py) go through `socks`, the SOCKS port of the
+XiVO's connection (`ssh -D`): the TCP connection to the peer is then opened by the XiVO's sshd.
+
+Why OpenSSH's client rather than a Python library: it is what the admin's own `ssh` is, so their
+~/.ssh/config, agent, ProxyJump and known_hosts apply unchanged (as Ansible and testinfra's `ssh`
+backend use it), and ControlMaster gives one TCP connection and one authentication per XiVO for
+every command of a run. Nothing prompts (BatchMode), host keys are checked (`yes`, or `accept-new`
+where the topology says so). The master starts at the first use, within the run's deadline (a
+server that accepts TCP and never speaks SSH ends at that budget, not at ssh's), and lives at most
+a few seconds past the run; `close` ends it at the end of the run. Each command goes through
+`run_bounded` (time, output size, no standard input) and, for a user that is not root, `sudo -n`
+(which fails instead of asking for a password).
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from xivo_doctor.foundation.deadline import Deadline
+from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
+from xivo_doctor.probes.transport.commands import MAX_BYTES, Ran, run_bounded
+from xivo_doctor.topology.model import SshAccess, Xivo
+
+# What ssh prints -> what it means for the admin (the first that matches)
+_REASONS = (
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "host key changed: {host} shows another key than the known_hosts"
+     " file has (a reinstalled XiVO, or someone in between); check it, then update known_hosts"),
+    ("Host key verification failed", "host key not known: add {host}'s key to the known_hosts file, or set"
+     " ssh.accept_new_host_key: true"),
+    ("No such file or directory", "{detail}"),
+    ("Permission denied", "authentication refused for user {user} (the key is not accepted)"),
+    ("Too many authentication failures", "authentication refused for user {user} (too many keys offered)"),
+    ("Connection refused", "refused: nothing listens for SSH on {host} port {port}"),
+    ("timed out", "timed out connecting to {host} port {port}"),
+    ("No route to host", "no route to {host}"),
+    ("Could not resolve hostname", "cannot resolve {host}"),
+    ("Connection closed", "the server closed the connection ({detail})"),
+)
+
+
+def reason(stderr: str, host: str, port: str, user: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and not line.startswith("Warning:")]
+    detail = lines[-1] if lines else "no message"
+    for mark, words in _REASONS:
+        if mark in stderr:
+            return words.format(host=host, port=port, user=user, detail=detail)
+    return detail
+
+
+@dataclass
+class _Link:
+    control: Path
+    socks_port: int
+    problem: ProbeError | None = None
+
+
+class SshLinks:
+    """The run's SSH connections, one per XiVO, made on first use."""
+
+    def __init__(self, deadline: Deadline, timeout: float) -> None:
+        self.deadline = deadline
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._links: dict[str, _Link] = {}
+        self._controls: dict[str, int] = {}
+        self._dir: Path | None = None
+
+    @staticmethod
+    def source(xivo: Xivo) -> str:
+        return f"SSH to {xivo.name}"
+
+    def _options(self, xivo: Xivo, control: Path) -> list[str]:
+        access = xivo.ssh or SshAccess()
+        options = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, math.ceil(self.timeout))}",
+                   "-o", f"StrictHostKeyChecking={'accept-new' if access.accept_new_host_key else 'yes'}",
+                   "-o", f"ControlPath={control}", "-o", "LogLevel=ERROR", "-l", access.user]
+        if access.port:
+            options += ["-p", str(access.port)]
+        if access.identity_file:
+            options += ["-i", str(access.identity_file), "-o", "IdentitiesOnly=yes"]
+        if access.known_hosts_file:
+            options += ["-o", f"UserKnownHostsFile={access.known_hosts_file}"]
+        return options
+
+    @staticmethod
+    def host(xivo: Xivo) -> str:
+        return (xivo.ssh.host if xivo.ssh and xivo.ssh.host else None) or xivo.address
+
+    def _folder(self) -> Path:
+        with self._lock:
+            if self._dir is None:  # short: a control socket's path must fit 108 bytes
+                self._dir = Path(tempfile.mkdtemp(prefix="xd-ssh-"))
+            return self._dir
+
+    def _link(self, xivo: Xivo) -> _Link:
+        with self._lock:
+            lock = self._locks.setdefault(xivo.name, threading.Lock())
+            # One control socket per XiVO, never shared: ssh sends a command to whichever master
+            # listens on the path it is given, whatever host that master is connected to.
+            self._controls.setdefault(xivo.name, len(self._controls))
+        with lock:
+            if xivo.name not in self._links:
+                self._links[xivo.name] = self._start(xivo)
+            link = self._links[xivo.name]
+        if link.problem is not None:
+            raise link.problem
+        return link
+
+    def _start(self, xivo: Xivo) -> _Link:
+        source, access = self.source(xivo), xivo.ssh or SshAccess()
+        control = self._folder() / str(self._controls[xivo.name])
+        with socket.socket() as probe:  # a free local port for the SOCKS end (ssh -D)
+            probe.bind(("127.0.0.1", 0))
+            socks_port = probe.getsockname()[1]
+        if access.identity_file is not None and not _readable(access.identity_file):
+            why = "not found" if not access.identity_file.exists() else "not readable"
+            return _Link(control, socks_port, ProbeError(source, f"identity file {access.identity_file}: {why}"))
+        budget = self.deadline.budget(self.timeout, source)
+        persist = max(5, math.ceil(self.deadline.remaining() + 5))  # never outlives the run by much
+        argv = ["ssh", "-M", "-N", "-f", "-o", f"ControlPersist={persist}", "-D", f"127.0.0.1:{socks_port}",
+                *self._options(xivo, control), self.host(xivo)]
+        with tempfile.TemporaryFile() as errors:  # a file: the backgrounded master keeps no pipe of ours
+            try:
+                done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                                      timeout=budget, start_new_session=True)
+            except subprocess.TimeoutExpired:
+                return _Link(control, socks_port, ProbeTimeout(source, f"no SSH answer within {budget:g} s from"
+                                                                       f" {self.host(xivo)} (a silent server?)"))
+            except FileNotFoundError:
+                return _Link(control, socks_port, ProbeError(source, "no ssh client here (install openssh-client)"))
+            errors.seek(0)
+            stderr = errors.read().decode(errors="replace")
+        if done.returncode != 0:
+            words = reason(stderr, self.host(xivo), str(access.port or 22), access.user)
+            return _Link(control, socks_port, ProbeError(source, words))
+        return _Link(control, socks_port)
+
+    def run(self, xivo: Xivo, argv: list[str], *, what: str, max_bytes: int = MAX_BYTES,
+            timeout: float | None = None) -> Ran:
+        """Run `argv` on the XiVO (through `sudo -n` when ssh.sudo), stdout and stderr apart, within
+        `timeout` (default the probe timeout) cut to the run's deadline.
+        Raises ProbeError/ProbeTimeout when the XiVO cannot be reached over SSH."""
+        link = self._link(xivo)
+        remote = shlex.join(["sudo", "-n", *argv] if xivo.ssh and xivo.ssh.sudo else argv)
+        budget = self.deadline.budget(timeout or self.timeout, f"{what} on {xivo.name} over SSH")
+        ran = run_bounded(["ssh", *self._options(xivo, link.control), "-o", "ControlMaster=no", self.host(xivo),
+                           "--", remote], budget, max_bytes=max_bytes, merge_stderr=False)
+        if ran.timed_out:
+            raise ProbeTimeout(f"{what} on {xivo.name} over SSH", f"no answer within {budget:g} s")
+        if ran.exit_code == 255:
+            raise ProbeError(self.source(xivo), reason(ran.errors, self.host(xivo), "22", "?"))
+        if "sudo:" in ran.errors and "password" in ran.errors:
+            raise ProbeError(self.source(xivo), f"sudo needs a password for {xivo.ssh.user if xivo.ssh else '?'}"
+                                                " (give it NOPASSWD for the doctor's read-only commands)")
+        return ran
+
+    def read_file(self, xivo: Xivo, path: str, max_bytes: int) -> str | None:
+        """The file's text, None when it does not exist. ProbeError when it cannot be read."""
+        ran = self.run(xivo, ["cat", "--", path], what=f"cat {path}", max_bytes=max_bytes)
+        if ran.exit_code == 0:
+            return ran.output or ""
+        if "No such file or directory" in ran.errors:
+            return None
+        raise ProbeError(f"{path} on {xivo.name} (over SSH)", ran.errors.strip() or ran.problem or "not read")
+
+    def keep_copy(self, xivo: Xivo, path: str, text: str) -> Path:
+        """`text`, read from the XiVO's `path`, in a file here for the rest of the run."""
+        copy = self._folder() / f"{xivo.name}{path.replace('/', '_')}"
+        copy.write_text(text)
+        return copy
+
+    def socks(self, xivo: Xivo) -> tuple[str, int]:
+        """The local SOCKS5 address whose connections the XiVO opens (its SSH connection's -D)."""
+        return "127.0.0.1", self._link(xivo).socks_port
+
+    def close(self) -> None:
+        """End every master of the run (`ssh -O exit`) and remove their sockets' folder."""
+        with self._lock:
+            links, folder = dict(self._links), self._dir
+        for link in links.values():
+            if link.problem is None and link.control.exists():
+                subprocess.run(["ssh", "-o", f"ControlPath={link.control}", "-O", "exit", "xivo"],
+                               capture_output=True, timeout=5)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
