@@ -24,14 +24,32 @@ def bin_dir(state: LabState, name: str) -> Path:
     return state.dir / "nodes" / name / "bin"
 
 
+# On a node that is a host of its own (`--netns`) these run there already: plain shell, no Python start-up
+# (the doctor's SSH reads run `sudo -u postgres psql asterisk` on every run).
+OWN_HOST_SCRIPTS = {
+    # the lab runs everything as root: sudo's options go, the command runs
+    "sudo": 'while [ $# -gt 0 ]; do case "$1" in -u|-g) shift 2;; --) shift; break;; -*) shift;; *) break;; esac; '
+            'done\nexec "$@"\n',
+    "curl": 'exec /usr/bin/curl "$@"\n',
+    "iptables": 'exec /usr/sbin/iptables "$@"\n',
+    # the node's own cluster, through its socket (local connections are trusted, as `sudo -u postgres` is)
+    "psql": 'for arg do shift; [ "$arg" = asterisk ] || set -- "$@" "$arg"; done\n'
+            'exec /usr/lib/postgresql/15/bin/psql -h {sock} -p 5432 -U asterisk -d asterisk "$@"\n',
+}
+
+
 def write_shims(state: LabState) -> None:
     """One small script per shimmed tool in each node's bin/ (idempotent)."""
     for node in state.nodes:
         folder = bin_dir(state, node.name)
         folder.mkdir(parents=True, exist_ok=True)
+        sock = state.dir / "nodes" / node.name / "postgres" / "sock"
         for tool in TOOLS:
             script = (f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m xivo_doctor.lab.shim "
                       f"--dir {shlex.quote(str(state.dir))} --node {node.name} {tool} -- \"$@\"\n")
+            if state.net_id and tool in OWN_HOST_SCRIPTS:
+                script = f"#!/bin/sh\n# lab: {tool} on {node.name}\n" + OWN_HOST_SCRIPTS[tool].replace(
+                    "{sock}", shlex.quote(str(sock)))
             path = folder / tool
             if not path.exists() or path.read_text() != script:
                 path.write_text(script)
