@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from lab_fixture import NETNS
 from services import starts_services
 
 from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
@@ -27,7 +28,7 @@ from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
 # The releases the matrix runs on. 16.13 is the session's shared lab (tests/support/lab_fixture.py);
 # the others come up one after the other on their own addresses.
 VERSIONS = ("15.19", "16.13", "16.15")
-OTHER_BASE = os.environ.get("XIVO_TEST_VERSION_LAB_BASE", "127.10.120.0")
+OTHER_BASE = os.environ.get("XIVO_TEST_VERSION_LAB_BASE", "198.18.120.0" if NETNS else "127.10.120.0")
 OTHER_EPMD = int(os.environ.get("XIVO_TEST_VERSION_LAB_EPMD", "4391"))
 OTHER_DIST = int(os.environ.get("XIVO_TEST_VERSION_LAB_DIST", "27800"))
 
@@ -79,7 +80,7 @@ def lab(request, lab):
     lines: list[str] = []
     try:
         state = lifecycle.up(lab_dir, count=2, version=request.param, base=OTHER_BASE, epmd_port=OTHER_EPMD,
-                             dist_base=OTHER_DIST, say=lines.append)
+                             dist_base=OTHER_DIST, own_network=NETNS, say=lines.append)
     except Exception:
         if (lab_dir / "lab.json").exists():
             lifecycle.down(lab_dir, say=lambda _: None)

@@ -313,3 +313,70 @@ def test_the_mount_script_binds_each_entry_of_the_root_over_the_xivo_path(tmp_pa
 def test_lab_faults_lists_the_firewall_faults():
     done = subprocess.run(["xivo-doctor", "lab", "faults"], capture_output=True, text=True, timeout=60)
     assert "firewall-drop PORT" in done.stdout and "firewall-reject PORT" in done.stdout
+
+
+# SSH that goes wrong: each a one-line error item naming SSH and why, the run ends in time, and the
+# checks that need no SSH still judge that XiVO.
+
+def _ssh_topology(state, tmp_path: Path, **ssh) -> Path:
+    topology = yaml.safe_load((state.dir / "topology.yml").read_text())
+    topology["defaults"]["ssh"] = {"identity_file": str(state.dir / "ssh/id"),
+                                   "known_hosts_file": str(state.dir / "ssh/known_hosts"), **ssh}
+    for key in ("password_file",):
+        topology["defaults"]["rabbitmq"][key] = str(state.dir / topology["defaults"]["rabbitmq"][key])
+    for xivo in topology["xivos"]:
+        xivo["consul"]["token_file"] = str(state.dir / xivo["consul"]["token_file"])
+    path = tmp_path / "topology.yml"
+    path.write_text(yaml.safe_dump(topology))
+    return path
+
+
+def _run(topology: Path) -> tuple[dict, float]:
+    import time
+
+    began = time.monotonic()
+    done = subprocess.run(["xivo-doctor", "run", "-T", str(topology), "--json", "-", "-t", "20"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout, done.stderr
+    return json.loads(done.stdout), time.monotonic() - began
+
+
+@pytest.mark.parametrize("case", ["missing key", "wrong user", "changed host key", "unknown host key",
+                                  "silent server"])
+def test_ssh_that_fails_gives_one_clear_error_per_item_and_the_rest_runs(hosts_lab, tmp_path, case):
+    from servers import Hostile, silent
+
+    ssh: dict = {}
+    expected = ""
+    server = None
+    if case == "missing key":
+        ssh = {"identity_file": str(tmp_path / "no-such-key")}
+        expected = f"identity file {tmp_path}/no-such-key: not found"
+    elif case == "wrong user":
+        ssh, expected = {"user": "nobody"}, "authentication refused for user nobody"
+    elif case in ("changed host key", "unknown host key"):
+        other = tmp_path / "other"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+        key = (other.with_suffix(".pub")).read_text().split()
+        lines = [f"{n.address} {key[0]} {key[1]}" for n in hosts_lab.nodes] if case == "changed host key" else []
+        (tmp_path / "known_hosts").write_text("\n".join(lines) + "\n")
+        ssh = {"known_hosts_file": str(tmp_path / "known_hosts")}
+        expected = "host key changed" if case == "changed host key" else "host key not known"
+    else:
+        server = Hostile("127.0.0.1", 0, silent)
+        ssh, expected = {"host": "127.0.0.1", "port": server.sock.getsockname()[1]}, "no SSH answer within"
+    try:
+        data, took = _run(_ssh_topology(hosts_lab, tmp_path, **ssh))
+    finally:
+        if server is not None:
+            server.close()
+    by_item = {r["item"]: r for r in data["results"]}
+    version = by_item["xivo-version[xivo-1]"]
+    assert version["status"] == "error" and f"SSH to xivo-1: {expected}" in version["message"], version["message"]
+    assert "\n" not in version["message"] and "Traceback" not in json.dumps(data)
+    # a file out of reach is not a file absent: uuid-unique says it compared what the network alone gives
+    assert "in 2 sources" in by_item["uuid-unique[xivo-1]"]["message"]
+    # what the network alone tells still runs for that XiVO
+    assert by_item["port-reachable[xivo-1]"]["status"] == "pass"
+    assert by_item["consul-wan[xivo-1]"]["status"] == "pass"
+    assert took < 25

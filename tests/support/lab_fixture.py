@@ -18,8 +18,11 @@ from pathlib import Path
 import pytest
 from services import starts_services
 
+# XIVO_TEST_LAB_NETNS=1: the session's labs are made of hosts of their own (`lab up --netns`, reached
+# by SSH), on 198.18.100.x and 198.18.120.x, to run the suite on them.
+NETNS = os.environ.get("XIVO_TEST_LAB_NETNS", "") == "1"
 # Overridable so that several people (or agents) can run the lab tests at once on one machine.
-LAB_BASE = os.environ.get("XIVO_TEST_LAB_BASE", "127.10.100.0")
+LAB_BASE = os.environ.get("XIVO_TEST_LAB_BASE", "198.18.100.0" if NETNS else "127.10.100.0")
 LAB_EPMD = int(os.environ.get("XIVO_TEST_LAB_EPMD", "4372"))
 LAB_DIST = int(os.environ.get("XIVO_TEST_LAB_DIST", "25900"))
 
@@ -36,7 +39,7 @@ def lab(tmp_path_factory):
     lines: list[str] = []
     try:
         state = lifecycle.up(lab_dir, count=2, base=LAB_BASE, epmd_port=LAB_EPMD, dist_base=LAB_DIST,
-                             say=lines.append)
+                             own_network=NETNS, say=lines.append)
     except Exception:
         _down(lab_dir)
         print("\n".join(lines))

@@ -59,6 +59,7 @@ def sshd_config(state: LabState, node: LabNode) -> str:
         f"PidFile {state.pidfile(node, 'sshd')}",
         f"AuthorizedKeysFile {ssh_dir(state) / 'authorized_keys'}",
         "PermitRootLogin prohibit-password",
+        "AllowUsers root",  # the lab's key is root's, as a XiVO admin's key in /root/.ssh/authorized_keys
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "UsePAM no",

@@ -172,7 +172,7 @@ class SshLinks:
         ran = self.run(xivo, ["cat", "--", path], what=f"cat {path}", max_bytes=max_bytes)
         if ran.exit_code == 0:
             return ran.output or ""
-        if "No such file or directory" in ran.errors:
+        if f"cat: {path}: No such file or directory" in ran.errors:  # cat's own words for this file
             return None
         raise ProbeError(f"{path} on {xivo.name} (over SSH)", ran.errors.strip() or ran.problem or "not read")
 
