@@ -97,11 +97,16 @@ def test_the_lab_comes_up_healthy(lab):
 
 
 def test_the_topology_it_writes_loads_with_on_box_access(lab):
+    """On-box access to nodes sharing this host; SSH only to nodes that are hosts of their own."""
     topology = load_topology(lab.dir / "topology.yml")
     assert [(x.name, x.address) for x in topology.xivos] == [(n.name, n.address) for n in lab.nodes]
     first = topology.xivos[0]
-    assert first.on_box.root == lab.dir / "nodes/xivo-1/root"
-    assert first.on_box.source_address == lab.nodes[0].address
+    if lab.net_id:
+        assert first.on_box is None and first.ssh.identity_file == lab.dir / "ssh/id"
+        assert first.ssh.known_hosts_file == lab.dir / "ssh/known_hosts" and first.ssh.user == "root"
+    else:
+        assert first.on_box.root == lab.dir / "nodes/xivo-1/root" and first.ssh is None
+        assert first.on_box.source_address == lab.nodes[0].address
     assert first.consul.token.reveal() == lab.nodes[0].master_token
     assert first.rabbitmq.password.reveal() == "xivo"
     assert [p.id for p in topology.pairs] == ["xivo-1->xivo-2", "xivo-2->xivo-1"]
@@ -141,6 +146,10 @@ def _advertise_localhost(lab, node, peer):
 
 
 def _listen_loopback(lab, node, peer):
+    if lab.net_id:  # the node's own 127.0.0.1, tried on the node
+        inside = subprocess.run([*lab.enter(node), "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9495"],
+                                capture_output=True, timeout=10)
+        return tcp_state(node.address, 9495) == "refused" and inside.returncode == 0
     return tcp_state(node.address, 9495) == "refused" and tcp_state("127.0.0.1", 9495) == "open"
 
 
@@ -205,7 +214,8 @@ def test_each_fault_shows_its_real_symptom_and_heal_restores_health(lab, fault):
 def test_lab_files_are_what_an_admin_edits(lab):
     root = lab.root(lab.nodes[1])
     interconnection = json.loads((root / "etc/consul/xivo/interconnection.json").read_text())
-    assert interconnection == {"client_addr": "0.0.0.0", "bind_addr": lab.nodes[1].address,
+    # the manual's bind_addr 0.0.0.0 on a node with its own network; its own address when nodes share this host
+    assert interconnection == {"client_addr": "0.0.0.0", "bind_addr": "0.0.0.0" if lab.net_id else lab.nodes[1].address,
                                "advertise_addr": lab.nodes[1].address}
     ctid = yaml.safe_load((root / "etc/xivo-ctid/conf.d/interconnection.yml").read_text())
     assert ctid["rest_api"]["http"]["listen"] == "0.0.0.0"
@@ -213,7 +223,9 @@ def test_lab_files_are_what_an_admin_edits(lab):
     assert (root / "etc/profile.d/xivo_uuid.sh").read_text() == f"export XIVO_UUID={lab.nodes[1].uuid}\n"
     # xivo-configure-uuid (16.02+, the lab's default 16.13) appends to /etc/default/xivo (R1 §2)
     assert (root / "etc/default/xivo").read_text() == f"export XIVO_UUID={lab.nodes[1].uuid}\n"
-    assert yaml.safe_load((root / "etc/xivo-dao/config.yml").read_text())["db_uri"] == lifecycle.dsn(lab, lab.nodes[1])
+    # the daemons' database: the node's own localhost on its own network, the lab's cluster otherwise
+    assert yaml.safe_load((root / "etc/xivo-dao/config.yml").read_text())["db_uri"] == lifecycle.daemon_dsn(
+        lab, lab.nodes[1])
 
 
 def test_heal_restores_federation_definitions_changed_by_hand(lab):

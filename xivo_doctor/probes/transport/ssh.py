@@ -43,6 +43,7 @@ _REASONS = (
     ("Permission denied", "authentication refused for user {user} (the key is not accepted)"),
     ("Too many authentication failures", "authentication refused for user {user} (too many keys offered)"),
     ("Connection refused", "refused: nothing listens for SSH on {host} port {port}"),
+    ("banner exchange", "no SSH answer from {host} port {port} (it takes the connection and says nothing)"),
     ("timed out", "timed out connecting to {host} port {port}"),
     ("No route to host", "no route to {host}"),
     ("Could not resolve hostname", "cannot resolve {host}"),
