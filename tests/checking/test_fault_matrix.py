@@ -13,14 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 import requests
-from lab_fixture import NETNS
+from lab_fixture import NETNS, own_lab
 from services import starts_services
 
 from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
@@ -75,22 +72,9 @@ def lab(request, lab):
     if request.param == "16.13":
         yield lab
         return
-    lab_dir = Path(tempfile.mkdtemp(prefix=f"xivo-doctor-test-lab-{request.param}-"))
-    lab_dir.chmod(0o711)
-    lines: list[str] = []
-    try:
-        state = lifecycle.up(lab_dir, count=2, version=request.param, base=OTHER_BASE, epmd_port=OTHER_EPMD,
-                             dist_base=OTHER_DIST, own_network=NETNS, say=lines.append)
-    except Exception:
-        if (lab_dir / "lab.json").exists():
-            lifecycle.down(lab_dir, say=lambda _: None)
-        print("\n".join(lines))
-        raise
-    try:
+    with own_lab(f"xivo-doctor-test-lab-{request.param}-", count=2, version=request.param, base=OTHER_BASE,
+                 epmd_port=OTHER_EPMD, dist_base=OTHER_DIST, own_network=NETNS) as state:
         yield state
-    finally:
-        lifecycle.down(lab_dir, say=lambda _: None)
-        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def _break(lab, fault: str) -> None:

@@ -15,7 +15,7 @@ import pika
 import pytest
 import requests
 import yaml
-from lab_fixture import eventually, tcp_state
+from lab_fixture import eventually, tcp_state, traces_of
 from services import starts_services
 
 from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
@@ -267,22 +267,6 @@ def test_a_lab_left_broken_says_which_node_which_service_and_what(lab):
 KILLED_BASE, KILLED_EPMD, KILLED_DIST = "127.10.165.0", 4393, 28000  # a lab of its own, beside the session's
 
 
-def _traces_of(lab_dir, prefix: str, but: int | None = None) -> list[str]:
-    """Processes (but pid `but`) whose command line names the lab's folder or addresses, and listeners on them."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or proc.name == str(but):
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(lab_dir) in cmdline or prefix in cmdline:
-            found.append(f"{proc.name}: {cmdline[:120]}")
-    sockets = subprocess.run(["ss", "-Hltnu"], capture_output=True, text=True).stdout
-    return found + [line for line in sockets.splitlines() if prefix in line]
-
-
 @pytest.fixture
 @starts_services
 def other_lab_dir():
@@ -308,13 +292,13 @@ def test_lab_down_after_lab_up_killed_halfway_leaves_nothing(other_lab_dir):
         for line in up.stdout:
             if "xivo-ctid: started" in line:  # everything runs; only the wait for health is left
                 break
-        assert _traces_of(lab_dir, prefix, but=up.pid), "the lab did not start"
+        assert traces_of(lab_dir, prefix, but=up.pid), "the lab did not start"
         up.kill()
         up.wait(timeout=10)
         lifecycle.down(lab_dir, say=lambda _: None)
-        eventually(lambda: not _traces_of(lab_dir, prefix), timeout=10, what="nothing of the lab left")
+        eventually(lambda: not traces_of(lab_dir, prefix), timeout=10, what="nothing of the lab left")
     finally:
         if up.poll() is None:
             up.kill()
             up.wait(timeout=10)
-    assert _traces_of(lab_dir, prefix) == []
+    assert traces_of(lab_dir, prefix) == []

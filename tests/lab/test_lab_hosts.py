@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lab_fixture import eventually, tcp_state
+from lab_fixture import eventually, own_lab, tcp_state, traces_of
 from services import starts_services
 
 from xivo_doctor.lab import faults, hosts, lifecycle, mountns, netns, rabbitmq
@@ -34,20 +34,8 @@ def _new_dir(prefix: str) -> Path:
 @pytest.fixture(scope="module")
 @starts_services
 def hosts_lab():
-    lab_dir = _new_dir("xivo-doctor-test-hosts-")
-    lines: list[str] = []
-    try:
-        state = lifecycle.up(lab_dir, count=2, base=BASE, own_network=True, say=lines.append)
-    except Exception:
-        if (lab_dir / "lab.json").exists():
-            lifecycle.down(lab_dir, say=lambda _: None)
-        print("\n".join(lines))
-        raise
-    try:
+    with own_lab("xivo-doctor-test-hosts-", count=2, base=BASE, own_network=True) as state:
         yield state
-    finally:
-        lifecycle.down(lab_dir, say=lambda _: None)
-        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def on(state, node, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -219,17 +207,7 @@ def _traces(lab_dir: Path, net_id: str, prefix: str, but: int | None = None) -> 
     found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if netns.bridge_name(net_id) in line]
     mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
     found += [f"mount {m}" for m in mounts.splitlines() if str(mountns.ns_dir(net_id)) in m or str(lab_dir) in m]
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or proc.name == str(but):
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(lab_dir) in cmdline or prefix in cmdline:
-            found.append(f"process {proc.name}: {cmdline[:120]}")
-    sockets = subprocess.run(["ss", "-Hltnup"], capture_output=True, text=True).stdout
-    return found + [f"listener {line}" for line in sockets.splitlines() if prefix in line]
+    return found + traces_of(lab_dir, prefix, but)
 
 
 @pytest.fixture

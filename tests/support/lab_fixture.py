@@ -13,6 +13,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,42 @@ def eventually(predicate, timeout: float = 15.0, interval: float = 0.25, what: s
                 return last
         time.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout:g} s (last: {last!r})")
+
+
+@contextmanager
+def own_lab(prefix: str, **up) -> Iterator:
+    """A lab of its own (`lifecycle.up(**up)`) in a new folder, down and removed at the end; what
+    `up` said is printed when it fails."""
+    from xivo_doctor.lab import lifecycle
+
+    lab_dir = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    lab_dir.chmod(0o711)  # the lab's PostgreSQL runs as `postgres` and must traverse it
+    lines: list[str] = []
+    try:
+        state = lifecycle.up(lab_dir, say=lines.append, **up)
+    except Exception:
+        _down(lab_dir)
+        print("\n".join(lines))
+        raise
+    try:
+        yield state
+    finally:
+        _down(lab_dir)
+        shutil.rmtree(lab_dir, ignore_errors=True)
+
+
+def traces_of(lab_dir: Path, prefix: str, but: int | None = None) -> list[str]:
+    """Processes (but pid `but`) whose command line names the lab's folder or addresses, and
+    listeners on those addresses."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or proc.name == str(but):
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(lab_dir) in cmdline or prefix in cmdline:
+            found.append(f"process {proc.name}: {cmdline[:120]}")
+    sockets = subprocess.run(["ss", "-Hltnup"], capture_output=True, text=True).stdout
+    return found + [f"listener {line}" for line in sockets.splitlines() if prefix in line]
