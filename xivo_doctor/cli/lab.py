@@ -85,8 +85,7 @@ def command_lab(args: argparse.Namespace, masks: Masks) -> int:
 
     try:
         if args.lab_command == "up":
-            base = args.base or ("198.18.0.0" if args.netns else "127.10.0.0")  # netns.DEFAULT_BASE
-            lifecycle.up(args.dir, count=args.nodes, version=args.version, base=base, own_network=args.netns)
+            lifecycle.up(args.dir, count=args.nodes, version=args.version, base=args.base, own_network=args.netns)
         elif args.lab_command == "down":
             lifecycle.down(args.dir)
         elif args.lab_command == "status":

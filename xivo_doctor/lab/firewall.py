@@ -47,9 +47,9 @@ def apply(state: LabState, name: str, node: LabNode, port: int | None, source: L
         raise LabError(f"{name} needs a TCP port: `xivo-doctor lab break {name} 9486 [--node xivo-2] [--from xivo-1]`")
     if source is node:
         raise LabError(f"--from {node.name}: give a peer of {node.name}, not the node itself")
-    target = FAULTS[name][0]
-    _iptables(state, node, *rule(port, target, source.address if source else None))
-    say(f"{node.name}: iptables {' '.join(rule(port, target, source.address if source else None))}")
+    inserted = rule(port, FAULTS[name][0], source.address if source else None)
+    _iptables(state, node, *inserted)
+    say(f"{node.name}: iptables {' '.join(inserted)}")
 
 
 def flush(state: LabState, node: LabNode) -> None:
@@ -57,8 +57,3 @@ def flush(state: LabState, node: LabNode) -> None:
     if state.net_id:
         _iptables(state, node, "-F", "INPUT")
         _iptables(state, node, "-P", "INPUT", "ACCEPT")
-
-
-def rules(state: LabState, node: LabNode) -> str:
-    """`iptables -S INPUT` on the node (its rules as an admin lists them)."""
-    return _iptables(state, node, "-S", "INPUT")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xivo_doctor.lab import mountns
-from xivo_doctor.lab.bindir import bin_dir, write_shims
+from xivo_doctor.lab.bindir import bin_dir
 from xivo_doctor.lab.nodes import LabNode
 from xivo_doctor.lab.state import LabError, LabState, alive, read_pid, wait_port
 
@@ -103,7 +103,6 @@ def hosts_up(state: LabState, step: Say) -> None:
     """Each node's own files (mount namespace) and SSH server; idempotent."""
     if not SSHD.exists():
         raise LabError("missing openssh-server (/usr/sbin/sshd); run ./install-deps.sh")
-    write_shims(state)
     _keygen(key_file(state), "xivo-doctor-lab")
     (ssh_dir(state) / "authorized_keys").write_text((ssh_dir(state) / "id.pub").read_text())
     for node in state.nodes:

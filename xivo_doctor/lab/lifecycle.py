@@ -55,13 +55,14 @@ from xivo_doctor.lab.state import (
 SERVICES = ("rabbitmq", "consul", "xivo-confd", "webservices", "xivo-ctid")
 
 
-def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_VERSION, base: str = "127.10.0.0",
+def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_VERSION, base: str | None = None,
        epmd_port: int = 4370, dist_base: int = 25700, own_network: bool = False, say: Say = print) -> LabState:
     """Start the lab (or what of it is down). Idempotent: running processes are left as they are.
 
     `version`: one release for every node, or one per node (a comma-separated text or a list); an
     existing lab keeps the releases it was created with. `own_network` (`--netns`): each node in its
-    own network namespace on the lab's bridge (`netns`); an existing lab keeps what it was created with."""
+    own network namespace on the lab's bridge (`netns`); an existing lab keeps what it was created with.
+    `base`: the address before the first node's (default 127.10.0.0, or netns.DEFAULT_BASE)."""
     wanted = node_versions(version, count)
     check_prerequisites()
     began = time.monotonic()
@@ -70,6 +71,7 @@ def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_
         say(f"[{time.monotonic() - began:5.1f} s] {text}")
 
     fresh = not (lab_dir / "lab.json").exists()
+    base = base or (netns.DEFAULT_BASE if own_network else "127.10.0.0")
     if fresh and own_network:  # said before anything is written: a refused lab leaves nothing behind
         netns.network_of(base)
         netns.check_capability()
@@ -92,8 +94,9 @@ def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_
          + ", ".join(f"{n.name} XiVO {n.version}" for n in state.nodes))
     if state.net_id:
         base = str(ipaddress.IPv4Interface(state.nodes[0].address + "/24").network.network_address)
-        netns.check_capability()
-        netns.check_range(base, state.net_id)
+        if not fresh:  # a new lab was checked before its lab.json was written
+            netns.check_capability()
+            netns.check_range(base, state.net_id)
         netns.create(state.net_id, base, [n.address for n in state.nodes])
         step(f"network: {len(state.nodes)} namespaces on bridge {netns.bridge_name(state.net_id)} "
              f"({base}/24, this machine {netns.host_address(base)})")

@@ -114,10 +114,6 @@ def create(net_id: str, index: int, root: Path, scratch: Path, bin_dir: Path) ->
          f"the mount namespace of node {index}")
 
 
-def exists(net_id: str, index: int) -> bool:
-    return ns_file(net_id, index).exists()
-
-
 def destroy(net_id: str) -> list[str]:
     """Unmount every namespace file of the lab, then their folder; what was removed."""
     folder = ns_dir(net_id)

@@ -8,9 +8,9 @@ a connection from a peer arrives from the peer's address, and `iptables` filters
 
 The addresses: one /24 per lab inside 198.18.0.0/15, the block RFC 2544 sets aside for network
 benchmarks, which no real network uses by default (docs/lab.md). Nodes are .1, .2, ... and the
-machine itself is .254 on the bridge (the lab's PostgreSQL listens there). The nodes have no
-default route: an answer to anything outside the /24 has nowhere to go, so nothing of the lab is
-reachable from outside the machine, even where it forwards packets.
+machine itself is .254 on the bridge (each node has its own PostgreSQL, on its own 127.0.0.1).
+The nodes have no default route: an answer to anything outside the /24 has nowhere to go, so
+nothing of the lab is reachable from outside the machine, even where it forwards packets.
 
 Names derive from a lab id (6 hex digits of the lab directory's path, kept in lab.json), so that a
 `down` after a `kill -9` of `up` halfway finds every namespace and link by name: `xdl<id>` the
@@ -62,8 +62,13 @@ def enter(ns: str, mount_ns: Path | None = None, uts_ns: Path | None = None) -> 
 
 def inside(ns: str) -> bool:
     """This process already runs in namespace `ns` (a shell or a shim on that node)."""
+    return in_namespace(NETNS_DIR / ns)
+
+
+def in_namespace(path: Path | str) -> bool:
+    """This process runs in the network namespace bound at `path` (/run/netns/<name>)."""
     try:
-        return os.stat("/proc/self/ns/net").st_ino == (NETNS_DIR / ns).stat().st_ino
+        return os.stat("/proc/self/ns/net").st_ino == os.stat(path).st_ino
     except OSError:
         return False
 

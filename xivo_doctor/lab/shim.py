@@ -201,13 +201,11 @@ def main() -> int:
         while args and args[0].startswith("-"):
             args = args[2:] if args[0] in ("-u", "-g") else args[1:]
         return subprocess.run(args, env=os.environ).returncode
+    # (on a node that is a host of its own, curl and iptables are the real ones: lab.bindir)
     if ns.tool == "curl":
-        if not state.net_id:
-            # On the node, localhost:8500 is its own consul; nodes sharing the host: its own address.
-            args = [re.sub(r"//(localhost|127\.0\.0\.1)([:/])", rf"//{node.address}\2", a) for a in args]
+        # On the node, localhost:8500 is its own consul; nodes sharing the host: its own address.
+        args = [re.sub(r"//(localhost|127\.0\.0\.1)([:/])", rf"//{node.address}\2", a) for a in args]
         return subprocess.run(["/usr/bin/curl", *args]).returncode
-    if state.net_id:  # `lab exec` runs in the node's namespace: the rules are the node's own
-        return subprocess.run(["/usr/sbin/iptables", *args]).returncode  # not the shim on PATH
     _say("lab: iptables rules are not applied in a lab whose nodes share this host's network"
          " (`lab up --netns` gives each node its own)")
     return 0

@@ -12,13 +12,14 @@ start/stop, readiness) are in `rabbitmq.process`; federation (the manual's comma
 
 from __future__ import annotations
 
-import os
 import secrets
 import shlex
 import string
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from xivo_doctor.lab import netns
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")  # upstream scripts, not the /usr/sbin wrappers (§A.2)
 EPMD_PORT = 4370  # lab-private epmd, apart from a system epmd on 4369 (§A.7)
@@ -150,10 +151,7 @@ def _net_file(node: RabbitNode) -> str | None:
 def _inside(node: RabbitNode) -> bool:
     """Already on the node's network (a shell on it, a shim it runs): nothing to enter."""
     net = _net_file(node)
-    try:
-        return bool(net) and os.stat("/proc/self/ns/net").st_ino == os.stat(str(net)).st_ino
-    except OSError:
-        return False
+    return bool(net) and netns.in_namespace(str(net))
 
 
 def write_ctl_wrappers(node: RabbitNode, lab_dir: Path) -> list[Path]:

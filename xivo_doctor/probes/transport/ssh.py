@@ -39,7 +39,6 @@ _REASONS = (
      " file has (a reinstalled XiVO, or someone in between); check it, then update known_hosts"),
     ("Host key verification failed", "host key not known: add {host}'s key to the known_hosts file, or set"
      " ssh.accept_new_host_key: true"),
-    ("No such file or directory", "{detail}"),
     ("Permission denied", "authentication refused for user {user} (the key is not accepted)"),
     ("Too many authentication failures", "authentication refused for user {user} (too many keys offered)"),
     ("Connection refused", "refused: nothing listens for SSH on {host} port {port}"),
@@ -161,8 +160,10 @@ class SshLinks:
                            "--", remote], budget, max_bytes=max_bytes, merge_stderr=False)
         if ran.timed_out:
             raise ProbeTimeout(f"{what} on {xivo.name} over SSH", f"no answer within {budget:g} s")
-        if ran.exit_code == 255:
-            raise ProbeError(self.source(xivo), reason(ran.errors, self.host(xivo), "22", "?"))
+        if ran.exit_code == 255:  # ssh's own failure (the connection), not the command's
+            access = xivo.ssh or SshAccess()
+            words = reason(ran.errors, self.host(xivo), str(access.port or 22), access.user)
+            raise ProbeError(self.source(xivo), words)
         if "sudo:" in ran.errors and "password" in ran.errors:
             raise ProbeError(self.source(xivo), f"sudo needs a password for {xivo.ssh.user if xivo.ssh else '?'}"
                                                 " (give it NOPASSWD for the doctor's read-only commands)")
