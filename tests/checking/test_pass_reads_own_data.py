@@ -68,6 +68,12 @@ def _without(data: dict, *path: str) -> dict:
     return data
 
 
+def _afar(data: dict) -> dict:
+    """Neither on-box access nor SSH: what the network alone shows."""
+    data.get("defaults", {}).pop("ssh", None)
+    return _without(_without(data, "on_box"), "ssh")
+
+
 def _closed_web(data: dict) -> dict:
     data.setdefault("defaults", {}).setdefault("webservices", {})["https_port"] = 9
     return data
@@ -82,8 +88,8 @@ def _empty_root(root: Path):
 
 
 VARIANTS = {
-    "from afar (no on_box)": lambda d: _without(d, "on_box"),
-    "from afar, login page unreachable": lambda d: _closed_web(_without(d, "on_box")),
+    "from afar (no on_box)": _afar,
+    "from afar, login page unreachable": lambda d: _closed_web(_afar(d)),
     "no consul token": lambda d: _without(d, "consul", "token_file"),
     "no source address": lambda d: _without(d, "on_box", "source_address"),
     "no database": lambda d: _without(d, "on_box", "database_file"),
@@ -97,7 +103,8 @@ def variants(lab, tmp_path_factory) -> dict[str, Path]:
     base = yaml.safe_load((lab.dir / "topology.yml").read_text())
     empty = tmp_path_factory.mktemp("empty-root")
     out = {}
-    for i, (name, change) in enumerate({**VARIANTS, "files absent (empty on_box.root)": _empty_root(empty)}.items()):
+    extra = {"files absent (empty on_box.root)": _empty_root(empty)} if "on_box" in base["xivos"][0] else {}
+    for i, (name, change) in enumerate({**VARIANTS, **extra}.items()):
         path = lab.dir / f"topology-variant-{i}.yml"
         path.write_text(yaml.safe_dump(change(json.loads(json.dumps(base)))))
         out[name] = path

@@ -44,6 +44,8 @@ def planted(lab, tmp_path, monkeypatch):
     tokens = {n.name: (state.root(n) / "var/lib/consul/master_token").read_text().strip() for n in state.nodes}
     dsn = (lab.dir / "nodes" / one.name / "database.dsn").read_text().strip()
     canary["consul_token"], canary["dsn_password"] = tokens[one.name], re.search(r"//[^:]+:([^@]+)@", dsn).group(1)
+    # xivo-2's token: from a file the topology names (on-box), or read by the doctor over SSH
+    canary["consul_token_2"] = tokens[two.name]
 
     # A monitoring user of its own on both RabbitMQs (what an admin gives a Nagios check).
     for node in state.nodes:
@@ -59,7 +61,9 @@ def planted(lab, tmp_path, monkeypatch):
         log = state.root(node) / "var/log/xivo-ctid.log"
         with log.open("a") as fh:
             fh.write(f"2026-11-25 10:00:00 INFO X-Consul-Token: {tokens[node.name]}\n"
-                     f"2026-11-25 10:00:01 ERROR connecting amqp://xivo:{canary['upstream_password']}@{two.address}\n")
+                     f"2026-11-25 10:00:01 ERROR connecting amqp://xivo:{canary['upstream_password']}@{two.address}\n"
+                     # bare, as no pattern finds it: masked only as a secret the run knows
+                     f"2026-11-25 10:00:02 WARN acl {tokens[node.name]} refused\n")
 
     topology = yaml.safe_load((lab.dir / "topology.yml").read_text())
     topology["defaults"]["rabbitmq"].update(user=CANARY_USER, password_file=str(tmp_path / "amqp.secret"))
@@ -67,10 +71,16 @@ def planted(lab, tmp_path, monkeypatch):
     (tmp_path / "amqp.secret").write_text(canary["amqp_password"] + "\n")
     monkeypatch.setenv("CANARY_CONSUL_TOKEN", tokens[one.name])
     for i, x in enumerate(topology["xivos"]):  # paths in the lab's topology are relative to the lab directory
-        x["consul"] = {"token": "${CANARY_CONSUL_TOKEN}"} if i == 0 else \
-            {"token_file": str(lab.dir / x["consul"]["token_file"])}
-        x["on_box"].update(root=str(lab.dir / x["on_box"]["root"]),
-                           database_file=str(lab.dir / x["on_box"]["database_file"]))
+        if i == 0:
+            x["consul"] = {"token": "${CANARY_CONSUL_TOKEN}"}
+        elif "on_box" in x:
+            x["consul"] = {"token_file": str(lab.dir / x["consul"]["token_file"])}
+        # else (a lab of hosts, reached over SSH): the doctor reads the master token on the node
+        if "on_box" in x:
+            x["on_box"].update(root=str(lab.dir / x["on_box"]["root"]),
+                               database_file=str(lab.dir / x["on_box"]["database_file"]))
+    if "ssh" in topology["defaults"]:
+        topology["defaults"]["ssh"] = {key: str(lab.dir / value) for key, value in topology["defaults"]["ssh"].items()}
     path = tmp_path / "canary.yml"
     path.write_text(yaml.safe_dump(topology))
     try:
@@ -128,11 +138,11 @@ def test_no_secret_reaches_any_output(planted, tmp_path, capsys):
     print(f"canary: {len(texts)} outputs x {len(canary)} secrets, 0 hits")
 
 
-def test_redact_addresses_leaves_no_address_or_lab_host_name(planted, tmp_path, capsys):
+def test_redact_addresses_leaves_no_address_or_lab_host_name(lab, planted, tmp_path, capsys):
     topology, canary = planted
     texts = _outputs(topology, tmp_path / "out", capsys, "--redact-addresses")
     raw = yaml.safe_load(topology.read_text())
     addresses = {x["address"] for x in raw["xivos"]}
-    hostnames = {Path(x["on_box"]["root"], "etc/hostname").read_text().strip() for x in raw["xivos"]}
+    hostnames = {(lab.root(n) / "etc/hostname").read_text().strip() for n in lab.nodes}
     assert not _hits(texts, {**canary, **{a: a for a in addresses}, **{h: h for h in hostnames}})
     assert "10.0.0.1" in texts["json"] and "10.0.0.2" in texts["json"]

@@ -78,6 +78,16 @@ def test_a_short_secret_is_masked_as_a_word_not_inside_names():
     assert r.text("user xivo on xivo-1, url amqp://xivo:xivo@h") == f"user {MASK} on xivo-1, url amqp://{MASK}:{MASK}@h"
 
 
+def test_a_secret_learned_during_the_run_is_masked_from_then_on_with_the_known_ones():
+    """A master token read on a XiVO over SSH: the topology never held it, the outputs mask it."""
+    redactor = Redactor(["TopologyPassword1"], addresses=True, known_addresses=["10.1.2.3"])
+    line = "acl 5f1c0ffee5f1c0ffee refused; TopologyPassword1 at 10.1.2.3"
+    assert "5f1c0ffee5f1c0ffee" in redactor.text(line)
+    redactor.learn(["5f1c0ffee5f1c0ffee", ""])
+    assert redactor.text(line) == f"acl {MASK} refused; {MASK} at 10.0.0.1"
+    assert redactor.text("t=5f1c0ffee5f1c0ffee%20") .count(MASK) == 1
+
+
 def test_evidence_values_under_secret_keys_are_masked_and_structure_kept():
     r = Redactor()
     data = {"password": "p", "xivo_password": "q", "token": "t", "password_set": True,

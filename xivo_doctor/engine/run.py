@@ -131,13 +131,20 @@ class Run:
         """Masks secrets only: addresses get their pseudonyms once, over the whole report."""
         if self._secrets is None:
             self._secrets = redactor_for(self.topology)
+        self._learn(self._secrets)
         return self._secrets
+
+    def _learn(self, redactor: Redactor) -> None:
+        """What the probes read on the XiVOs and is secret (a master token over SSH) is masked too."""
+        if self._probes is not None and self._probes.learned_secrets:
+            redactor.learn(tuple(self._probes.learned_secrets))
 
     def output_redactor(self) -> Redactor:
         """The redactor of every output of this run: what is collected after the report (a bundle's
         logs) gets the same pseudonyms as the report."""
         if self._outputs is None:
             self._outputs = redactor_for(self.topology, addresses=self.options.redact_addresses)
+        self._learn(self._outputs)
         return self._outputs
 
     def report(self) -> Report:

@@ -86,13 +86,9 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = (), *, addresses: bool = False,
                  known_addresses: Iterable[str] = (), names: Iterable[str] = ()) -> None:
-        values = {s for s in secrets if s and s != MASK}
-        values |= {quote(s, safe="") for s in values}
-        # Longest first: a secret containing another is masked whole. A short one (a password
-        # `xivo` is common) only as a whole word: inside `xivo-1` it is a name, not the password.
-        ordered = sorted(values, key=len, reverse=True)
-        alternatives = [re.escape(v) if len(v) >= SHORT else rf"(?<![\w-]){re.escape(v)}(?![\w-])" for v in ordered]
-        self._secrets = re.compile("|".join(alternatives)) if alternatives else None
+        self._values: set[str] = set()
+        self._secrets: re.Pattern[str] | None = None
+        self.learn(secrets)
         self.addresses = addresses
         self._ips: dict[str, str] = {}
         self._hosts: dict[str, str] = {}
@@ -103,6 +99,20 @@ class Redactor:
             self._pseudonym(address, rank)
 
     # -- text --------------------------------------------------------------------------------
+    def learn(self, secrets: Iterable[str]) -> None:
+        """Mask these too from now on: secrets the run read on a XiVO (a Consul master token read
+        over SSH), which the topology never held."""
+        values = {s for s in secrets if s and s != MASK}
+        values |= {quote(s, safe="") for s in values}
+        if values <= self._values:
+            return
+        self._values |= values
+        # Longest first: a secret containing another is masked whole. A short one (a password
+        # `xivo` is common) only as a whole word: inside `xivo-1` it is a name, not the password.
+        ordered = sorted(self._values, key=len, reverse=True)
+        alternatives = [re.escape(v) if len(v) >= SHORT else rf"(?<![\w-]){re.escape(v)}(?![\w-])" for v in ordered]
+        self._secrets = re.compile("|".join(alternatives))
+
     def text(self, value: str) -> str:
         if self._secrets is not None:
             value = self._secrets.sub(MASK, value)

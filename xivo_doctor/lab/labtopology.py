@@ -3,7 +3,8 @@
 Place in the lab: the hand-over to the doctor. It declares every node with on-box access (the
 node's root, its database, its rabbitmqctl, the address requests "from" it leave from) or, for
 nodes that are hosts of their own (`--netns`), with SSH (the lab's key and known_hosts), and
-reads every secret from a file under the lab directory, as an admin would configure it. Each node
+reads every secret from a file under the lab directory, as an admin would configure it (over SSH
+the doctor reads each Consul's master token on the node: the topology holds none). Each node
 declares its own release, and `webservices.phonebook_sharing: false` where it shares no phonebook
 (Phonebook Sharing needs it and a peer on 16.03-16.13, `releases.phonebook_sharing`).
 """
@@ -37,9 +38,9 @@ def write_topology(state: LabState) -> None:
             "name": node.name,
             "address": node.address,
             "version": node.version,
-            "consul": {"token_file": f"{base}/root/var/lib/consul/master_token"},
         }
         if not state.net_id:
+            xivo["consul"] = {"token_file": f"{base}/root/var/lib/consul/master_token"}
             # nodes sharing this host: on-box access, and requests "from" a node leave from its address
             xivo["on_box"] = {
                 "root": f"{base}/root",
@@ -66,6 +67,7 @@ def write_topology(state: LabState) -> None:
         "xivos": xivos,
         "federation": "full-mesh",
     }
-    header = ("# Written by `xivo-doctor lab up`: the lab's XiVOs, with on-box access to each.\n"
+    access = "reached over SSH (the lab's key)" if state.net_id else "with on-box access to each"
+    header = (f"# Written by `xivo-doctor lab up`: the lab's XiVOs, {access}.\n"
               "# Secrets are read from files next to this one.\n")
     (lab / "topology.yml").write_text(header + yaml.safe_dump(topology, sort_keys=False))

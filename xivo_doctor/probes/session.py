@@ -49,6 +49,8 @@ class Probes:
         self._sources: dict[str, object] = {}
         self._ssh = None  # transport.ssh.SshLinks, made on first use
         self._cache: dict[tuple, object] = {}
+        # Secrets read on the XiVOs (a Consul master token over SSH): the run's redactors learn them.
+        self.learned_secrets: set[str] = set()
         self._key_locks: dict[tuple, threading.Lock] = {}
         # Found by the HTTP transport through the deadline (bounded.guard): one memo per run.
         self.dead_ends = dead_ends.of_run(deadline)

@@ -64,6 +64,9 @@ class BundleSummary:
     size: int  # bytes of the .tar.gz
     missing: tuple[str, ...]  # one line per part that could not be collected
 
+    def __str__(self) -> str:
+        return f"{len(self.files)} files, {self.size} bytes, {len(self.missing)} missing"
+
 
 def write_bundle(report: Report, dest: str | os.PathLike[str], *, topology: Topology, redactor: Redactor,
                  argv: Sequence[str], collect: bool = True, deadline: Deadline | None = None) -> BundleSummary:

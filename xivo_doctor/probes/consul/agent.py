@@ -30,6 +30,7 @@ from xivo_doctor.probes.consul.views import DcQuery, WanView
 from xivo_doctor.probes.transport.bounded import guard, mount
 from xivo_doctor.topology.model import Xivo
 
+MASTER_TOKEN_FILE = "/var/lib/consul/master_token"
 CONSUL_ENV = ("CONSUL_HTTP_ADDR", "CONSUL_HTTP_SSL", "CONSUL_HTTP_SSL_VERIFY", "CONSUL_HTTP_TOKEN")
 _ENV_LOCK = threading.Lock()
 
@@ -47,6 +48,7 @@ class ConsulProbe:
 
     def __init__(self, probes: Any) -> None:  # the run's probes/session.py `Probes`
         self.probes = probes
+        self._lock = threading.Lock()
 
     # -- what checks call ------------------------------------------------------------------------
     @staticmethod
@@ -146,7 +148,7 @@ class ConsulProbe:
 
     def _call(self, xivo: Xivo, what: str, call: Callable[[consul.Consul], Any], *, anonymous: bool) -> Any:
         source = self.source(xivo)
-        token = None if anonymous or xivo.consul.token is None else (xivo.consul.token.reveal() or None)
+        token, whose = (None, "") if anonymous else self._token(xivo)
         client = None
         try:
             # the whole request (TLS handshake included) bounded, its answer capped: probes/bounded.py
@@ -156,7 +158,7 @@ class ConsulProbe:
                 client.http.session.hooks["response"].append(_refuse_404)
                 return call(client)
         except consul.base.ACLPermissionDenied as exc:
-            who = "an anonymous request" if token is None else "the topology's consul token (consul.token_file)"
+            who = "an anonymous request" if token is None else whose
             raise ConsulStatusError(source, f"{what}: HTTP 403 {_text(exc, token)}: {who} was refused", 403) \
                 from None
         except consul.base.ACLDisabled as exc:
@@ -178,6 +180,30 @@ class ConsulProbe:
         finally:
             if client is not None:
                 client.http.session.close()
+
+
+    def _token(self, xivo: Xivo) -> tuple[str | None, str]:
+        """The token to send, and whose it is in words. The topology's when it gives one; else, over
+        SSH, the master token the XiVO itself holds (MASTER_TOKEN_FILE, written by XiVO's consul
+        package, XIVO-FACTS §4), learned by the run's redactors; else none (anonymous)."""
+        if xivo.consul.token is not None:
+            return xivo.consul.token.reveal() or None, "the topology's consul token (consul.token_file)"
+        if not self.probes.onbox.over_ssh(xivo):
+            return None, ""
+
+        def read() -> str | None:
+            try:
+                text = self.probes.ssh.read_file(xivo, MASTER_TOKEN_FILE, 4096)
+            except ProbeError:
+                return None  # SSH itself is reported by the on-box items; Consul is asked anonymously
+            value = (text or "").strip() or None
+            if value:
+                with self._lock:
+                    self.probes.learned_secrets.add(value)
+            return value
+
+        token = self.probes.cached(("consul-master-token", xivo.name), read)
+        return token, f"the master token read over SSH ({MASTER_TOKEN_FILE} of {xivo.name})"
 
 
 def _refuse_404(response: Any, *args: Any, **kwargs: Any) -> None:
