@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xivo_doctor.check import FixContext, FixSteps, check, version_at_hand
+from xivo_doctor.foundation.errors import ProbeError
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.transport import tcp
 from xivo_doctor.topology.model import Topology, Xivo
@@ -103,11 +104,16 @@ def port_fix(ctx: FixContext) -> FixOut:
         )
     steps = FixSteps()
     by_facet = {p.facet: p for p in needed_ports(xivo, ctx.version)}
-    for entry in ctx.evidence.get("ports", {}).values():
-        port = by_facet.get(entry["facet"])
-        if port is None or entry["state"] == tcp.OPEN:
+    by_name = {x.name: x for x in peers}
+    for facet in dict.fromkeys(e["facet"] for e in entries):
+        port, tried = by_facet.get(facet), [e for e in entries if e["facet"] == facet]
+        closed = [e for e in tried if e["state"] != tcp.OPEN]
+        if port is None or not closed:
             continue
-        if entry["state"] == tcp.REFUSED:
+        # tried from those peers over SSH and not answered there; else from the doctor's host, for all
+        cut_off = [by_name[e["from"]] for e in closed if e.get("from") in by_name] or peers
+        answers_others = len(closed) < len(tried)
+        if all(e["state"] == tcp.REFUSED for e in closed) and not answers_others:
             summary, cmds = _refused_fix(xivo, port, peers, ctx.version)
             # A REJECT rule answers with ICMP port unreachable, which connect() also reports as refused.
             summary += (f" (if it does listen, a firewall REJECT rule refuses too: `iptables -S INPUT` on {xivo.name}"
@@ -115,22 +121,24 @@ def port_fix(ctx: FixContext) -> FixOut:
         else:
             # The manual asks to restrict consul's and ctid's HTTP ports to the other XiVOs, so
             # open each needed port to the peers only.
+            rejects = any(e["state"] == tcp.REFUSED for e in closed)
             summary = (
-                f"a firewall drops {port.port}/tcp on {xivo.name}: allow it from the other XiVOs"
+                f"a firewall {'rejects' if rejects else 'drops'} {port.port}/tcp on {xivo.name}"
+                + (f" for {', '.join(p.name for p in cut_off)} (it answers the others)" if answers_others else "")
+                + f": allow it from {', '.join(p.name for p in cut_off) if answers_others else 'the other XiVOs'}"
                 + (" (and UDP, which Serf WAN also uses)" if port.facet == "serf-wan" else "")
+                + (f"; `iptables -S INPUT` on {xivo.name} shows the rule" if rejects or answers_others else "")
             )
             protos = ("tcp", "udp") if port.facet == "serf-wan" else ("tcp",)
             cmds = [
                 f"iptables -I INPUT -p {proto} -s {peer.address} --dport {port.port} -j ACCEPT"
-                for peer in peers
+                for peer in cut_off
                 for proto in protos
             ]
+            if rejects or answers_others:
+                cmds.insert(0, "iptables -S INPUT")
         steps.add(summary, cmds)  # 8300 and 8302 share Consul's fix: given once
     return steps.out()
-
-
-def _targets(topology: Topology, xivos: tuple[Xivo, ...]) -> list[tcp.Target]:
-    return [(x.address, p.port) for x in xivos for p in needed_ports(x)]
 
 
 @check(
@@ -144,26 +152,56 @@ def _targets(topology: Topology, xivos: tuple[Xivo, ...]) -> list[tcp.Target]:
 def test_port_reachable(xivo, xivos, topology, probes, evidence):
     # which ports depends on the release (json.php up to 16.13): the XiVO's own word, else the topology's
     ports = needed_ports(xivo, version_at_hand(probes, xivo, evidence))
-    # Ask for every selected XiVO's ports at once: the first item probes them all concurrently,
-    # the others read the run's cache, so a run costs one connect timeout in the worst case.
-    states = probes.tcp_states([(xivo.address, p.port) for p in ports], prefetch=_targets(topology, xivos))
-    seen = [(p, states[(xivo.address, p.port)]) for p in ports]
-    evidence["source"] = f"TCP connect from {probes.vantage}"
+    targets = [(xivo.address, p.port) for p in ports]
+    seen: list[tuple[NeededPort, str | None, tcp.PortProbe]] = []  # (port, the peer it was tried from, result)
+    here, notes = False, []
+    for peer in (x for x in topology.xivos if x.name != xivo.name):
+        # Tried from the peer that connects, where SSH reaches it (a firewall may admit the
+        # admin's network and drop the other XiVO); else, once, from the doctor's host.
+        if peer.ssh is None or peer.on_box is not None:
+            here = True
+            continue
+        try:
+            states = probes.tcp_states_from(peer, targets, prefetch=_targets(topology, xivos, but=peer))
+        except ProbeError as exc:
+            notes.append(f"not tried from {peer.name}: {exc}")
+            here = True
+            continue
+        seen += [(p, peer.name, states[(xivo.address, p.port)]) for p in ports]
+    if here:
+        states = probes.tcp_states(targets, prefetch=_targets(topology, xivos))
+        seen += [(p, None, states[(xivo.address, p.port)]) for p in ports]
+    froms = [name for name in dict.fromkeys(v for _, v, _ in seen) if name is not None]
+    evidence["source"] = "TCP connect " + " and ".join(
+        ([f"from {', '.join(froms)} over SSH"] if froms else []) + ([f"from {probes.vantage}"] if here else []))
+    if notes:
+        evidence["vantage_notes"] = notes
     evidence["ports"] = {
-        f"{p.port}/tcp": {"service": p.service, "facet": p.facet, "state": s.state, "ms": s.elapsed_ms}
-        for p, s in seen
+        f"{p.port}/tcp" + (f" from {v}" if v else ""): {
+            "service": p.service, "facet": p.facet, "from": v or probes.vantage, "state": s.state, "ms": s.elapsed_ms}
+        for p, v, s in seen
     }
     evidence["udp"] = f"{xivo.consul.serf_wan_port}/udp (Serf WAN) is not provable by a connect: consul-wan proves it"
-    closed = [(p, s) for p, s in seen if s.state != tcp.OPEN]
-    evidence.failed_facet(*(p.facet for p, _ in closed))
-    evidence.summary = f"{len(seen)} ports open: " + ", ".join(str(p.port) for p in ports)
+    closed = [(p, v, s) for p, v, s in seen if s.state != tcp.OPEN]
+    for facet in dict.fromkeys(p.facet for p, _, _ in closed):
+        failing = {v for p, v, _ in closed if p.facet == facet}
+        # from some peers only: only what involves those peers is blocked (engine/blocking.py)
+        evidence.failed_facet(*((facet,) if None in failing or len(failing) == len(froms) + here
+                                else (f"{facet}@{v}" for v in sorted(failing))))
+    evidence.summary = f"{len(ports)} ports open" + (f" from {', '.join(froms)}" if froms and not here else "") \
+        + ": " + ", ".join(str(p.port) for p in ports)
     assert not closed, _closed_words(xivo, seen, closed) + _vantage_caveat(probes, closed)
+
+
+def _targets(topology: Topology, xivos: tuple[Xivo, ...], but: Xivo | None = None) -> list[tcp.Target]:
+    return [(x.address, p.port) for x in xivos if x is not but for p in needed_ports(x)]
 
 
 def _closed_words(xivo, seen, closed) -> str:
     groups: dict[str, list[str]] = {}
-    for p, s in closed:
-        groups.setdefault(_STATE_WORDS.get(s.state, s.state), []).append(f"{p.port} ({p.service})")
+    for p, v, s in closed:
+        groups.setdefault(_STATE_WORDS.get(s.state, s.state), []).append(
+            f"{p.port} ({p.service})" + (f" from {v}" if v else ""))
     text = "; ".join(f"{state}: {', '.join(ports)}" for state, ports in groups.items())
     if len(closed) == len(seen):
         text = f"no needed port answers on {xivo.address} (is {xivo.name} up at that address?); " + text
@@ -178,9 +216,10 @@ _STATE_WORDS = {
 
 
 def _vantage_caveat(probes, closed) -> str:
-    if any(s.state == tcp.TIMEOUT for _, s in closed) and not probes.runs_on_a_xivo():
+    if any(s.state == tcp.TIMEOUT and v is None for _, v, s in closed) and not probes.runs_on_a_xivo():
         return (
             f" (probed from {probes.vantage}, which is not one of the XiVOs: a firewall that admits "
-            "only the other XiVOs also looks filtered from here; run xivo-doctor on a XiVO to be sure)"
+            "only the other XiVOs also looks filtered from here; give the topology `ssh` access to try "
+            "from each XiVO, or run xivo-doctor on a XiVO, to be sure)"
         )
     return ""

@@ -34,7 +34,8 @@ def _new_dir(prefix: str) -> Path:
 @pytest.fixture(scope="module")
 @starts_services
 def hosts_lab():
-    with own_lab("xivo-doctor-test-hosts-", count=2, base=BASE, own_network=True) as state:
+    # three: a port filtered for one peer must show on that pair and not on the other
+    with own_lab("xivo-doctor-test-hosts-", count=3, base=BASE, own_network=True) as state:
         yield state
 
 
@@ -70,13 +71,13 @@ def test_the_healthy_hosts_lab_passes_every_item_over_ssh_alone(hosts_lab):
     assert all("on_box" not in x for x in topology["xivos"]) and "ssh" in topology["defaults"]
     data = doctor(hosts_lab)
     assert {r["item"]: r["status"] for r in data["results"]} == {r["item"]: "pass" for r in data["results"]}
-    assert len(data["results"]) == 16 and data["verdict"] == "OK"
+    assert len(data["results"]) == 7 * 3 + 6 and data["verdict"] == "OK"  # 7 checks per XiVO, 6 ordered pairs
     text = json.dumps(data)
     assert "rabbitmqctl on xivo-1 (over SSH)" in text and "xivo-2 over SSH" in text
 
 
 def test_a_federation_link_arrives_from_the_peers_address(hosts_lab):
-    one, two = hosts_lab.nodes
+    one, two = hosts_lab.nodes[:2]
     argv = rabbitmq.ctl_argv(lifecycle.rabbit(hosts_lab, one), hosts_lab.dir)
     listed = subprocess.run([*argv, "list_connections", "peer_host", "user", "-q"], capture_output=True, text=True,
                             timeout=60).stdout
@@ -85,7 +86,7 @@ def test_a_federation_link_arrives_from_the_peers_address(hosts_lab):
 
 
 def test_confd_http_answers_on_the_nodes_own_localhost_only(hosts_lab):
-    one, two = hosts_lab.nodes
+    one, two = hosts_lab.nodes[:2]
     inside = on(hosts_lab, one, "curl -s http://127.0.0.1:9487/1.1/infos")
     assert json.loads(inside.stdout) == {"uuid": one.uuid}, inside.stderr
     assert tcp_state(one.address, 9487) == "refused"  # from this machine
@@ -118,7 +119,7 @@ def test_a_drop_rule_is_filtered_and_a_reject_rule_refused_in_port_reachable(hos
 
 
 def test_a_rule_for_one_peer_filters_that_peer_only(hosts_lab):
-    one, two = hosts_lab.nodes
+    one, two = hosts_lab.nodes[:2]
     faults.break_(hosts_lab.dir, "firewall-drop", "xivo-2", say=lambda _: None, port=9486, from_node="xivo-1")
     try:
         url = f"https://{two.address}:9486/1.1/infos"
@@ -127,6 +128,35 @@ def test_a_rule_for_one_peer_filters_that_peer_only(hosts_lab):
     finally:
         faults.heal(hosts_lab.dir, say=lambda _: None)
     assert on(hosts_lab, one, f"curl -sk -m 2 -o /dev/null {url}").returncode == 0
+
+
+def test_a_port_dropped_for_one_peer_is_reported_on_that_pair_and_not_on_the_others(hosts_lab):
+    """5672 of xivo-1 dropped for xivo-2 only: open from this machine and from xivo-3. Tried from each
+    XiVO over SSH, port-reachable fails on xivo-1 for xivo-2 alone, its fix opens the port to xivo-2
+    alone, and blocks xivo-2's federation from xivo-1, not xivo-3's."""
+    one, two, three = hosts_lab.nodes
+    faults.break_(hosts_lab.dir, "firewall-drop", "xivo-1", say=lambda _: None, port=5672, from_node="xivo-2")
+    try:
+        assert tcp_state(one.address, 5672) == "open"
+        data = doctor(hosts_lab)
+    finally:
+        faults.heal(hosts_lab.dir, say=lambda _: None)
+        lifecycle.wait_healthy(hosts_lab, lambda _: None, timeout=60)
+    ports = item(data, "port-reachable[xivo-1]")
+    assert ports["status"] == "fail", ports
+    assert "timed out (filtered: no answer to the SYN): 5672 (RabbitMQ AMQP) from xivo-2" in ports["message"]
+    assert "xivo-3" not in ports["message"]
+    seen = ports["evidence"]["ports"]
+    assert seen["5672/tcp from xivo-2"]["state"] == "timeout" and seen["5672/tcp from xivo-3"]["state"] == "open"
+    assert ports["facets"] == ["amqp@xivo-2"]
+    commands = ports["fix"]["commands"]
+    assert f"iptables -I INPUT -p tcp -s {two.address} --dport 5672 -j ACCEPT" in commands, ports["fix"]
+    assert not [c for c in commands if three.address in c], commands
+    assert item(data, "port-reachable[xivo-2]")["status"] == "pass"
+    assert item(data, "port-reachable[xivo-3]")["status"] == "pass"
+    cut = item(data, "rabbitmq-federation[xivo-2->xivo-1]")
+    assert cut["status"] == "skip" and cut["blocked_by"] == ["port-reachable[xivo-1]"], cut
+    assert item(data, "rabbitmq-federation[xivo-3->xivo-1]")["status"] == "pass"
 
 
 def test_firewall_faults_need_a_port_and_a_real_peer(hosts_lab):
@@ -141,7 +171,7 @@ def test_firewall_faults_need_a_port_and_a_real_peer(hosts_lab):
 
 
 def test_ssh_gives_a_shell_on_the_node_with_its_own_files(hosts_lab):
-    one, two = hosts_lab.nodes
+    one, two = hosts_lab.nodes[:2]
     path = "/etc/xivo-ctid/conf.d/interconnection.yml"
     mark = "# edited by hand on xivo-2\n"
     own = hosts_lab.root(two) / path.lstrip("/")
@@ -302,8 +332,6 @@ def _ssh_topology(state, tmp_path: Path, **ssh) -> Path:
                                    "known_hosts_file": str(state.dir / "ssh/known_hosts"), **ssh}
     for key in ("password_file",):
         topology["defaults"]["rabbitmq"][key] = str(state.dir / topology["defaults"]["rabbitmq"][key])
-    for xivo in topology["xivos"]:
-        xivo["consul"]["token_file"] = str(state.dir / xivo["consul"]["token_file"])
     path = tmp_path / "topology.yml"
     path.write_text(yaml.safe_dump(topology))
     return path

@@ -7,6 +7,7 @@ no pytest, so the rules are tested directly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xivo_doctor.check import CheckSpec
@@ -39,6 +40,16 @@ def covers(upstream: Target, dependent: Target) -> bool:
     return dependent.kind != "xivo" and upstream.names <= dependent.names
 
 
+def _facet_failed(facets: Sequence[str], facet: str, upstream: Target, dependent: Target) -> bool:
+    """`facet` failed for `dependent`: everywhere (`amqp`), or as seen from one XiVO only
+    (`amqp@xivo-2`, a port filtered for that peer alone), which then blocks only the items that
+    involve that XiVO beside the failed one."""
+    if facet in facets:
+        return True
+    seen_from = {f.partition("@")[2] for f in facets if f.partition("@")[0] == facet and "@" in f}
+    return bool(seen_from & (dependent.names - upstream.names))
+
+
 class Blocking:
     """The failures seen so far in a run, and the rule that turns them into `blocked_by`."""
 
@@ -62,7 +73,7 @@ class Blocking:
                     if covers(upstream, target):
                         found.extend(result.blocked_by)
                     continue
-                if facet is not None and facet not in result.facets:
+                if facet is not None and not _facet_failed(result.facets, facet, upstream, target):
                     continue
                 if covers(upstream, target):
                     found.append(result.item_id)

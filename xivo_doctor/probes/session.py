@@ -21,7 +21,7 @@ from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
 from xivo_doctor.foundation.netaddr import is_ip_address
 from xivo_doctor.probes.transport import dead_ends, tcp
-from xivo_doctor.topology.model import Topology
+from xivo_doctor.topology.model import Topology, Xivo
 
 # Each kind of data source by name, loaded on first use, with its libraries (python-consul2,
 # psycopg, pika): a run that needs none of them imports none. Each takes this session.
@@ -45,6 +45,7 @@ class Probes:
         # other sources (`_probe`, `cached` take `_lock`) meanwhile.
         self._tcp_lock = threading.Lock()
         self._tcp: dict[tcp.Target, tcp.PortProbe] = {}
+        self._tcp_from: dict[str, dict[tcp.Target, tcp.PortProbe]] = {}  # by the XiVO they were tried from
         self._on_a_xivo: bool | None = None
         self._sources: dict[str, object] = {}
         self._ssh = None  # transport.ssh.SshLinks, made on first use
@@ -82,6 +83,23 @@ class Probes:
         if unresolved:
             raise ProbeError("DNS", unresolved[0].detail)
         return found
+
+    def tcp_states_from(self, xivo: Xivo, targets: Iterable[tcp.Target], *,
+                        prefetch: Iterable[tcp.Target] = ()) -> dict[tcp.Target, tcp.PortProbe]:
+        """TCP connect results for `targets` as `xivo` sees them: tried on it over SSH
+        (transport/tcp_over_ssh.py), every target not yet tried from it at once. Raises ProbeError
+        when SSH to it fails (the caller then tries from here)."""
+        from xivo_doctor.probes.transport.tcp_over_ssh import scan_from
+
+        wanted = list(dict.fromkeys(targets))
+        with self._lock:
+            lock = self._key_locks.setdefault(("tcp-from", xivo.name), threading.Lock())
+        with lock:
+            seen = self._tcp_from.setdefault(xivo.name, {})
+            missing = [t for t in dict.fromkeys([*wanted, *prefetch]) if t not in seen]
+            if missing:
+                seen.update(scan_from(self.ssh, xivo, missing, self.deadline.budget(self.timeout, "tcp connect")))
+            return {t: seen[t] for t in wanted}
 
     # -- one probe object per kind of data source, created on first use, cached for the run ------
     def _probe(self, name: str):

@@ -25,13 +25,18 @@ import socket
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
 from xivo_doctor.probes.transport.commands import MAX_BYTES, Ran, run_bounded
 from xivo_doctor.topology.model import SshAccess, Xivo
+
+# Commands at once on one XiVO's connection: sshd's MaxSessions (default 10, sshd_config(5)) refuses
+# more ("Session open refused by peer"), and the doctor's commands are short.
+SESSIONS = 6
+COMMAND_FLOOR = 5.0  # s: the least one command over SSH may take (probe_timeout is for one connect)
 
 # What ssh prints -> what it means for the admin (the first that matches)
 _REASONS = (
@@ -64,6 +69,7 @@ class _Link:
     control: Path
     socks_port: int
     problem: ProbeError | None = None
+    sessions: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(SESSIONS))
 
 
 class SshLinks:
@@ -155,9 +161,13 @@ class SshLinks:
         Raises ProbeError/ProbeTimeout when the XiVO cannot be reached over SSH."""
         link = self._link(xivo)
         remote = shlex.join(["sudo", "-n", *argv] if xivo.ssh and xivo.ssh.sudo else argv)
-        budget = self.deadline.budget(timeout or self.timeout, f"{what} on {xivo.name} over SSH")
-        ran = run_bounded(["ssh", *self._options(xivo, link.control), "-o", "ControlMaster=no", self.host(xivo),
-                           "--", remote], budget, max_bytes=max_bytes, merge_stderr=False)
+        # A command over SSH is a new session (a fork of sshd, a shell): a floor above the network
+        # timeout, so that a busy XiVO (or this host) is slow, not silent.
+        budget = self.deadline.budget(max(timeout or self.timeout, COMMAND_FLOOR), f"{what} on {xivo.name} over SSH")
+        with link.sessions:  # sshd refuses sessions beyond MaxSessions (10) on one connection
+            budget = self.deadline.budget(budget, f"{what} on {xivo.name} over SSH")
+            ran = run_bounded(["ssh", *self._options(xivo, link.control), "-o", "ControlMaster=no",
+                               self.host(xivo), "--", remote], budget, max_bytes=max_bytes, merge_stderr=False)
         if ran.timed_out:
             raise ProbeTimeout(f"{what} on {xivo.name} over SSH", f"no answer within {budget:g} s")
         if ran.exit_code == 255:  # ssh's own failure (the connection), not the command's
