@@ -135,6 +135,18 @@ def test_only_failures_block_and_facets_narrow():
     assert upstream.id == "up"
 
 
+def test_a_facet_failed_from_one_peer_blocks_only_what_involves_that_peer():
+    """port-reachable[a] fails `amqp` as seen from b only (a firewall drops b): the pair b-a is
+    blocked, c-a is not, and neither is a as a whole."""
+    blocking = Blocking()
+    blocking.record(Result(check="up", target="a", status=S.FAIL, title="t", facets=("amqp@b",)), target("xivo", "a"))
+    dependent = make_spec(id="down", depends_on=["up:amqp"])
+    assert blocking.blockers(dependent, target("pair", "b", "a")) == ["up[a]"]
+    assert blocking.blockers(dependent, target("pair", "c", "a")) == []
+    assert blocking.blockers(dependent, target("xivo", "a")) == []
+    assert blocking.blockers(make_spec(id="d2", depends_on=["up:ctid"]), target("pair", "b", "a")) == []
+
+
 def test_registry_orders_upstream_first_and_refuses_cycles_duplicates_unknowns():
     a, b, c = make_spec(id="a", depends_on=["b"]), make_spec(id="b", depends_on=["c:amqp"]), make_spec(id="c")
     assert [s.id for s in order([a, b, c])] == ["c", "b", "a"]
