@@ -96,8 +96,8 @@ def directory_fix(ctx: FixContext) -> FixOut:
 def test_directory_source(xivo, topology, probes, evidence):
     onbox = probes.onbox
     if not onbox.has_database(xivo):
-        cannot_check_from_here(f"the directories are in {xivo.name}'s asterisk database: give on_box.database "
-                               f"for {xivo.name} or run xivo-doctor on {xivo.name}")
+        cannot_check_from_here(f"the directories are in {xivo.name}'s asterisk database: give `ssh` access "
+                               f"to {xivo.name} (or on_box.database), or run xivo-doctor on {xivo.name}")
     peers = [x for x in topology.xivos if x.name != xivo.name]
     rows, definitions = onbox.directories(xivo), onbox.ctidirectories(xivo)
     contexts, displays = onbox.cticontexts(xivo), [d["name"] for d in onbox.ctidisplays(xivo)]

@@ -107,8 +107,8 @@ def test_phonebook_restricted(xivo, topology, probes, evidence):
                        "type are gone from 16.14 on (phonebooks moved into xivo-dird); the Phonebook Sharing "
                        "manual page was not updated and is stale for these versions")
     if not probes.onbox.has_database(xivo):
-        cannot_check_from_here(f"the directories are in {xivo.name}'s asterisk database: give on_box.database "
-                               f"for {xivo.name} or run xivo-doctor on {xivo.name}")
+        cannot_check_from_here(f"the directories are in {xivo.name}'s asterisk database: give `ssh` access "
+                               f"to {xivo.name} (or on_box.database), or run xivo-doctor on {xivo.name}")
     peers = [x for x in topology.xivos if x.name != xivo.name]
     evidence["source"] = f"{probes.onbox.database_source(xivo)}; json.php search sent from {xivo.name}"
     seen: dict[str, list[dict]] = {}

@@ -104,10 +104,11 @@ def test_the_topology_it_writes_loads_with_on_box_access(lab):
     if lab.net_id:
         assert first.on_box is None and first.ssh.identity_file == lab.dir / "ssh/id"
         assert first.ssh.known_hosts_file == lab.dir / "ssh/known_hosts" and first.ssh.user == "root"
+        assert first.consul.token is None  # over SSH the doctor reads the node's master token
     else:
         assert first.on_box.root == lab.dir / "nodes/xivo-1/root" and first.ssh is None
         assert first.on_box.source_address == lab.nodes[0].address
-    assert first.consul.token.reveal() == lab.nodes[0].master_token
+        assert first.consul.token.reveal() == lab.nodes[0].master_token
     assert first.rabbitmq.password.reveal() == "xivo"
     assert [p.id for p in topology.pairs] == ["xivo-1->xivo-2", "xivo-2->xivo-1"]
     # each node declares its own release; two 16.13 nodes share their phonebooks (16.03-16.13)
