@@ -215,17 +215,18 @@ def test_a_routed_range_and_a_base_outside_the_lab_range_are_refused_in_one_line
         subprocess.run(["ip", "route", "del", "blackhole", route], check=True)
     assert done.returncode == 3 and done.stderr.count("\n") == 1 and "already routed" in done.stderr
     assert not (tmp_path / "lab" / "lab.json").exists()
-    done = subprocess.run(["xivo-doctor", "lab", "up", "--netns", "--dir", str(tmp_path / "lab"), "--base", "10.1.2.0"],
+    done = subprocess.run(["xivo-doctor", "lab", "up", "--dir", str(tmp_path / "lab"), "--base", "10.1.2.0"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 3 and done.stderr.count("\n") == 1 and "198.18.0.0/15" in done.stderr
 
 
 def test_without_the_capability_to_make_namespaces_lab_up_says_so_in_one_line(tmp_path):
     done = subprocess.run(["setpriv", "--bounding-set", "-sys_admin,-net_admin", "--inh-caps", "-sys_admin,-net_admin",
-                           "--", "xivo-doctor", "lab", "up", "--netns", "--dir", str(tmp_path / "lab")],
+                           "--", "xivo-doctor", "lab", "up", "--dir", str(tmp_path / "lab")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 3, done.stderr
     assert done.stderr.count("\n") == 1 and "cannot create network namespaces" in done.stderr
+    assert "`lab up --no-netns`" in done.stderr  # what works without the capability
     assert not (tmp_path / "lab" / "lab.json").exists()
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from services import starts_services
 
-# XIVO_TEST_LAB_NETNS=1: the session's labs are made of hosts of their own (`lab up --netns`, reached
-# by SSH), on 198.18.100.x and 198.18.120.x, to run the suite on them.
-NETNS = os.environ.get("XIVO_TEST_LAB_NETNS", "") == "1"
+# The session's labs are made of hosts of their own (`lab up`'s default, reached by SSH), on 198.18.100.x
+# and 198.18.120.x; XIVO_TEST_LAB_NETNS=0 runs them as nodes sharing this host (`--no-netns`, on-box access).
+NETNS = os.environ.get("XIVO_TEST_LAB_NETNS", "1") != "0"
 # Overridable so that several people (or agents) can run the lab tests at once on one machine.
 LAB_BASE = os.environ.get("XIVO_TEST_LAB_BASE", "198.18.100.0" if NETNS else "127.10.100.0")
 LAB_EPMD = int(os.environ.get("XIVO_TEST_LAB_EPMD", "4372"))

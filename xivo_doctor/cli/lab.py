@@ -40,10 +40,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                     help="XiVO version of every node, or one per node comma-separated (16.13,16.15), each from "
                          f"15.19 to 16.15 (default {DEFAULT_VERSION_SHOWN}); kept by an existing lab")
     up.add_argument("--base", default=None,
-                    help="node N gets base+N (default 127.10.0.0; with --netns 198.18.0.0, a /24 in 198.18.0.0/15)")
-    up.add_argument("--netns", action="store_true",
-                    help="each node a host of its own: its network namespace on a lab bridge, own loopback, own "
-                         "iptables (kept by an existing lab)")
+                    help="node N gets base+N (default 198.18.0.0, a /24 in 198.18.0.0/15; with --no-netns 127.10.0.0)")
+    up.add_argument("--netns", action=argparse.BooleanOptionalAction, default=True,
+                    help="each node a host of its own (the default): its network namespace on a lab bridge, own "
+                         "loopback, iptables, PostgreSQL, files and sshd, checked over SSH; --no-netns: the nodes "
+                         "share this host's network and are checked with on-box access (kept by an existing lab)")
     action("down", "stop every process the lab started (files are kept)")
     action("status", "each node, each service, pid, address:port, up or down")
     action("faults", "the catalogue of faults, one line each")
@@ -100,7 +101,7 @@ def command_lab(args: argparse.Namespace, masks: Masks) -> int:
             for fault in faults.CATALOGUE:
                 print(f"{fault.name.ljust(width)}  {fault.summary}")
             for name, (_, summary) in firewall.FAULTS.items():
-                print(f"{(name + ' PORT').ljust(width)}  {summary}; needs `lab up --netns`")
+                print(f"{(name + ' PORT').ljust(width)}  {summary}; not on a `lab up --no-netns` lab")
         elif args.lab_command == "break":
             faults.break_(args.dir, args.fault, args.node, port=args.port, from_node=args.from_node)
         elif args.lab_command == "heal":
@@ -131,7 +132,7 @@ def command_demo(args: argparse.Namespace, masks: Masks) -> int:
     try:
         state = LabState.load(args.dir) if (args.dir / "lab.json").exists() else None
         if state is None or any(row[4] != "up" for row in lifecycle.status(args.dir)):
-            lifecycle.up(args.dir, count=len(state.nodes) if state else 2)
+            lifecycle.up(args.dir, count=len(state.nodes) if state else 2, own_network=True)  # as `lab up`
     except LabError as exc:
         raise LabCommandError(str(exc)) from None
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -5,7 +5,7 @@ Place in the lab: beside `faults` (which dispatches `lab break firewall-drop POR
 a peer's connection time out (the packet is never answered), a REJECT rule answers with ICMP port
 unreachable, which the peer's kernel reports as "connection refused". Either for every peer or,
 with `--from PEER`, for that peer only (`-s PEER`). Rules only make sense where the node has its
-own network stack (`lab up --netns`); on a lab sharing this host's network they are refused.
+own network stack (`lab up`, the default); on a lab sharing this host's network they are refused.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _iptables(state: LabState, node: LabNode, *args: str) -> str:
 def apply(state: LabState, name: str, node: LabNode, port: int | None, source: LabNode | None, say: Say) -> None:
     if not state.net_id:
         raise LabError(f"{name} needs nodes with their own network: this lab's share this host's"
-                       f" (`xivo-doctor lab down`, remove {state.dir}, `xivo-doctor lab up --netns`)")
+                       f" (`xivo-doctor lab down`, remove {state.dir}, `xivo-doctor lab up`)")
     if port is None or not 0 < port < 65536:
         raise LabError(f"{name} needs a TCP port: `xivo-doctor lab break {name} 9486 [--node xivo-2] [--from xivo-1]`")
     if source is node:

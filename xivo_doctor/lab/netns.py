@@ -106,8 +106,9 @@ def check_capability() -> None:
         raise LabError(f"cannot create network namespaces: {exc.filename} is missing; run ./install-deps.sh") from None
     if done.returncode:
         why = (done.stderr.strip().splitlines() or ["refused"])[-1]
-        raise LabError(f"cannot create network namespaces here ({why}): `lab up --netns` needs root with "
-                       f"CAP_SYS_ADMIN and CAP_NET_ADMIN (in a container: --privileged, or --cap-add both)")
+        raise LabError(f"cannot create network namespaces here ({why}): `lab up` needs root with "
+                       f"CAP_SYS_ADMIN and CAP_NET_ADMIN (in a container: --privileged, or --cap-add both), or "
+                       f"`lab up --no-netns` for nodes that share this host's network")
 
 
 def _routes() -> list[dict]:
