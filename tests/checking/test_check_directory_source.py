@@ -259,7 +259,7 @@ def test_a_slow_peer_is_noted_past_dirds_lookup_timeout():
 
 def test_without_database_or_source_address_it_cannot_check_from_here():
     x2 = xivo(2, database=False)
-    with pytest.raises(CannotCheckFromHere, match=r"give on_box\.database for xivo-2"):
+    with pytest.raises(CannotCheckFromHere, match=r"give `ssh` access to xivo-2 \(or on_box\.database\)"):
         run(Probes(OnBox(tables())), x2)
     x2 = xivo(2, source=False)
     with pytest.raises(CannotCheckFromHere, match=r"set on_box\.source_address for xivo-2"):

@@ -190,7 +190,7 @@ def test_not_applicable_from_16_14_or_without_phonebook_sharing():
 
 
 def test_without_database_or_source_address_it_cannot_check_from_here():
-    with pytest.raises(CannotCheckFromHere, match=r"give on_box\.database for xivo-2"):
+    with pytest.raises(CannotCheckFromHere, match=r"give `ssh` access to xivo-2 \(or on_box\.database\)"):
         run(Probes(OnBox(rows(RESTRICTED))), xivo(2, database=False))
     with pytest.raises(CannotCheckFromHere, match=r"set on_box\.source_address for xivo-2"):
         run(Probes(OnBox(rows(RESTRICTED))), xivo(2, source=False))

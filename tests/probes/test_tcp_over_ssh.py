@@ -59,5 +59,5 @@ def test_an_answer_without_a_line_per_target_is_a_probe_error():
         def run(self, xivo, argv, *, what, timeout):
             return run_bounded(["true"], timeout, merge_stderr=False)
 
-    with pytest.raises(ProbeError, match="no answer for 127.0.0.1:9"):
+    with pytest.raises(ProbeError, match=r"no answer for 127\.0\.0\.1:9"):
         scan_from(Mute(), Xivo(name="xivo-2", address="127.0.0.2"), [("127.0.0.1", 9)], 1)
