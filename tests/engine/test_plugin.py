@@ -62,7 +62,10 @@ def test_ids_are_check_and_target_and_fixtures_are_parametrised(pytester):
         "per-pair[xivo-1->xivo-2]", "per-pair[xivo-1->xivo-3]", "per-pair[xivo-2->xivo-1]",
         "per-pair[xivo-2->xivo-3]", "per-pair[xivo-3->xivo-1]", "per-pair[xivo-3->xivo-2]", "whole",
     ]
-    assert data["results"][0]["evidence"] == {"name": "xivo-1"}
+    # what the check put, and where it was seen from (the engine's, for every item about a XiVO)
+    evidence = data["results"][0]["evidence"]
+    assert set(evidence) == {"name", "vantage"} and evidence["name"] == "xivo-1"
+    assert evidence["vantage"].endswith(", by the network only"), evidence
 
 
 DEPENDENCIES = """

@@ -51,6 +51,7 @@ class Run:
         self._warming = False
         self._secrets: Redactor | None = None
         self._outputs: Redactor | None = None
+        self._vantages: dict[str, str] = {}
 
     @property
     def topology(self) -> Topology:
@@ -112,6 +113,8 @@ class Run:
         duration_s: float,
     ) -> Result:
         """Classify one item, remember it (it may block later items) and tell the listener."""
+        if evidence is not None and target.xivo is not None and "vantage" not in evidence:
+            evidence["vantage"] = self.vantage_of(target.xivo)
         # Redacted here, before anything keeps or shows it: no renderer ever holds a secret.
         result = self.secret_redactor().redact_result(classify(
             spec,
@@ -127,6 +130,21 @@ class Run:
         self.listener.item_done(result)
         return result
 
+    def vantage_of(self, xivo: Xivo) -> str:
+        """Where what the item says of `xivo` was seen from, in words (issue 15: every item says it)."""
+        if xivo.name not in self._vantages:
+            from xivo_doctor.probes.session import is_local
+
+            host = socket.gethostname()
+            if xivo.on_box is not None:
+                self._vantages[xivo.name] = f"on {xivo.name}" if is_local(xivo.address) else \
+                    f"from {host}, with on-box access to {xivo.name}'s files and database"
+            elif xivo.ssh is not None:
+                self._vantages[xivo.name] = f"from {host}; {xivo.name}'s files, database and commands over SSH"
+            else:
+                self._vantages[xivo.name] = f"from {host}, by the network only"
+        return self._vantages[xivo.name]
+
     def secret_redactor(self) -> Redactor:
         """Masks secrets only: addresses get their pseudonyms once, over the whole report."""
         if self._secrets is None:
@@ -136,8 +154,8 @@ class Run:
 
     def _learn(self, redactor: Redactor) -> None:
         """What the probes read on the XiVOs and is secret (a master token over SSH) is masked too."""
-        if self._probes is not None and self._probes.learned_secrets:
-            redactor.learn(tuple(self._probes.learned_secrets))
+        if self._probes is not None:
+            redactor.learn(self._probes.learned_secrets())
 
     def output_redactor(self) -> Redactor:
         """The redactor of every output of this run: what is collected after the report (a bundle's

@@ -30,6 +30,9 @@ from xivo_doctor.topology.model import Secret, Xivo
 from xivo_doctor.xivo.uuid_files import XIVO_UUID_FILES, uuid_in
 
 VERSION_FILE = "/usr/share/xivo/XIVO-VERSION"
+MASTER_TOKEN_FILE = "/var/lib/consul/master_token"  # mode 600, written by XiVO's consul package (XIVO-FACTS §4)
+# Read together over SSH, in one command, at the first file a run reads on a XiVO
+SMALL_FILES = (VERSION_FILE, *XIVO_UUID_FILES, MASTER_TOKEN_FILE)
 MAX_FILE_BYTES = 1_000_000
 PSQL_TIMEOUT = 10.0  # s: one psql over SSH reads every table
 
@@ -235,13 +238,13 @@ class OnBoxProbe:
     def xivo_uuid_files(self, xivo: Xivo) -> dict[str, str | None]:
         """XIVO_UUID in each file xivo-configure-uuid writes; None: file missing or no XIVO_UUID in it."""
         return self.probes.cached(("onbox-uuid-files", xivo.name), lambda: {
-            path: uuid_in(path, self._read_file(xivo, path)) for path in XIVO_UUID_FILES
+            path: uuid_in(path, self.read_file(xivo, path)) for path in XIVO_UUID_FILES
         })
 
     def version_file(self, xivo: Xivo) -> str | None:
         """The version in /usr/share/xivo/XIVO-VERSION (e.g. "16.13"), None when the file is absent."""
         def read() -> str | None:
-            text = self._read_file(xivo, VERSION_FILE)
+            text = self.read_file(xivo, VERSION_FILE)
             if text is None:
                 return None
             value = (text.strip().splitlines() or [""])[0].strip()
@@ -255,7 +258,7 @@ class OnBoxProbe:
         """Where the XiVO's file `path` is read from here (under on_box.root), when it exists and can be
         read; None when it is absent. ProbeError without on-box root or when it cannot be read."""
         def find() -> str | None:
-            text = self._read_file(xivo, path)
+            text = self.read_file(xivo, path)
             if text is None:
                 return None
             if self.over_ssh(xivo):  # a copy here, for what needs a local file (a CA file to verify with)
@@ -265,12 +268,15 @@ class OnBoxProbe:
 
         return self.probes.cached(("onbox-file", xivo.name, path), find)
 
-    def _read_file(self, xivo: Xivo, path: str) -> str | None:
+    def read_file(self, xivo: Xivo, path: str) -> str | None:
+        """The text of the XiVO's file `path`, under on_box.root or over SSH; None when it does not
+        exist. ProbeError without on-box access, or when it cannot be read."""
         source = f"{path} of {xivo.name}"
         if not self.has_root(xivo):
             raise ProbeError(source, "no on_box in the topology")
         self.probes.deadline.budget(self.probes.timeout, source)
         if self.over_ssh(xivo):
+            self.probes.ssh.read_files(xivo, SMALL_FILES, MAX_FILE_BYTES)  # once per XiVO and run
             return self.probes.ssh.read_file(xivo, path, MAX_FILE_BYTES)
         assert xivo.on_box is not None
         real = Path(xivo.on_box.root) / path.lstrip("/")

@@ -51,7 +51,7 @@ class Probes:
         self._ssh = None  # transport.ssh.SshLinks, made on first use
         self._cache: dict[tuple, object] = {}
         # Secrets read on the XiVOs (a Consul master token over SSH): the run's redactors learn them.
-        self.learned_secrets: set[str] = set()
+        self._learned: set[str] = set()
         self._key_locks: dict[tuple, threading.Lock] = {}
         # Found by the HTTP transport through the deadline (bounded.guard): one memo per run.
         self.dead_ends = dead_ends.of_run(deadline)
@@ -100,6 +100,15 @@ class Probes:
             if missing:
                 seen.update(scan_from(self.ssh, xivo, missing, self.deadline.budget(self.timeout, "tcp connect")))
             return {t: seen[t] for t in wanted}
+
+    def learn_secret(self, value: str) -> None:
+        """A secret read on a XiVO, which every output of the run must mask (engine/run.py)."""
+        with self._lock:
+            self._learned.add(value)
+
+    def learned_secrets(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._learned)
 
     # -- one probe object per kind of data source, created on first use, cached for the run ------
     def _probe(self, name: str):

@@ -27,10 +27,10 @@ import consul.base
 from xivo_doctor.foundation.errors import ProbeError
 from xivo_doctor.probes.consul import shapes
 from xivo_doctor.probes.consul.views import DcQuery, WanView
+from xivo_doctor.probes.onbox import MASTER_TOKEN_FILE
 from xivo_doctor.probes.transport.bounded import guard, mount
 from xivo_doctor.topology.model import Xivo
 
-MASTER_TOKEN_FILE = "/var/lib/consul/master_token"
 CONSUL_ENV = ("CONSUL_HTTP_ADDR", "CONSUL_HTTP_SSL", "CONSUL_HTTP_SSL_VERIFY", "CONSUL_HTTP_TOKEN")
 _ENV_LOCK = threading.Lock()
 
@@ -48,7 +48,6 @@ class ConsulProbe:
 
     def __init__(self, probes: Any) -> None:  # the run's probes/session.py `Probes`
         self.probes = probes
-        self._lock = threading.Lock()
 
     # -- what checks call ------------------------------------------------------------------------
     @staticmethod
@@ -181,7 +180,6 @@ class ConsulProbe:
             if client is not None:
                 client.http.session.close()
 
-
     def _token(self, xivo: Xivo) -> tuple[str | None, str]:
         """The token to send, and whose it is in words. The topology's when it gives one; else, over
         SSH, the master token the XiVO itself holds (MASTER_TOKEN_FILE, written by XiVO's consul
@@ -193,13 +191,12 @@ class ConsulProbe:
 
         def read() -> str | None:
             try:
-                text = self.probes.ssh.read_file(xivo, MASTER_TOKEN_FILE, 4096)
+                text = self.probes.onbox.read_file(xivo, MASTER_TOKEN_FILE)
             except ProbeError:
                 return None  # SSH itself is reported by the on-box items; Consul is asked anonymously
             value = (text or "").strip() or None
             if value:
-                with self._lock:
-                    self.probes.learned_secrets.add(value)
+                self.probes.learn_secret(value)
             return value
 
         token = self.probes.cached(("consul-master-token", xivo.name), read)

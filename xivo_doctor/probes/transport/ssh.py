@@ -18,6 +18,7 @@ a few seconds past the run; `close` ends it at the end of the run. Each command 
 
 from __future__ import annotations
 
+import base64
 import math
 import shlex
 import shutil
@@ -37,6 +38,15 @@ from xivo_doctor.topology.model import SshAccess, Xivo
 # more ("Session open refused by peer"), and the doctor's commands are short.
 SESSIONS = 6
 COMMAND_FLOOR = 5.0  # s: the least one command over SSH may take (probe_timeout is for one connect)
+
+# read_files: $1 the most bytes kept per file, then the paths; one line each: `absent PATH`,
+# `file PATH BASE64` (one byte more than kept: too large shows), or `error PATH` (then read alone).
+_READ_FILES = r"""set -o pipefail; n=$1; shift
+for f in "$@"; do
+  if [ ! -e "$f" ]; then printf 'absent %s\n' "$f"
+  elif data=$(head -c "$((n + 1))" -- "$f" 2>/dev/null | base64 -w0); then printf 'file %s %s\n' "$f" "$data"
+  else printf 'error %s\n' "$f"; fi
+done"""
 
 # What ssh prints -> what it means for the admin (the first that matches)
 _REASONS = (
@@ -82,6 +92,7 @@ class SshLinks:
         self._locks: dict[str, threading.Lock] = {}
         self._links: dict[str, _Link] = {}
         self._controls: dict[str, int] = {}
+        self._files: dict[str, dict[str, str | None]] = {}  # read_files: by XiVO, by path (None: absent)
         self._dir: Path | None = None
 
     @staticmethod
@@ -179,8 +190,41 @@ class SshLinks:
                                                 " (give it NOPASSWD for the doctor's read-only commands)")
         return ran
 
+    def read_files(self, xivo: Xivo, paths: tuple[str, ...], max_bytes: int) -> None:
+        """Read the small files a run needs of this XiVO in ONE command (each a new session would
+        cost a fork of sshd and a shell), kept for `read_file`. Quietly nothing when that command
+        fails: each file is then read on its own, and says why."""
+        with self._lock:
+            if xivo.name in self._files:
+                return
+            self._files[xivo.name] = {}
+        try:
+            ran = self.run(xivo, ["bash", "-c", _READ_FILES, "xivo-doctor-read", str(max_bytes), *paths],
+                           what="read files", max_bytes=(max_bytes * 4 // 3 + 300) * len(paths))
+        except ProbeError:
+            return
+        found: dict[str, str | None] = {}
+        for line in (ran.output or "").splitlines():
+            kind, _, rest = line.partition(" ")
+            path, _, data = rest.partition(" ")
+            if path not in paths:
+                continue
+            if kind == "absent":
+                found[path] = None
+            elif kind == "file":
+                raw = base64.b64decode(data or "")
+                if len(raw) <= max_bytes:  # a larger one is read (and refused) on its own
+                    found[path] = raw.decode("utf-8", "replace")
+        with self._lock:
+            self._files[xivo.name] = found
+
     def read_file(self, xivo: Xivo, path: str, max_bytes: int) -> str | None:
         """The file's text, None when it does not exist. ProbeError when it cannot be read."""
+        with self._lock:
+            batch = self._files.get(xivo.name, {})
+        if path in batch:
+            self._link(xivo)  # the same failure as the batch's, if SSH has failed since
+            return batch[path]
         ran = self.run(xivo, ["cat", "--", path], what=f"cat {path}", max_bytes=max_bytes)
         if ran.exit_code == 0:
             return ran.output or ""
