@@ -70,7 +70,7 @@ def one(mode: str, nodes: int) -> str:
     lab_dir.chmod(0o711)
     up = ["xivo-doctor", "lab", "up", "--dir", str(lab_dir), "--nodes", str(nodes), "--base", BASES[mode]]
     try:
-        up_s = timed(up + (["--netns"] if mode == "netns" else []))
+        up_s = timed(up + (["--netns"] if mode == "netns" else ["--no-netns"]))
         time.sleep(2)  # let the stand-ins settle after their first requests
         pss, count = lab_pss_mb(lab_dir)
         down_s = timed(["xivo-doctor", "lab", "down", "--dir", str(lab_dir)])
