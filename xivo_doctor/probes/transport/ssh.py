@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import shlex
 import shutil
 import socket
@@ -93,6 +94,7 @@ class SshLinks:
         self._links: dict[str, _Link] = {}
         self._controls: dict[str, int] = {}
         self._files: dict[str, dict[str, str | None]] = {}  # read_files: by XiVO, by path (None: absent)
+        self._slots = threading.BoundedSemaphore(max(4, 2 * (os.cpu_count() or 2)))
         self._dir: Path | None = None
 
     @staticmethod
@@ -175,7 +177,10 @@ class SshLinks:
         # A command over SSH is a new session (a fork of sshd, a shell): a floor above the network
         # timeout, so that a busy XiVO (or this host) is slow, not silent.
         budget = self.deadline.budget(max(timeout or self.timeout, COMMAND_FLOOR), f"{what} on {xivo.name} over SSH")
-        with link.sessions:  # sshd refuses sessions beyond MaxSessions (10) on one connection
+        # sshd refuses sessions beyond MaxSessions (10) on one connection; and every command costs
+        # this host an ssh process: at most a few at once in the whole run (a 10-XiVO run would
+        # otherwise start sixty at a time and starve each of them past its timeout)
+        with self._slots, link.sessions:
             budget = self.deadline.budget(budget, f"{what} on {xivo.name} over SSH")
             ran = run_bounded(["ssh", *self._options(xivo, link.control), "-o", "ControlMaster=no",
                                self.host(xivo), "--", remote], budget, max_bytes=max_bytes, merge_stderr=False)
