@@ -41,7 +41,8 @@ def one(kind: str, nodes: int, runs: int) -> tuple[float, str]:
     lab_dir.chmod(0o711)
     up = ["xivo-doctor", "lab", "up", "--dir", str(lab_dir), "--nodes", str(nodes), "--base", BASES[kind]]
     try:
-        subprocess.run(up + (["--netns"] if kind == "SSH" else ["--no-netns"]), check=True, capture_output=True, timeout=900)
+        mode = ["--netns"] if kind == "SSH" else ["--no-netns"]
+        subprocess.run(up + mode, check=True, capture_output=True, timeout=900)
         return median_run(lab_dir / "topology.yml", runs)
     finally:
         subprocess.run(["xivo-doctor", "lab", "down", "--dir", str(lab_dir)], capture_output=True, timeout=300)

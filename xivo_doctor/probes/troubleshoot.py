@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
+from xivo_doctor.probes.onbox import MASTER_TOKEN_FILE  # masked wherever a log quotes it
 from xivo_doctor.probes.session import is_local
 from xivo_doctor.probes.transport.commands import MAX_BYTES, os_reason, run_bounded
 from xivo_doctor.topology.model import Topology, Xivo
@@ -51,7 +52,6 @@ LOGS = (("xivo-dird.log", "/var/log/xivo-dird.log"), ("xivo-ctid.log", "/var/log
         ("xivo-confd.log", "/var/log/xivo-confd.log"), ("nginx-xivo.access.log", "/var/log/nginx/xivo.access.log"))
 RABBITMQ_LOG_DIR = "/var/log/rabbitmq"
 SYSLOG, LAB_CONSUL_LOG = "/var/log/syslog", "/var/log/consul.log"
-MASTER_TOKEN_FILE = "/var/lib/consul/master_token"  # masked wherever a log quotes it (XIVO-FACTS §4)
 
 
 @dataclass(frozen=True)
