@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lab_fixture import eventually, own_lab, tcp_state, traces_of
+from lab_fixture import eventually, free_base, own_lab, tcp_state, traces_of
 from services import starts_services
 
 from xivo_doctor.lab import faults, hosts, lifecycle, mountns, netns, rabbitmq
@@ -220,6 +220,35 @@ def test_a_routed_range_and_a_base_outside_the_lab_range_are_refused_in_one_line
     assert done.returncode == 3 and done.stderr.count("\n") == 1 and "198.18.0.0/15" in done.stderr
 
 
+def test_a_range_held_by_a_lab_left_behind_names_that_lab_and_how_to_take_it_down(tmp_path):
+    """A killed run leaves its bridge: `lab up` on that /24 names the lab's folder and `lab down --dir`."""
+    left = tmp_path / "left-behind"
+    net_id = netns.lab_id(left)
+    base = free_base("198.18.223.0")
+    netns.create(net_id, base, [], left)  # the bridge alone, as a killed `lab up` leaves it
+    try:
+        done = subprocess.run(["xivo-doctor", "lab", "up", "--dir", str(tmp_path / "lab"), "--base", base],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        netns.destroy(net_id)
+    assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
+    assert f"the xivo-doctor lab in {left}" in done.stderr
+    assert f"`xivo-doctor lab down --dir {left}` removes that lab" in done.stderr
+    assert netns.bridge_name(net_id) not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
+
+
+def test_the_suite_moves_its_lab_off_a_range_taken_on_this_machine():
+    """What keeps a lab left by a killed run (or a second run of the suite) from failing the whole suite."""
+    route = "198.18.224.0/24"
+    subprocess.run(["ip", "route", "add", "blackhole", route], check=True)
+    try:
+        moved = free_base("198.18.224.0")
+    finally:
+        subprocess.run(["ip", "route", "del", "blackhole", route], check=True)
+    assert moved != "198.18.224.0" and moved.startswith("198.18.") and not netns.routed_elsewhere(moved)
+    assert free_base("198.18.224.0") == "198.18.224.0"
+
+
 def test_without_the_capability_to_make_namespaces_lab_up_says_so_in_one_line(tmp_path):
     done = subprocess.run(["setpriv", "--bounding-set", "-sys_admin,-net_admin", "--inh-caps", "-sys_admin,-net_admin",
                            "--", "xivo-doctor", "lab", "up", "--dir", str(tmp_path / "lab")],
@@ -254,9 +283,10 @@ def killed_dir():
 def test_lab_down_after_lab_up_killed_halfway_leaves_nothing(killed_dir):
     """`kill -9` of `lab up --netns` once every node's daemons run, then `lab down`: no namespace,
     veth, bridge, mount, process or listener of that lab is left (ip netns, ip link, findmnt, /proc, ss)."""
-    prefix = KILLED_BASE.rsplit(".", 1)[0] + "."
+    base = free_base(KILLED_BASE)
+    prefix = base.rsplit(".", 1)[0] + "."
     script = (f"from pathlib import Path; from xivo_doctor.lab import lifecycle; "
-              f"lifecycle.up(Path({str(killed_dir)!r}), base={KILLED_BASE!r}, own_network=True, "
+              f"lifecycle.up(Path({str(killed_dir)!r}), base={base!r}, own_network=True, "
               f"say=lambda line: print(line, flush=True))")
     up = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     net_id = netns.lab_id(killed_dir)

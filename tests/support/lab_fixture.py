@@ -40,7 +40,7 @@ def lab(tmp_path_factory):
     lab_dir.chmod(0o711)
     lines: list[str] = []
     try:
-        state = lifecycle.up(lab_dir, count=2, base=LAB_BASE, epmd_port=LAB_EPMD, dist_base=LAB_DIST,
+        state = lifecycle.up(lab_dir, count=2, base=free_base(LAB_BASE), epmd_port=LAB_EPMD, dist_base=LAB_DIST,
                              own_network=NETNS, say=lines.append)
     except Exception:
         _down(lab_dir)
@@ -50,8 +50,22 @@ def lab(tmp_path_factory):
     yield state
     _down(lab_dir)
     shutil.rmtree(lab_dir, ignore_errors=True)
-    leftovers = listeners(LAB_BASE.rsplit(".", 1)[0] + ".")
+    leftovers = listeners(state.nodes[0].address.rsplit(".", 1)[0] + ".")
     assert not leftovers, f"lab down left listeners: {leftovers}"
+
+
+def free_base(base: str) -> str:
+    """`base`, or, when something on this machine already routes its /24 (a lab left by a killed run,
+    another run of the suite at once), the first free /24 of 198.18.200.0-198.18.253.0."""
+    from xivo_doctor.lab import netns
+
+    if not base.startswith("198.18.") or not netns.routed_elsewhere(base):
+        return base
+    for third in range(200, 254):
+        if not netns.routed_elsewhere(candidate := f"198.18.{third}.0"):
+            print(f"{base}/24 is taken on this machine ({netns.routed_elsewhere(base)}): this lab uses {candidate}")
+            return candidate
+    return base  # `lab up` refuses it, in one line
 
 
 def _down(lab_dir: Path) -> None:
@@ -100,6 +114,8 @@ def own_lab(prefix: str, **up) -> Iterator:
     lab_dir = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
     lab_dir.chmod(0o711)  # the lab's PostgreSQL runs as `postgres` and must traverse it
     lines: list[str] = []
+    if "base" in up:
+        up["base"] = free_base(up["base"])
     try:
         state = lifecycle.up(lab_dir, say=lines.append, **up)
     except Exception:

@@ -97,7 +97,7 @@ def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_
         if not fresh:  # a new lab was checked before its lab.json was written
             netns.check_capability()
             netns.check_range(base, state.net_id)
-        netns.create(state.net_id, base, [n.address for n in state.nodes])
+        netns.create(state.net_id, base, [n.address for n in state.nodes], lab_dir)
         step(f"network: {len(state.nodes)} namespaces on bridge {netns.bridge_name(state.net_id)} "
              f"({base}/24, this machine {netns.host_address(base)})")
     postgres_up(state, fresh, step)

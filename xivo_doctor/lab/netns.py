@@ -35,6 +35,7 @@ RANGE = ipaddress.IPv4Network("198.18.0.0/15")  # RFC 2544: benchmarking, never 
 DEFAULT_BASE = "198.18.0.0"
 HOST_SUFFIX = 254  # the machine's own address on the bridge
 NETNS_DIR = Path("/run/netns")
+ALIAS_PREFIX = "xivo-doctor lab "  # the bridge's alias: this, then the lab directory
 
 
 def lab_id(lab_dir: Path) -> str:
@@ -115,8 +116,8 @@ def _routes() -> list[dict]:
     return json.loads(_ip("-j", "-4", "route", "show", "table", "all").stdout or "[]")
 
 
-def check_range(base: str, net_id: str) -> None:
-    """Refuse, in one line, a /24 that this machine already routes (other than through this lab's bridge)."""
+def routed_elsewhere(base: str, net_id: str = "") -> str:
+    """What already routes `base`'s /24 on this machine (other than this lab's bridge), or "" if nothing does."""
     net = network_of(base)
     for route in _routes():
         dst = route.get("dst", "")
@@ -124,9 +125,31 @@ def check_range(base: str, net_id: str) -> None:
             continue
         with contextlib.suppress(ValueError):
             if ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False).overlaps(net):
-                how = f"dev {route['dev']}" if route.get("dev") else route.get("type", "a route")
-                raise LabError(f"{net} is already routed on this machine ({how} {dst}): the lab will not shadow it;"
-                               f" choose another --base in {RANGE}")
+                return f"dev {route['dev']} {dst}" if route.get("dev") else f"{route.get('type', 'a route')} {dst}"
+    return ""
+
+
+def check_range(base: str, net_id: str) -> None:
+    """Refuse, in one line, a /24 that this machine already routes (other than through this lab's bridge)."""
+    how = routed_elsewhere(base, net_id)
+    if not how:
+        return
+    owner = _lab_of(how.split()[1]) if how.startswith(f"dev {bridge_name('')}") else ""
+    # A lab left by a killed run keeps its bridge: name it and the command that removes it.
+    remedy = (f"`xivo-doctor lab down --dir {owner}` removes that lab, or choose another --base in {RANGE}"
+              if owner else f"choose another --base in {RANGE}")
+    whose = f", the xivo-doctor lab in {owner}" if owner else ""
+    raise LabError(f"{network_of(base)} is already routed on this machine ({how}{whose}): the lab will not shadow it;"
+                   f" {remedy}")
+
+
+def _lab_of(bridge: str) -> str:
+    """The lab directory a lab's bridge was made for (its alias, set by `create`), or ""."""
+    shown = _ip("-j", "link", "show", "dev", bridge, check=False).stdout or "[]"
+    with contextlib.suppress(ValueError, IndexError, AttributeError):
+        alias = json.loads(shown)[0].get("ifalias", "")
+        return alias.removeprefix(ALIAS_PREFIX) if alias.startswith(ALIAS_PREFIX) else ""
+    return ""
 
 
 def _links() -> set[str]:
@@ -137,13 +160,15 @@ def namespaces() -> set[str]:
     return {line.split()[0] for line in _ip("netns", "list").stdout.splitlines() if line.strip()}
 
 
-def create(net_id: str, base: str, addresses: list[str]) -> None:
+def create(net_id: str, base: str, addresses: list[str], lab_dir: Path | None = None) -> None:
     """The bridge with the machine's .254, then one namespace per node with eth0 on it; idempotent."""
     net = network_of(base)
     bridge, links, existing = bridge_name(net_id), _links(), namespaces()
     if bridge not in links:
         _ip("link", "add", bridge, "type", "bridge")
         _ip("addr", "add", f"{host_address(base)}/{net.prefixlen}", "dev", bridge)
+    if lab_dir is not None:  # so that a later `lab up` refused on this range can name the lab to take down
+        _ip("link", "set", "dev", bridge, "alias", f"{ALIAS_PREFIX}{Path(lab_dir).resolve()}"[:255], check=False)
     _ip("link", "set", bridge, "up")
     for index, address in enumerate(addresses, 1):
         ns, veth = ns_name(net_id, index), veth_name(net_id, index)
