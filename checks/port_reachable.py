@@ -8,9 +8,10 @@ docs/xivo-behaviour.md "port-reachable".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from xivo_doctor.check import FixContext, FixSteps, check, version_at_hand
+from xivo_doctor.check import FixContext, FixSteps, Reach, check, version_at_hand
 from xivo_doctor.foundation.errors import ProbeError
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.transport import tcp
@@ -91,8 +92,8 @@ def port_fix(ctx: FixContext) -> FixOut:
     xivo, topology = ctx.xivo, ctx.topology
     assert xivo is not None
     peers = [x for x in topology.xivos if x.name != xivo.name]
-    entries = list(ctx.evidence.get("ports", {}).values())
-    if entries and all(e["state"] != tcp.OPEN for e in entries):
+    entries = _attempts(ctx.evidence)
+    if entries and all(e.state != tcp.OPEN for e in entries):
         # Nothing answers at all: one cause (server down, wrong address, a firewall in between)
         # is far likelier than every daemon misconfigured at once.
         return FixOut(
@@ -103,17 +104,17 @@ def port_fix(ctx: FixContext) -> FixOut:
                       "xivo-service status  # on the XiVO"),
         )
     steps = FixSteps()
-    by_facet = {p.facet: p for p in needed_ports(xivo, ctx.version)}
+    by_key = {f"{p.port}/tcp": p for p in needed_ports(xivo, ctx.version)}
     by_name = {x.name: x for x in peers}
-    for facet in dict.fromkeys(e["facet"] for e in entries):
-        port, tried = by_facet.get(facet), [e for e in entries if e["facet"] == facet]
-        closed = [e for e in tried if e["state"] != tcp.OPEN]
+    for key in dict.fromkeys(e.port for e in entries):
+        port, tried = by_key.get(key), [e for e in entries if e.port == key]
+        closed = [e for e in tried if e.state != tcp.OPEN]
         if port is None or not closed:
             continue
         # tried from those peers over SSH and not answered there; else from the doctor's host, for all
-        cut_off = [by_name[e["from"]] for e in closed if e.get("from") in by_name] or peers
+        cut_off = [by_name[e.origin] for e in closed if e.origin in by_name] or peers
         answers_others = len(closed) < len(tried)
-        if all(e["state"] == tcp.REFUSED for e in closed) and not answers_others:
+        if all(e.state == tcp.REFUSED for e in closed) and not answers_others:
             summary, cmds = _refused_fix(xivo, port, peers, ctx.version)
             # A REJECT rule answers with ICMP port unreachable, which connect() also reports as refused.
             summary += (f" (if it does listen, a firewall REJECT rule refuses too: `iptables -S INPUT` on {xivo.name}"
@@ -121,7 +122,7 @@ def port_fix(ctx: FixContext) -> FixOut:
         else:
             # The manual asks to restrict consul's and ctid's HTTP ports to the other XiVOs, so
             # open each needed port to the peers only.
-            rejects = any(e["state"] == tcp.REFUSED for e in closed)
+            rejects = any(e.state == tcp.REFUSED for e in closed)
             summary = (
                 f"a firewall {'rejects' if rejects else 'drops'} {port.port}/tcp on {xivo.name}"
                 + (f" for {', '.join(p.name for p in cut_off)} (it answers the others)" if answers_others else "")
@@ -148,6 +149,7 @@ def port_fix(ctx: FixContext) -> FixOut:
     "federation, Consul, presence or directories silently",
     fix=port_fix,
     doc="contact_and_presence_sharing.rst#prerequisite",
+    reach=lambda o: _tried(o.evidence),
 )
 def test_port_reachable(xivo, xivos, topology, probes, evidence):
     # which ports depends on the release (json.php up to 16.13): the XiVO's own word, else the topology's
@@ -176,10 +178,11 @@ def test_port_reachable(xivo, xivos, topology, probes, evidence):
         ([f"from {', '.join(froms)} over SSH"] if froms else []) + ([f"from {probes.vantage}"] if here else []))
     if notes:
         evidence["vantage_notes"] = notes
+    # per port, then the state seen from each origin (a peer, or this host): the HTML report embeds
+    # 10 XiVOs x 9 peers x 7 ports of it (issue 5: under 300 kB)
     evidence["ports"] = {
-        f"{p.port}/tcp" + (f" from {v}" if v else ""): {
-            "service": p.service, "facet": p.facet, "from": v or probes.vantage, "state": s.state, "ms": s.elapsed_ms}
-        for p, v, s in seen
+        f"{p.port}/tcp": {"service": p.service, "from": {v or probes.vantage: s.state for q, v, s in seen if q is p}}
+        for p in ports
     }
     evidence["udp"] = f"{xivo.consul.serf_wan_port}/udp (Serf WAN) is not provable by a connect: consul-wan proves it"
     closed = [(p, v, s) for p, v, s in seen if s.state != tcp.OPEN]
@@ -191,6 +194,29 @@ def test_port_reachable(xivo, xivos, topology, probes, evidence):
     evidence.summary = f"{len(ports)} ports open" + (f" from {', '.join(froms)}" if froms and not here else "") \
         + ": " + ", ".join(str(p.port) for p in ports)
     assert not closed, _closed_words(xivo, seen, closed) + _vantage_caveat(probes, closed)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One port of the item's XiVO tried from one origin, as its evidence keeps it."""
+
+    port: str  # "5672/tcp"
+    service: str
+    origin: str  # a peer's name, or the doctor's host
+    state: str
+
+
+def _attempts(evidence: Mapping) -> list[Attempt]:
+    ports = evidence.get("ports")
+    return [Attempt(key, str(e.get("service", "")), str(origin), str(seen))
+            for key, e in (ports.items() if isinstance(ports, Mapping) else ()) if isinstance(e, Mapping)
+            for origin, seen in (e.get("from") or {}).items()]
+
+
+def _tried(evidence: Mapping) -> list[Reach]:
+    """Each port as tried from each origin, for the report's from -> to grid."""
+    return [Reach(origin=a.origin, port=a.port, service=a.service, state=a.state, ok=a.state == tcp.OPEN)
+            for a in _attempts(evidence)]
 
 
 def _targets(topology: Topology, xivos: tuple[Xivo, ...], but: Xivo | None = None) -> list[tcp.Target]:

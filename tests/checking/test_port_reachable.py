@@ -38,7 +38,7 @@ def test_all_ports_open_passes(tmp_path, stack, capsys):
     assert code == 0 and data["verdict"] == "OK"
     first = data["results"][0]
     assert first["item"] == "port-reachable[xivo-1]" and first["status"] == "pass"
-    assert {v["state"] for v in first["evidence"]["ports"].values()} == {"open"}
+    assert {o for v in first["evidence"]["ports"].values() for o in v["from"].values()} == {"open"}
     assert first["message"] == "5 ports open: 15672, 18300, 18302, 19486, 19495"
 
 
@@ -56,7 +56,7 @@ def test_refused_and_filtered_are_told_apart_with_their_fixes(tmp_path, stack, c
         "refused (nothing listens on that address, or a firewall rejects): 15672 (RabbitMQ AMQP); "
         "timed out (filtered: no answer to the SYN): 19495 (xivo-ctid REST)"
     )
-    assert bad["evidence"]["ports"]["19495/tcp"]["state"] == "timeout"
+    assert list(bad["evidence"]["ports"]["19495/tcp"]["from"].values()) == ["timeout"]
     assert bad["facets"] == ["amqp", "ctid"]
     commands = bad["fix"]["commands"]
     assert "service rabbitmq-server restart" in commands
@@ -146,7 +146,7 @@ def _refused_fix(version: str, *facets: str):
     from xivo_doctor.topology.model import Topology, Xivo
 
     x1, x2 = Xivo(name="xivo-1", address="10.0.0.1"), Xivo(name="xivo-2", address="10.0.0.2")
-    ports = {f"{p.port}/tcp": {"facet": p.facet, "state": "refused" if p.facet in facets else "open"}
+    ports = {f"{p.port}/tcp": {"from": {"admin-host": "refused" if p.facet in facets else "open"}}
              for p in port_reachable.needed_ports(x2, version)}
     evidence = {"version": f"{version} (/usr/share/xivo/XIVO-VERSION on xivo-2)", "ports": ports}
     t = Topology(name="t", source=Path("t.yml"), xivos=(x1, x2), pairs=())

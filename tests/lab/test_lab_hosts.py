@@ -146,8 +146,8 @@ def test_a_port_dropped_for_one_peer_is_reported_on_that_pair_and_not_on_the_oth
     assert ports["status"] == "fail", ports
     assert "timed out (filtered: no answer to the SYN): 5672 (RabbitMQ AMQP) from xivo-2" in ports["message"]
     assert "xivo-3" not in ports["message"]
-    seen = ports["evidence"]["ports"]
-    assert seen["5672/tcp from xivo-2"]["state"] == "timeout" and seen["5672/tcp from xivo-3"]["state"] == "open"
+    seen = ports["evidence"]["ports"]["5672/tcp"]["from"]
+    assert seen["xivo-2"] == "timeout" and seen["xivo-3"] == "open"
     assert ports["facets"] == ["amqp@xivo-2"]
     commands = ports["fix"]["commands"]
     assert f"iptables -I INPUT -p tcp -s {two.address} --dport 5672 -j ACCEPT" in commands, ports["fix"]

@@ -17,6 +17,7 @@ from html_page import Page
 
 from xivo_doctor.engine import registry
 from xivo_doctor.foundation.errors import UsageError
+from xivo_doctor.foundation.measures import Reach
 from xivo_doctor.foundation.results import FixOut, Report, Result, Status
 from xivo_doctor.render import readback, words
 from xivo_doctor.render.html import document as html
@@ -63,7 +64,8 @@ def hostile_report(padding: Report | None = None) -> Report:
     results = [
         Result(check="port-reachable", target=a, status=Status.FAIL, title=b, message=c,
                evidence={"source": d, a: {b: [c, {d: e}]}, "problems": [{"peer": c, e: a}]},
-               fix=FixOut(summary=e, commands=(a, b, c, d, e), doc=d), doc=c, why=b, severity=a, facets=(e,)),
+               fix=FixOut(summary=e, commands=(a, b, c, d, e), doc=d), doc=c, why=b, severity=a, facets=(e,),
+               reach=(Reach(origin=b, port=c, service=d, state=e, ok=False), Reach(a, b, c, d, True))),
         Result(check="consul-wan", target=c, status=Status.FAIL, title=a, message=e,
                evidence={"source": a, "peers": {a: b}, "problems": [{"peer": a, "kind": d}]}),
         Result(check="directory-source", target=a, status=Status.ERROR, title=d, message=b,
@@ -189,7 +191,8 @@ def test_every_item_has_one_anchor_and_every_link_lands(make):
     for a in parsed.root.find_all("a"):
         assert a.attrs["href"][1:] in parsed.by_id, f"link to nowhere: {a.attrs['href']}"
     matrix = parsed.one("matrix")
-    cells = [td for td in matrix.find_all("td") if td.text() != "·"]
+    cells = [td for t in matrix.find_all("table") if "ports" not in t.attrs.get("class", "")
+             for td in t.find_all("td") if td.text() != "·"]
     assert len(cells) == len(report.results)
     for td in cells:
         word = td.text().split()[-1]
@@ -208,6 +211,33 @@ def test_matrix_columns_and_pair_matrix():
     pair = tables[1].find_all("tbody")[0].find_all("tr")
     first = [td.text() for td in pair[0].find_all("td")]  # xivo-1 downstream of xivo-1, -2, -3
     assert first == ["·", "– skip", "✗ fail"]  # xivo-2's 5672 is filtered; xivo-1<-xivo-3 is down
+
+
+def test_ports_read_from_each_origin_to_each_xivo():
+    """The grid of ports: a row per origin (a peer over SSH, or the doctor's host), a column per XiVO;
+    a port dropped for one peer only is one red cell, on that peer's row."""
+    results = list(S.big_report(3).results)
+    one = next(i for i, r in enumerate(results) if r.item_id == "port-reachable[xivo-1]")
+    results[one] = replace(results[one], status=Status.FAIL, evidence={"ports": {
+        "5672/tcp": {"service": "RabbitMQ AMQP", "from": {"xivo-2": "timeout", "xivo-3": "open", "admin": "open"}},
+        "9495/tcp": {"service": "xivo-ctid REST", "from": {"xivo-2": "open", "xivo-3": "open", "admin": "open"}}}})
+    report = replace(S.big_report(3), results=S.declared(results, ["xivo-1", "xivo-2", "xivo-3"]))
+    grid = next(t for t in page(report).one("matrix").find_all("table") if "ports" in t.attrs.get("class", ""))
+    assert [th.text() for th in grid.find_all("thead")[0].find_all("th")] == ["from \\ to", "xivo-1", "xivo-2",
+                                                                               "xivo-3"]
+    rows = {tr.find_all("th")[0].text(): tr.find_all("td") for tr in grid.find_all("tbody")[0].find_all("tr")}
+    assert list(rows) == ["xivo-1", "xivo-2", "xivo-3", "admin (the doctor's host)"]
+    to_one = rows["xivo-2"][0]
+    assert to_one.attrs.get("class") == "s-fail" and to_one.text() == "✗ 5672/tcp timeout✓ 1 open"
+    assert [a.attrs["href"] for a in to_one.find_all("a")] == ["#item-port-reachable-xivo-1"]
+    assert rows["xivo-3"][0].text() == "✓ 2 open" and "class" not in rows["xivo-3"][0].attrs
+    assert rows["admin (the doctor's host)"][0].text() == "✓ 2 open"
+    assert [td.text() for td in rows["admin (the doctor's host)"][1:]] == ["·", "·"]  # tried from peers only
+    assert rows["xivo-1"][0].text() == "·" and rows["xivo-1"][1].text() == "✗ 5672/tcp timeout✓ 6 open"
+
+
+def test_a_report_without_ports_tried_has_no_port_grid():
+    assert "Ports: from" not in html.render_html(S.critical_report())
 
 
 def test_items_failed_in_full_passing_collapsed_and_evidence_shown_with_its_source():

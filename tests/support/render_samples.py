@@ -200,9 +200,10 @@ def _per_xivo(x: tuple[str, str], i: int, xs: list[tuple[str, str]], fail: set[s
     services = ((5672, "RabbitMQ AMQP", "amqp"), (8300, "Consul server RPC", "consul-rpc"),
                 (8302, "Consul Serf WAN", "serf-wan"), (9486, "xivo-confd HTTPS", "confd"),
                 (9495, "xivo-ctid REST", "ctid"), (80, "nginx HTTP", "http"), (443, "nginx HTTPS", "https"))
-    ports = {f"{p}/tcp": {"service": s, "facet": f, "ms": 0.6,
-                          "state": "timeout" if f"port:{name}" in fail and p == 5672 else "open"}
-             for p, s, f in services}
+    # tried from each peer over SSH, as a run whose topology gives SSH access to every XiVO
+    ports = {f"{p}/tcp": {"service": s, "from": {
+        peer: "timeout" if f"port:{name}" in fail and p == 5672 else "open" for peer, _ in peers}}
+        for p, s, f in services}
     port_failed = f"port:{name}" in fail
     wan_failed = f"wan:{name}" in fail
     dir_failed = f"dir:{name}" in fail

@@ -3,7 +3,8 @@
 Place in the pipeline: below the checks, above the probes. A check module decorates one
 `test_*` function with `@check(...)` (declare.py): its id, title, why, fix (fix.py), manual
 section, dependencies, and, beside its code, its warm-up (warmup.py), its metrics, the kind of link
-it judges and its view of each peer, the facts it observes about a XiVO (foundation/measures.py).
+it judges and its view of each peer, the facts it observes about a XiVO, the ports it tried from
+where (foundation/measures.py).
 While it runs it fills `Evidence` and may end as `skip` (evidence.py). The engine reads the
 declarations; nothing in the engine or the renderers names a check.
 """
@@ -14,7 +15,7 @@ from xivo_doctor.check.evidence import Evidence, cannot_check_from_here, not_app
 from xivo_doctor.check.fix import Fix, FixContext, FixSource, FixSteps
 from xivo_doctor.check.release import version_at_hand
 from xivo_doctor.check.warmup import WarmUp
-from xivo_doctor.foundation.measures import LinkKind, LinkView, Metric
+from xivo_doctor.foundation.measures import LinkKind, LinkView, Metric, Reach
 from xivo_doctor.foundation.results import FixOut
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
            "LinkView",
            "Metric",
            "Outcome",
+           "Reach",
            "WarmUp",
            "cannot_check_from_here",
            "check",

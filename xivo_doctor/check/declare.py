@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from xivo_doctor.check.fix import FixContext, FixSource
 from xivo_doctor.foundation.errors import CheckDefinitionError
-from xivo_doctor.foundation.measures import LinkKind, LinkView, Metric
+from xivo_doctor.foundation.measures import LinkKind, LinkView, Metric, Reach
 from xivo_doctor.foundation.results import FixOut, Result, Status
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def peers_named_by_problems(o: Outcome) -> dict[str, LinkView]:
 Metrics = Callable[[Outcome], Iterable[Metric]]
 Links = Callable[[Outcome], Mapping[str, LinkView]]
 Facts = Callable[[Outcome], Mapping[str, Mapping[str, str]]]
+Reaches = Callable[[Outcome], Iterable[Reach]]
 WarmUpFunction = Callable[["WarmUp"], None]
 
 
@@ -85,6 +86,7 @@ class CheckSpec:
     link: LinkKind | None = None
     links: Links | None = field(default=None, compare=False)  # per-XiVO items: the view of each peer
     facts: Facts | None = field(default=None, compare=False)
+    reach: Reaches | None = field(default=None, compare=False)  # per-XiVO items: its ports as tried from where
     function_name: str = field(default="", compare=False)
     module: str = field(default="", compare=False)
 
@@ -109,16 +111,17 @@ class CheckSpec:
 
     def describe(self, result: Result, xivos: Sequence[str]) -> Result:
         """`result` with what this check declares of every outcome: its metrics, the link it judges
-        and its view of each peer, the facts it observed about XiVOs."""
+        and its view of each peer, the facts it observed about XiVOs, its ports as tried from where."""
         outcome = Outcome.of(result, xivos)
         try:
             metrics = tuple(self.metrics(outcome)) if self.metrics else ()
             links = dict(self.links(outcome)) if self.links else {}
             facts = {x: dict(f) for x, f in self.facts(outcome).items()} if self.facts else {}
+            reach = tuple(self.reach(outcome)) if self.reach else ()
         except Exception as exc:  # a bug here must not cost the item its verdict
             note = f"(the metrics, links or facts of {self.id} could not be computed: {type(exc).__name__}: {exc})"
             return replace(result, evidence={**result.evidence, "internal error": note}, link=self.link)
-        return replace(result, metrics=metrics, link=self.link, link_views=links, facts=facts)
+        return replace(result, metrics=metrics, link=self.link, link_views=links, facts=facts, reach=reach)
 
 
 SPEC_ATTRIBUTE = "__xivo_doctor_check__"
@@ -140,6 +143,7 @@ def check(
     link: LinkKind | None = None,
     links: Links | None = None,
     facts: Facts | None = None,
+    reach: Reaches | None = None,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Declare a check. The decorated function must be named `test_*` (it is a pytest test)."""
     if not ID_PATTERN.match(id):
@@ -159,7 +163,7 @@ def check(
         spec = CheckSpec(id=id, title=title, why=why, fix=fix, doc=doc, severity=severity,
                          depends_on=tuple(depends_on), involves=involves, warm_up=warm_up,
                          warm_up_order=warm_up_order, metrics=metrics,
-                         link=link, links=links, facts=facts, function_name=function.__name__,
+                         link=link, links=links, facts=facts, reach=reach, function_name=function.__name__,
                          module=function.__module__)
         setattr(function, SPEC_ATTRIBUTE, spec)
         return function

@@ -8,7 +8,9 @@ them in when it classifies the item; the renderers read them:
 - `LinkKind` and `LinkView`: the kind of link between XiVOs an item judges, and its verdict on
   each peer (the HTML report's topology picture: one panel per kind);
 - facts: what an item observed about a XiVO's identity (its version, its UUID), shown in the
-  report's table of XiVOs. `FACT_ORDER` says which come first.
+  report's table of XiVOs. `FACT_ORDER` says which come first;
+- `Reach`: one port of the item's XiVO tried from one place (a peer, over SSH, or the doctor's
+  host), a cell of the HTML report's grid of ports read from -> to.
 """
 
 from __future__ import annotations
@@ -61,3 +63,15 @@ class LinkView:
 
     ok: bool
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class Reach:
+    """One port of an item's XiVO as tried from `origin`: a peer XiVO's name, or the vantage of the
+    doctor's host when no peer could try it."""
+
+    origin: str
+    port: str  # "5672/tcp"
+    service: str  # "RabbitMQ AMQP"
+    state: str  # the connect's outcome: "open", "refused", "timeout", "unreachable", ...
+    ok: bool

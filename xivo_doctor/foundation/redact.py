@@ -164,6 +164,8 @@ class Redactor:
                                                              self.text(view.note))
                         for peer, view in result.link_views.items()},
             facts={self.text(x): {k: self.text(str(v)) for k, v in f.items()} for x, f in result.facts.items()},
+            reach=tuple(dataclasses.replace(r, origin=self.text(r.origin), service=self.text(r.service),
+                                            state=self.text(r.state)) for r in result.reach),
         )
 
     def report(self, report: Report) -> Report:

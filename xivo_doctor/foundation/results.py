@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from xivo_doctor.foundation.measures import LinkKind, LinkView, Metric
+from xivo_doctor.foundation.measures import LinkKind, LinkView, Metric, Reach
 
 SCHEMA = "xivo-doctor/1"
 
@@ -112,11 +112,13 @@ class Result:
     duration_s: float = 0.0
     # What the check declares of every outcome (foundation/measures.py), for the renderers that must
     # not know the check: its measurements (Nagios perfdata), the kind of link it judges and its view
-    # of each peer (the HTML picture), facts about XiVOs (the table of XiVOs). Not in the JSON.
+    # of each peer (the HTML picture), facts about XiVOs (the table of XiVOs), the ports it tried
+    # from each origin (the HTML grid of ports). Not in the JSON.
     metrics: tuple[Metric, ...] = ()
     link: LinkKind | None = None
     link_views: Mapping[str, LinkView] = field(default_factory=lambda: MappingProxyType({}))
     facts: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    reach: tuple[Reach, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "evidence", freeze(self.evidence))
@@ -125,6 +127,7 @@ class Result:
         object.__setattr__(self, "metrics", tuple(self.metrics))
         object.__setattr__(self, "link_views", MappingProxyType(dict(self.link_views)))
         object.__setattr__(self, "facts", freeze(self.facts))
+        object.__setattr__(self, "reach", tuple(self.reach))
 
     @property
     def item_id(self) -> str:

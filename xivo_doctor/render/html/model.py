@@ -5,8 +5,8 @@ renders this model with the templates; no markup is built here. Every string in 
 inspected systems or the topology and may be hostile: the templates escape all of it.
 
 The page, top to bottom: the verdict line (a ticket title), what changed since the previous run
-(with a history, `html_changes.py`), what to fix first, the picture
-(`picture.py`), the check x XiVO and pair matrices, every item grouped by check, the environment.
+(with a history, `html_changes.py`), what to fix first, the picture (`picture.py`), the check x
+XiVO and pair matrices, the ports from -> to (`ports.py`), every item grouped by check, the environment.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from xivo_doctor.foundation.measures import FACT_LABELS, FACT_ORDER, LinkKind
 from xivo_doctor.foundation.results import Report, Result, Status, thaw
 from xivo_doctor.render.html.changes import changes_view
 from xivo_doctor.render.html.picture import build_picture
+from xivo_doctor.render.html.ports import port_grid
 from xivo_doctor.render.terminal import blocked_by_result
 from xivo_doctor.render.words import headline
 from xivo_doctor.render.xivos import declared_xivos, xivo_names
@@ -268,6 +269,7 @@ def page_model(report: Report, json_size: int) -> dict[str, Any]:
         "picture": build_picture(report),
         "matrix": matrix,
         "pair_matrices": pair_matrices,
+        "port_grid": port_grid(report, names),
         "groups": groups,
         "check_anchors": {g.check: g.anchor for g in groups},
         "row_evidence": json_size <= ROW_EVIDENCE_MAX_CHARS,
