@@ -19,8 +19,9 @@ done
 # rabbitmq-server and serf run the lab's real RabbitMQ nodes and WAN gossip; postgresql its
 # `asterisk` databases (LAB-NOTES §A, §B, §D). With `lab up --netns` each node is a host of its own:
 # iproute2 makes its network namespace and the lab's bridge, iptables its firewall, openssh-server
-# its SSH server (openssh-client logs in), util-linux's nsenter/unshare its namespaces.
-debs=(rabbitmq-server serf postgresql iproute2 iptables openssh-server openssh-client util-linux)
+# its SSH server (openssh-client logs in), util-linux's nsenter/unshare its namespaces; sudo is
+# what an account that is not root goes through on a XiVO (the doctor's `ssh.sudo`, `sudo -n`).
+debs=(rabbitmq-server serf postgresql iproute2 iptables openssh-server openssh-client util-linux sudo)
 # The HTML report is tested in Debian's Chromium (headless), and its screenshot needs a font
 # with the report's symbols (chromium depends on no font package; without one: boxes).
 # `xivo-doctor nagios` is proven under Debian's real Nagios Core, which the test runs itself with

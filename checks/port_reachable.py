@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from xivo_doctor.check import FixContext, FixSteps, Reach, check, version_at_hand
+from xivo_doctor.check import FixContext, FixSteps, Reach, WarmUp, check, version_at_hand
 from xivo_doctor.foundation.errors import ProbeError
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.probes.transport import tcp
@@ -150,6 +150,8 @@ def port_fix(ctx: FixContext) -> FixOut:
     fix=port_fix,
     doc="contact_and_presence_sharing.rst#prerequisite",
     reach=lambda o: _tried(o.evidence),
+    warm_up=lambda w: _warm_scans(w),  # defined below, beside the scans the check makes
+    warm_up_order=20,  # after the rabbitmqctl reads (10): each scan is one short command per peer
 )
 def test_port_reachable(xivo, xivos, topology, probes, evidence):
     # which ports depends on the release (json.php up to 16.13): the XiVO's own word, else the topology's
@@ -217,6 +219,15 @@ def _tried(evidence: Mapping) -> list[Reach]:
     """Each port as tried from each origin, for the report's from -> to grid."""
     return [Reach(origin=a.origin, port=a.port, service=a.service, state=a.state, ok=a.state == tcp.OPEN)
             for a in _attempts(evidence)]
+
+
+def _warm_scans(w: WarmUp) -> None:
+    """Each peer reached by SSH tries every selected XiVO's ports in one command, as the run
+    starts, the very scan the items ask for (on the topology's version: a XiVO that says another
+    adds its own ports when its item runs)."""
+    for peer in w.topology.xivos:
+        if peer.ssh is not None and peer.on_box is None and any(x is not peer for x in w.xivos):
+            w.chain([lambda p=peer: w.probes.tcp_states_from(p, _targets(w.topology, w.xivos, but=p))])
 
 
 def _targets(topology: Topology, xivos: tuple[Xivo, ...], but: Xivo | None = None) -> list[tcp.Target]:

@@ -368,18 +368,21 @@ def _ssh_topology(state, tmp_path: Path, **ssh) -> Path:
     return path
 
 
-def _run(topology: Path) -> tuple[dict, float]:
+def _run(topology: Path, as_plain_user: bool = False) -> tuple[dict, float]:
     import time
 
+    # root reads any file (CAP_DAC_OVERRIDE): without it, it reads what its modes allow, as an admin's account
+    plain = ["setpriv", "--inh-caps", "-dac_override,-dac_read_search",
+             "--bounding-set", "-dac_override,-dac_read_search", "--"] if as_plain_user else []
     began = time.monotonic()
-    done = subprocess.run(["xivo-doctor", "run", "-T", str(topology), "--json", "-", "-t", "20"],
+    done = subprocess.run([*plain, "xivo-doctor", "run", "-T", str(topology), "--json", "-", "-t", "20"],
                           capture_output=True, text=True, timeout=60)
     assert done.stdout, done.stderr
     return json.loads(done.stdout), time.monotonic() - began
 
 
-@pytest.mark.parametrize("case", ["missing key", "wrong user", "changed host key", "unknown host key",
-                                  "silent server"])
+@pytest.mark.parametrize("case", ["missing key", "unreadable key", "wrong user", "sudo asks a password",
+                                  "changed host key", "unknown host key", "silent server"])
 def test_ssh_that_fails_gives_one_clear_error_per_item_and_the_rest_runs(hosts_lab, tmp_path, case):
     from servers import Hostile, silent
 
@@ -389,6 +392,13 @@ def test_ssh_that_fails_gives_one_clear_error_per_item_and_the_rest_runs(hosts_l
     if case == "missing key":
         ssh = {"identity_file": str(tmp_path / "no-such-key")}
         expected = f"identity file {tmp_path}/no-such-key: not found"
+    elif case == "unreadable key":
+        key = tmp_path / "id"
+        key.write_bytes((hosts_lab.dir / "ssh/id").read_bytes())
+        key.chmod(0)  # unreadable for the doctor, which runs without root's power to read anything (_run)
+        ssh, expected = {"identity_file": str(key)}, f"identity file {key}: not readable"
+    elif case == "sudo asks a password":  # postgres logs in, and may not sudo (the lab's sshd_config)
+        ssh, expected = {"user": "postgres", "sudo": True}, "sudo needs a password for postgres"
     elif case == "wrong user":
         ssh, expected = {"user": "nobody"}, "authentication refused for user nobody"
     elif case in ("changed host key", "unknown host key"):
@@ -404,7 +414,7 @@ def test_ssh_that_fails_gives_one_clear_error_per_item_and_the_rest_runs(hosts_l
         # ssh's own connect timeout or the doctor's budget, whichever ends first: both say it
         ssh, expected = {"host": "127.0.0.1", "port": server.sock.getsockname()[1]}, "no SSH answer"
     try:
-        data, took = _run(_ssh_topology(hosts_lab, tmp_path, **ssh))
+        data, took = _run(_ssh_topology(hosts_lab, tmp_path, **ssh), as_plain_user=case == "unreadable key")
     finally:
         if server is not None:
             server.close()

@@ -49,7 +49,7 @@ def node_ssh_dir(state: LabState, node: LabNode) -> Path:
 
 
 def sshd_config(state: LabState, node: LabNode) -> str:
-    """The node's sshd_config: key logins as root only, the lab's key only, nothing from the machine's /etc/ssh."""
+    """The node's sshd_config: key logins as root (or postgres), the lab's key only, no /etc/ssh of the machine."""
     folder = node_ssh_dir(state, node)
     return "\n".join([
         "# xivo-doctor lab: this node's OpenSSH server (lab.hosts)",
@@ -59,7 +59,10 @@ def sshd_config(state: LabState, node: LabNode) -> str:
         f"PidFile {state.pidfile(node, 'sshd')}",
         f"AuthorizedKeysFile {ssh_dir(state) / 'authorized_keys'}",
         "PermitRootLogin prohibit-password",
-        "AllowUsers root",  # the lab's key is root's, as a XiVO admin's key in /root/.ssh/authorized_keys
+        # The lab's key is root's, as a XiVO admin's key in /root/.ssh/authorized_keys. It also logs
+        # in as postgres, an account every XiVO has that is not root and may not sudo: what the
+        # doctor's `ssh.sudo` meets when sudo asks for a password.
+        "AllowUsers root postgres",
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "UsePAM no",

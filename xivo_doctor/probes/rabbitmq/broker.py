@@ -183,7 +183,8 @@ class RabbitProbe:
         wanted = max(self.probes.timeout, CTL_TIMEOUT)
         budget = self.probes.deadline.budget(wanted, source)
         if self._over_ssh(xivo):
-            ran = self.probes.ssh.run(xivo, argv, what=argv[0], max_bytes=MAX_OUTPUT, timeout=wanted)
+            # rank 0: an Erlang VM boots, the longest command of a run; started first among those waiting
+            ran = self.probes.ssh.run(xivo, argv, what=argv[0], max_bytes=MAX_OUTPUT, timeout=wanted, rank=0)
         else:
             ran = run_bounded(argv, budget, max_bytes=MAX_OUTPUT, merge_stderr=False)
         if ran.output is None:

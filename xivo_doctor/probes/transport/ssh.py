@@ -33,6 +33,7 @@ from pathlib import Path
 from xivo_doctor.foundation.deadline import Deadline
 from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
 from xivo_doctor.probes.transport.commands import MAX_BYTES, Ran, run_bounded
+from xivo_doctor.probes.transport.slots import Slots
 from xivo_doctor.topology.model import SshAccess, Xivo
 
 # Commands at once on one XiVO's connection: sshd's MaxSessions (default 10, sshd_config(5)) refuses
@@ -94,7 +95,8 @@ class SshLinks:
         self._links: dict[str, _Link] = {}
         self._controls: dict[str, int] = {}
         self._files: dict[str, dict[str, str | None]] = {}  # read_files: by XiVO, by path (None: absent)
-        self._slots = threading.BoundedSemaphore(max(4, 2 * (os.cpu_count() or 2)))
+        self._reading: dict[str, threading.Event] = {}  # read_files under way or done, by XiVO
+        self._slots = Slots(max(4, 2 * (os.cpu_count() or 2)))
         self._dir: Path | None = None
 
     @staticmethod
@@ -168,9 +170,10 @@ class SshLinks:
         return _Link(control, socks_port)
 
     def run(self, xivo: Xivo, argv: list[str], *, what: str, max_bytes: int = MAX_BYTES,
-            timeout: float | None = None) -> Ran:
+            timeout: float | None = None, rank: int = 1) -> Ran:
         """Run `argv` on the XiVO (through `sudo -n` when ssh.sudo), stdout and stderr apart, within
-        `timeout` (default the probe timeout) cut to the run's deadline.
+        `timeout` (default the probe timeout) cut to the run's deadline; rank 0 starts before the
+        others waiting (transport/slots.py).
         Raises ProbeError/ProbeTimeout when the XiVO cannot be reached over SSH."""
         link = self._link(xivo)
         remote = shlex.join(["sudo", "-n", *argv] if xivo.ssh and xivo.ssh.sudo else argv)
@@ -180,7 +183,7 @@ class SshLinks:
         # sshd refuses sessions beyond MaxSessions (10) on one connection; and every command costs
         # this host an ssh process: at most a few at once in the whole run (a 10-XiVO run would
         # otherwise start sixty at a time and starve each of them past its timeout)
-        with self._slots, link.sessions:
+        with self._slots.held(rank, budget, f"{what} on {xivo.name} over SSH"), link.sessions:
             budget = self.deadline.budget(budget, f"{what} on {xivo.name} over SSH")
             ran = run_bounded(["ssh", *self._options(xivo, link.control), "-o", "ControlMaster=no",
                                self.host(xivo), "--", remote], budget, max_bytes=max_bytes, merge_stderr=False)
@@ -200,14 +203,22 @@ class SshLinks:
         cost a fork of sshd and a shell), kept for `read_file`. Quietly nothing when that command
         fails: each file is then read on its own, and says why."""
         with self._lock:
-            if xivo.name in self._files:
+            if xivo.name in self._reading:
                 return
-            self._files[xivo.name] = {}
+            done = self._reading[xivo.name] = threading.Event()
+        try:
+            found = self._read_batch(xivo, paths, max_bytes)
+            with self._lock:
+                self._files[xivo.name] = found
+        finally:
+            done.set()
+
+    def _read_batch(self, xivo: Xivo, paths: tuple[str, ...], max_bytes: int) -> dict[str, str | None]:
         try:
             ran = self.run(xivo, ["bash", "-c", _READ_FILES, "xivo-doctor-read", str(max_bytes), *paths],
                            what="read files", max_bytes=(max_bytes * 4 // 3 + 300) * len(paths))
         except ProbeError:
-            return
+            return {}
         found: dict[str, str | None] = {}
         for line in (ran.output or "").splitlines():
             kind, _, rest = line.partition(" ")
@@ -220,11 +231,14 @@ class SshLinks:
                 raw = base64.b64decode(data or "")
                 if len(raw) <= max_bytes:  # a larger one is read (and refused) on its own
                     found[path] = raw.decode("utf-8", "replace")
-        with self._lock:
-            self._files[xivo.name] = found
+        return found
 
     def read_file(self, xivo: Xivo, path: str, max_bytes: int) -> str | None:
         """The file's text, None when it does not exist. ProbeError when it cannot be read."""
+        with self._lock:
+            reading = self._reading.get(xivo.name)
+        if reading is not None:  # the batch under way holds it, most likely: not a second session for it
+            reading.wait(self.deadline.budget(self.timeout + COMMAND_FLOOR, f"cat {path} on {xivo.name} over SSH"))
         with self._lock:
             batch = self._files.get(xivo.name, {})
         if path in batch:

@@ -37,7 +37,7 @@ class PortProbe:
     port: int
     state: str
     detail: str
-    elapsed_ms: float
+    elapsed_ms: float | None  # None: not measured (tried on a XiVO over SSH)
 
 
 def _is_timeout(exc: BaseException) -> bool:
