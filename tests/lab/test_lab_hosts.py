@@ -189,6 +189,10 @@ def test_ssh_gives_a_shell_on_the_node_with_its_own_files(hosts_lab):
     assert lines[0] == two.hostname and lines[1] == f"export XIVO_UUID={two.uuid}"
     assert lines[2:6] == [f"/usr/local/sbin/{tool}" for tool in ("rabbitmqctl", "psql", "consul", "service")]
     assert "/\tfederate-xivo\txivo" in ssh(hosts_lab, two, "rabbitmqctl list_policies -q").stdout
+    # root's shell start files are a fresh Debian's, whatever this machine's own run (a pyenv init)
+    debian = Path("/usr/share/base-files/dot.bashrc")
+    if Path("/root/.bashrc").is_file() and debian.is_file():
+        assert ssh(hosts_lab, two, "cat /root/.bashrc").stdout == debian.read_text()
 
 
 def test_ssh_refuses_a_key_that_is_not_the_labs(hosts_lab, tmp_path):
@@ -347,6 +351,12 @@ def test_the_mount_script_binds_each_entry_of_the_root_over_the_xivo_path(tmp_pa
     # /etc/xivo-ctid is missing on this machine: its mount point comes from an overlay of /etc
     assert (tmp_path / "mnt/upper/etc/xivo-ctid").is_dir() and "lowerdir=/etc," in script
     assert not (tmp_path / "mnt/upper/etc/hostname").exists()  # /etc/hostname exists already
+    (root / "root").mkdir()
+    (root / "root/.bashrc").write_text("# Debian's\n")
+    script = mountns.script(root, tmp_path / "mnt", tmp_path / "bin")
+    # root's start file alone, where this machine has one (not /root whole: it may hold the lab's Python)
+    assert (f"mount --bind {root}/root/.bashrc /root/.bashrc" in script) == Path("/root/.bashrc").is_file()
+    assert f"{root}/root /root\n" not in script
 
 
 def test_lab_faults_lists_the_firewall_faults():
@@ -397,8 +407,8 @@ def test_ssh_that_fails_gives_one_clear_error_per_item_and_the_rest_runs(hosts_l
         key.write_bytes((hosts_lab.dir / "ssh/id").read_bytes())
         key.chmod(0)  # unreadable for the doctor, which runs without root's power to read anything (_run)
         ssh, expected = {"identity_file": str(key)}, f"identity file {key}: not readable"
-    elif case == "sudo asks a password":  # postgres logs in, and may not sudo (the lab's sshd_config)
-        ssh, expected = {"user": "postgres", "sudo": True}, "sudo needs a password for postgres"
+    elif case == "sudo asks a password":  # an admin's own account, not in sudoers (lab.accounts)
+        ssh, expected = {"user": "xivo-admin", "sudo": True}, "sudo needs a password for xivo-admin"
     elif case == "wrong user":
         ssh, expected = {"user": "nobody"}, "authentication refused for user nobody"
     elif case in ("changed host key", "unknown host key"):

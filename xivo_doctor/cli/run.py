@@ -54,7 +54,6 @@ def command_run(args: argparse.Namespace, masks: Masks) -> int:
 def run_and_report(request: RunRequest, masks: Masks) -> int:
     from rich.console import Console
 
-    from xivo_doctor.engine.plugin import run_checks
     from xivo_doctor.engine.run import Run
     from xivo_doctor.engine.runlock import RunLock
     from xivo_doctor.engine.setup import prepare
@@ -75,6 +74,8 @@ def run_and_report(request: RunRequest, masks: Masks) -> int:
         with LiveProgress(console) as progress:
             run = Run(prepared.options, listener=progress, deadline=deadline)
             run.start_warm_up()  # the slow reads (rabbitmqctl: an Erlang VM each) begin before pytest loads
+            from xivo_doctor.engine.plugin import run_checks
+
             report = run_checks(run)
         if prepared.history is not None:
             from xivo_doctor.engine.history import with_changes

@@ -74,6 +74,7 @@ class Run:
         if self._warming:
             return
         self._warming = True
+        self.probes().open()  # SSH logins go on while the checks and their libraries load
         from xivo_doctor.engine import prefetch, registry
 
         wanted = set(self.options.checks)

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from xivo_doctor.lab import mountns
+from xivo_doctor.lab import accounts, mountns
 from xivo_doctor.lab.bindir import bin_dir
 from xivo_doctor.lab.nodes import LabNode
 from xivo_doctor.lab.state import LabError, LabState, alive, read_pid, wait_port
@@ -49,7 +49,7 @@ def node_ssh_dir(state: LabState, node: LabNode) -> Path:
 
 
 def sshd_config(state: LabState, node: LabNode) -> str:
-    """The node's sshd_config: key logins as root (or postgres), the lab's key only, no /etc/ssh of the machine."""
+    """The node's sshd_config: key logins as root (or the admin account), the lab's key only, no /etc/ssh here."""
     folder = node_ssh_dir(state, node)
     return "\n".join([
         "# xivo-doctor lab: this node's OpenSSH server (lab.hosts)",
@@ -59,10 +59,9 @@ def sshd_config(state: LabState, node: LabNode) -> str:
         f"PidFile {state.pidfile(node, 'sshd')}",
         f"AuthorizedKeysFile {ssh_dir(state) / 'authorized_keys'}",
         "PermitRootLogin prohibit-password",
-        # The lab's key is root's, as a XiVO admin's key in /root/.ssh/authorized_keys. It also logs
-        # in as postgres, an account every XiVO has that is not root and may not sudo: what the
-        # doctor's `ssh.sudo` meets when sudo asks for a password.
-        "AllowUsers root postgres",
+        # The lab's key is root's, as a XiVO admin's key in /root/.ssh/authorized_keys; it also logs
+        # in as an admin's own account, which may not sudo (lab.accounts)
+        f"AllowUsers root {accounts.ADMIN}",
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "UsePAM no",

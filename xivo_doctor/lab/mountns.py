@@ -3,10 +3,11 @@
 Place in the lab: with `--netns`, `lifecycle.up` calls `create` once a node's root is written and
 before any of its processes starts; `state.enter(node)` then enters it beside the node's network,
 and `down` calls `destroy`. Inside, `/etc/xivo-ctid`, `/etc/consul`, `/var/lib/consul`,
-`/usr/share/xivo`, `/etc/profile.d`, `/var/log`, ... are the node's root (DIR/nodes/<name>/root),
-bind-mounted, so `cat /etc/xivo-ctid/conf.d/interconnection.yml` in `lab exec` or over SSH reads
-that node's file, and `/usr/local/sbin` (first on root's PATH, sshd's and Debian's) holds the node's
-`bin/` (its rabbitmqctl, consul, service, psql... `lab.bindir`).
+`/usr/share/xivo`, `/etc/profile.d`, `/etc/passwd`, `/etc/hosts`, `/var/log`, root's `.bashrc`, ...
+are the node's root (DIR/nodes/<name>/root), bind-mounted, so
+`cat /etc/xivo-ctid/conf.d/interconnection.yml` in `lab exec` or over SSH reads that node's file,
+and `/usr/local/sbin` (first on root's PATH, sshd's and Debian's) holds the node's `bin/` (its
+rabbitmqctl, consul, service, psql... `lab.bindir`).
 
 How: each entry of the root's `etc`, `var/lib`, `usr/share` and `usr/bin` is bind-mounted over the
 same path; a path the machine lacks gets its mount point from an overlay of the parent whose upper
@@ -30,6 +31,9 @@ from xivo_doctor.lab.errors import LabError
 RUN_DIR = Path("/run/xivo-doctor-lab")
 PARENTS = ("etc", "var/lib", "usr/share", "usr/bin")  # whose entries the node's root provides one by one
 WHOLE = {"var/log": "var/log"}  # root path -> XiVO path, bound whole
+# Root's shell start files, bound one by one where this machine has them: not the whole /root, where
+# this machine may keep the very Python the lab's stand-ins run on (pyenv)
+HOME_FILES = ("root/.bashrc", "root/.profile")
 
 
 def ns_dir(net_id: str) -> Path:
@@ -91,6 +95,9 @@ def script(root: Path, scratch: Path, bin_dir: Path) -> str:
     for relative, target in WHOLE.items():
         if (root / relative).is_dir():
             lines.append(f"mount --bind {shlex.quote(str(root / relative))} /{target}")
+    for relative in HOME_FILES:
+        if (root / relative).is_file() and Path("/", relative).is_file():
+            lines.append(f"mount --bind {shlex.quote(str(root / relative))} /{relative}")
     lines.append(f"mount --bind {shlex.quote(str(bin_dir))} /usr/local/sbin")
     return "\n".join(lines) + "\n"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from xivo_doctor.lab import releases
+from xivo_doctor.lab import accounts, releases
 
 DEFAULT_VERSION = releases.DEFAULT  # the last XiVO with json.php phonebook sharing: every check applies
 
@@ -136,6 +136,11 @@ def write_root(node: LabNode, lab_dir: Path, *, db_uri: str, netns: str = "") ->
     put("system", "etc/xivo-lab/interfaces.json", json.dumps({"eth0": node.address}) + "\n")
     if netns:
         put("system", "etc/xivo-lab/netns", netns + "\n")
+        # Debian's installer names the host in /etc/hosts (127.0.1.1); sudo warns on every command without it
+        hosts = Path("/etc/hosts").read_text() if Path("/etc/hosts").is_file() else "127.0.0.1\tlocalhost\n"
+        put("system", "etc/hosts", hosts.rstrip("\n") + f"\n127.0.1.1\t{node.hostname}\n")
+        # who logs in, and what their shell runs first, as on a fresh Debian XiVO (lab.accounts)
+        accounts.write(root, lambda relative, text, mode: put("system", relative, text, mode))
     if releases.uuid_files(node.version):
         # xivo-configure-uuid (16.02+) writes XIVO_UUID in these places, in these formats (R1 §2)
         put("uuid", "etc/profile.d/xivo_uuid.sh", releases.uuid_profile(node.uuid))
@@ -184,3 +189,4 @@ def write_root(node: LabNode, lab_dir: Path, *, db_uri: str, netns: str = "") ->
     web = {"db_uri": db_uri, "listen": "0.0.0.0", "http_port": node.http_port, "https_port": node.https_port}
     put("webservices", "etc/xivo-web-interface/lab.yml", yaml.safe_dump(web, sort_keys=False), 0o640)
     return changed
+

@@ -158,6 +158,14 @@ class Probes:
                 self._ssh = SshLinks(self.deadline, self.timeout)
             return self._ssh
 
+    def open(self) -> None:
+        """Start, in the background, what the run keeps open beyond a probe: the SSH connection of
+        every XiVO reached by SSH (its authentication takes a few hundred ms), while the caller
+        imports and loads what the checks need."""
+        for xivo in self.topology.xivos:
+            if xivo.ssh is not None and xivo.on_box is None:
+                threading.Thread(target=self.ssh.connect, args=(xivo,), name=f"ssh-{xivo.name}", daemon=True).start()
+
     def close(self) -> None:
         """End what the run keeps open beyond a probe (the SSH connections)."""
         if self._ssh is not None:

@@ -19,6 +19,7 @@ a few seconds past the run; `close` ends it at the end of the run. Each command 
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import os
 import shlex
@@ -139,6 +140,11 @@ class SshLinks:
         if link.problem is not None:
             raise link.problem
         return link
+
+    def connect(self, xivo: Xivo) -> None:
+        """Make the XiVO's connection now (a failure is kept, and said by the first command)."""
+        with contextlib.suppress(ProbeError):
+            self._link(xivo)
 
     def _start(self, xivo: Xivo) -> _Link:
         source, access = self.source(xivo), xivo.ssh or SshAccess()
