@@ -23,7 +23,11 @@ def federation_fix(ctx: FixContext) -> FixOut:
     priority = (ev.get("policy") or {}).get("priority", 0) + 1 if "policy-shadowed" in ev.get("problems", ()) else 1
     set_policy = (f"rabbitmqctl set_policy federate-xivo 'xivo' '{{\"federation-upstream-set\":\"all\"}}' "
                   f"--priority {priority} --apply-to exchanges" + on_down)
-    create_user = [f"rabbitmqctl add_user {user} <password of the {user} user on {up.name}>" + on_up,
+    # The manual's user (contact_and_presence_sharing.rst, "Create a RabbitMQ user"), created only
+    # where it is missing: `add_user` refuses a user that exists, and the upstream's other
+    # downstreams log in with it, so its password is never changed here
+    create_user = [f'rabbitmqctl list_users -q | grep -q "^{user}[[:space:]]" || rabbitmqctl add_user {user} '
+                   f"<password of the {user} user on {up.name}>" + on_up,
                    f"rabbitmqctl set_user_tags {user} administrator" + on_up,
                    f'rabbitmqctl set_permissions -p {up.rabbitmq.vhost} {user} ".*" ".*" ".*"' + on_up]
     enable = "rabbitmq-plugins enable rabbitmq_federation" + on_down
@@ -43,9 +47,11 @@ def federation_fix(ctx: FixContext) -> FixOut:
         "policy": (f"set the manual's federate-xivo policy on {down.name}", [set_policy], ""),
         "policy-shadowed": (f"give federate-xivo a priority above the policy that wins on exchange xivo (or add "
                             f"the federation key to that policy's definition) on {down.name}", [set_policy], ""),
-        "auth": (f"{up.name} refuses the upstream URI's login: create the user there as the manual says (or "
-                 f"reset its password with rabbitmqctl change_password), then write that password in {down.name}'s "
-                 "upstream", [*create_user, set_upstream], "#create-a-rabbitmq-user"),
+        "auth": (f"{up.name} refuses the upstream URI's login: write the password of {up.name}'s {user} user "
+                 f"in {down.name}'s upstream (create the user first where it is missing, as the manual says; leave "
+                 f"an existing user's password as it is, since the other XiVOs federating from {up.name} log in "
+                 "with it)",
+                 [*create_user, set_upstream], "#create-a-rabbitmq-user"),
         "permissions": (f"give the {user} user its permissions on {up.name}", create_user[2:],
                         "#create-a-rabbitmq-user"),
         "refused": (f"start RabbitMQ on {up.name}, listening on {up.address} (XiVO's rabbitmq.config says "

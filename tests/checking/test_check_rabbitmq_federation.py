@@ -212,9 +212,11 @@ def test_link_errors_in_plain_words(error, step, words):
     assert fix.commands  # each names what to run, and where
 
 
-def test_wrong_password_fix_creates_the_user_on_the_upstream_with_a_placeholder():
+def test_wrong_password_fix_creates_the_user_only_where_missing_with_a_placeholder():
     _, _, fix = failing(healthy(links=[link("error", '{auth_failure,"ACCESS_REFUSED"}')]))
-    assert fix.commands[0] == "rabbitmqctl add_user xivo <password of the xivo user on xivo-1>  # on xivo-1"
+    assert fix.commands[0] == ('rabbitmqctl list_users -q | grep -q "^xivo[[:space:]]" || rabbitmqctl add_user xivo '
+                               "<password of the xivo user on xivo-1>  # on xivo-1")  # only where it is missing
+    assert "change_password" not in repr(fix)  # the upstream's other downstreams log in with that password
     assert fix.commands[-1].startswith("rabbitmqctl set_parameter federation-upstream xivo-1 ")
     assert "s3cret" not in repr(fix)
 
