@@ -92,8 +92,8 @@ def port_fix(ctx: FixContext) -> FixOut:
     xivo, topology = ctx.xivo, ctx.topology
     assert xivo is not None
     peers = [x for x in topology.xivos if x.name != xivo.name]
-    entries = _attempts(ctx.evidence)
-    if entries and all(e.state != tcp.OPEN for e in entries):
+    entries = _tried(ctx.evidence)
+    if entries and not any(e.ok for e in entries):
         # Nothing answers at all: one cause (server down, wrong address, a firewall in between)
         # is far likelier than every daemon misconfigured at once.
         return FixOut(
@@ -108,7 +108,7 @@ def port_fix(ctx: FixContext) -> FixOut:
     by_name = {x.name: x for x in peers}
     for key in dict.fromkeys(e.port for e in entries):
         port, tried = by_key.get(key), [e for e in entries if e.port == key]
-        closed = [e for e in tried if e.state != tcp.OPEN]
+        closed = [e for e in tried if not e.ok]
         if port is None or not closed:
             continue
         # tried from those peers over SSH and not answered there; else from the doctor's host, for all
@@ -198,27 +198,14 @@ def test_port_reachable(xivo, xivos, topology, probes, evidence):
     assert not closed, _closed_words(xivo, seen, closed) + _vantage_caveat(probes, closed)
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One port of the item's XiVO tried from one origin, as its evidence keeps it."""
-
-    port: str  # "5672/tcp"
-    service: str
-    origin: str  # a peer's name, or the doctor's host
-    state: str
-
-
-def _attempts(evidence: Mapping) -> list[Attempt]:
-    ports = evidence.get("ports")
-    return [Attempt(key, str(e.get("service", "")), str(origin), str(seen))
-            for key, e in (ports.items() if isinstance(ports, Mapping) else ()) if isinstance(e, Mapping)
-            for origin, seen in (e.get("from") or {}).items()]
-
-
 def _tried(evidence: Mapping) -> list[Reach]:
-    """Each port as tried from each origin, for the report's from -> to grid."""
-    return [Reach(origin=a.origin, port=a.port, service=a.service, state=a.state, ok=a.state == tcp.OPEN)
-            for a in _attempts(evidence)]
+    """Each port as tried from each origin (evidence `ports`): the fix's input and the report's
+    from -> to grid."""
+    ports = evidence.get("ports")
+    return [Reach(origin=str(origin), port=key, service=str(e.get("service", "")), state=str(state),
+                  ok=state == tcp.OPEN)
+            for key, e in (ports.items() if isinstance(ports, Mapping) else ()) if isinstance(e, Mapping)
+            for origin, state in (e.get("from") or {}).items()]
 
 
 def _warm_scans(w: WarmUp) -> None:

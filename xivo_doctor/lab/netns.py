@@ -116,8 +116,8 @@ def _routes() -> list[dict]:
     return json.loads(_ip("-j", "-4", "route", "show", "table", "all").stdout or "[]")
 
 
-def routed_elsewhere(base: str, net_id: str = "") -> str:
-    """What already routes `base`'s /24 on this machine (other than this lab's bridge), or "" if nothing does."""
+def _route_over(base: str, net_id: str) -> dict | None:
+    """The route of this machine that covers `base`'s /24 (other than this lab's bridge), if any."""
     net = network_of(base)
     for route in _routes():
         dst = route.get("dst", "")
@@ -125,22 +125,32 @@ def routed_elsewhere(base: str, net_id: str = "") -> str:
             continue
         with contextlib.suppress(ValueError):
             if ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False).overlaps(net):
-                return f"dev {route['dev']} {dst}" if route.get("dev") else f"{route.get('type', 'a route')} {dst}"
-    return ""
+                return route
+    return None
+
+
+def routed_elsewhere(base: str, net_id: str = "") -> str:
+    """What already routes `base`'s /24 on this machine (other than this lab's bridge), or "" if nothing does."""
+    route = _route_over(base, net_id)
+    if route is None:
+        return ""
+    how = f"dev {route['dev']}" if route.get("dev") else route.get("type", "a route")
+    return f"{how} {route['dst']}"
 
 
 def check_range(base: str, net_id: str) -> None:
     """Refuse, in one line, a /24 that this machine already routes (other than through this lab's bridge)."""
-    how = routed_elsewhere(base, net_id)
-    if not how:
+    route = _route_over(base, net_id)
+    if route is None:
         return
-    owner = _lab_of(how.split()[1]) if how.startswith(f"dev {bridge_name('')}") else ""
+    dev = route.get("dev", "")
+    owner = _lab_of(dev) if dev.startswith(bridge_name("")) else ""
     # A lab left by a killed run keeps its bridge: name it and the command that removes it.
     remedy = (f"`xivo-doctor lab down --dir {owner}` removes that lab, or choose another --base in {RANGE}"
               if owner else f"choose another --base in {RANGE}")
     whose = f", the xivo-doctor lab in {owner}" if owner else ""
-    raise LabError(f"{network_of(base)} is already routed on this machine ({how}{whose}): the lab will not shadow it;"
-                   f" {remedy}")
+    raise LabError(f"{network_of(base)} is already routed on this machine ({routed_elsewhere(base, net_id)}{whose}):"
+                   f" the lab will not shadow it; {remedy}")
 
 
 def _lab_of(bridge: str) -> str:

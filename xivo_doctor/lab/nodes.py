@@ -189,4 +189,3 @@ def write_root(node: LabNode, lab_dir: Path, *, db_uri: str, netns: str = "") ->
     web = {"db_uri": db_uri, "listen": "0.0.0.0", "http_port": node.http_port, "https_port": node.https_port}
     put("webservices", "etc/xivo-web-interface/lab.yml", yaml.safe_dump(web, sort_keys=False), 0o640)
     return changed
-
