@@ -252,6 +252,7 @@ def manual_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONSUL_TOKEN", "consul-master-token")
     monkeypatch.setenv("RABBITMQ_PASSWORD", "amqp-password")
     monkeypatch.setenv("CONFD_PASSWORD", "confd-password")
+    monkeypatch.setenv("XIVO_AUTH_PASSWORD", "auth-password")
 
 
 def test_manual_example(manual_env: None) -> None:
@@ -268,7 +269,9 @@ def test_manual_example(manual_env: None) -> None:
     assert x1.consul.token == Secret("consul-master-token")
     assert x1.confd.username == "xivo-doctor"
     assert x1.rabbitmq.management is None and x1.on_box is None
-    assert set(topo.secrets()) == {"consul-master-token", "amqp-password", "confd-password"}
+    assert (x1.auth.port, x1.auth.username, x1.auth.password, x1.dird.port) == (
+        9497, "xivo-doctor", Secret("auth-password"), 9489)
+    assert set(topo.secrets()) == {"consul-master-token", "amqp-password", "confd-password", "auth-password"}
     text = (EXAMPLES / "manual-example.yml").read_text()
     assert topo.lines == {"xivo-1": text.splitlines().index("  - name: xivo-1              "
                                                             "# letters, digits, '.', '_', '-'") + 1,

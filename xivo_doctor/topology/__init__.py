@@ -13,9 +13,11 @@ from pathlib import Path
 from ..foundation.errors import TopologyError
 from .loader import read_tree
 from .model import (
+    AuthAccess,
     ConfdAccess,
     ConsulAccess,
     CtidAccess,
+    DirdAccess,
     OnBoxAccess,
     Pair,
     RabbitMQAccess,
@@ -28,7 +30,7 @@ from .model import (
 from .schema import build_topology
 
 __all__ = [
-    "ConfdAccess", "ConsulAccess", "CtidAccess", "OnBoxAccess", "Pair", "RabbitMQAccess",
+    "AuthAccess", "ConfdAccess", "ConsulAccess", "CtidAccess", "DirdAccess", "OnBoxAccess", "Pair", "RabbitMQAccess",
     "RabbitMQManagement", "Secret", "Topology", "WebServicesAccess", "Xivo",
     "find_topology", "lab_topology_path", "load_topology",
 ]

@@ -87,6 +87,25 @@ class ConfdAccess:
 
 
 @dataclass(frozen=True)
+class AuthAccess:
+    """xivo-auth (HTTPS 9497) and the web services user whose token the doctor asks xivo-dird with
+    (XIVO-FACTS §7; the backend per release: docs/xivo-behaviour.md "directory-lookup")."""
+
+    port: int = 9497
+    username: str | None = None  # an accesswebservice login (Configuration → Management → Web Services Access)
+    password: Secret | None = None
+    verify: bool | str = False
+
+
+@dataclass(frozen=True)
+class DirdAccess:
+    """xivo-dird's REST API (HTTPS 9489, XIVO-FACTS §7)."""
+
+    port: int = 9489
+    verify: bool | str = False
+
+
+@dataclass(frozen=True)
 class WebServicesAccess:
     """nginx in front of the PHP web services (json.php phonebook, XiVO <= 16.13)."""
 
@@ -131,6 +150,8 @@ class Xivo:
     ctid: CtidAccess = field(default_factory=CtidAccess)
     confd: ConfdAccess = field(default_factory=ConfdAccess)
     webservices: WebServicesAccess = field(default_factory=WebServicesAccess)
+    auth: AuthAccess = field(default_factory=AuthAccess)
+    dird: DirdAccess = field(default_factory=DirdAccess)
     on_box: OnBoxAccess | None = None
     ssh: SshAccess | None = None
 
@@ -187,7 +208,7 @@ class Topology:
         """Every secret value the topology holds, for redaction."""
         found: list[str] = []
         for x in self.xivos:
-            for obj in (x.consul, x.rabbitmq, x.rabbitmq.management, x.confd, x.on_box):
+            for obj in (x.consul, x.rabbitmq, x.rabbitmq.management, x.confd, x.auth, x.on_box):
                 if obj is None:
                     continue
                 for value in vars(obj).values():
@@ -223,4 +244,4 @@ def _settings(xivo: Xivo) -> dict[str, Any]:
         return value
 
     return {section: plain(getattr(xivo, section))
-            for section in ("consul", "rabbitmq", "ctid", "confd", "webservices", "on_box", "ssh")}
+            for section in ("consul", "rabbitmq", "ctid", "confd", "webservices", "auth", "dird", "on_box", "ssh")}

@@ -34,9 +34,11 @@ from .convert import (
 )
 from .loader import MappingNode, Node, SequenceNode, Source, got, kind, shown
 from .model import (
+    AuthAccess,
     ConfdAccess,
     ConsulAccess,
     CtidAccess,
+    DirdAccess,
     OnBoxAccess,
     Pair,
     RabbitMQAccess,
@@ -82,6 +84,12 @@ SECTIONS: dict[str, Table] = {
         "http_port": Key(port, "80"), "https_port": Key(port, "443"), "verify": Key(verify, "false"),
         "phonebook_sharing": Key(boolean, "true"),
     },
+    "auth": {
+        "port": Key(port, "9497"), "username": Key(text, "xivo-doctor"),
+        "password": Key(secret, '"${XIVO_AUTH_PASSWORD}"', "/etc/xivo-doctor/auth.secret"),
+        "verify": Key(verify, "false"),
+    },
+    "dird": {"port": Key(port, "9489"), "verify": Key(verify, "false")},
     "on_box": {
         "root": Key(directory, "/"),
         "database": Key(secret, '"${XIVO_DATABASE}"', "/etc/xivo-doctor/database.secret"),
@@ -186,6 +194,7 @@ def _xivo(name: str, address: str, s: dict[str, Any]) -> Xivo:
                                 else RabbitMQManagement(**management)),
         ctid=CtidAccess(**s.get("ctid", {})), confd=ConfdAccess(**s.get("confd", {})),
         webservices=WebServicesAccess(**s.get("webservices", {})),
+        auth=AuthAccess(**s.get("auth", {})), dird=DirdAccess(**s.get("dird", {})),
         on_box=OnBoxAccess(**s["on_box"]) if "on_box" in s else None,
         ssh=SshAccess(**s["ssh"]) if "ssh" in s else None,
     )
