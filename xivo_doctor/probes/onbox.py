@@ -54,6 +54,9 @@ QUERIES = {
     "cticontexts": "SELECT * FROM cticontexts ORDER BY id",
     "ctidisplays": "SELECT * FROM ctidisplays ORDER BY id",
     "accesswebservice": "SELECT * FROM accesswebservice ORDER BY id",
+    # someone for directory-lookup to look up: named columns only (userfeatures holds CTI passwords)
+    "users": "SELECT id, uuid, firstname, lastname FROM userfeatures ORDER BY id LIMIT 50",
+    "phonebook": "SELECT id, firstname, lastname, displayname, society FROM phonebook ORDER BY id LIMIT 50",
 }
 
 
@@ -156,6 +159,14 @@ class OnBoxProbe:
             item["password_set"] = bool(row.get("passwd"))
             out.append(item)
         return out
+
+    def users(self, xivo: Xivo) -> list[dict[str, Any]]:
+        """The first users (id, uuid, firstname, lastname): what xivo-confd's /1.1/users serves of them."""
+        return self._table(xivo, "users")
+
+    def phonebook_entries(self, xivo: Xivo) -> list[dict[str, Any]]:
+        """The first entries of the json.php phonebook (the `phonebook` table, up to 16.13)."""
+        return self._table(xivo, "phonebook")
 
     def _table(self, xivo: Xivo, name: str) -> list[dict[str, Any]]:
         if not self.has_database(xivo):

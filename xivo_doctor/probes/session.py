@@ -32,6 +32,7 @@ SOURCES = {
     "onbox": "xivo_doctor.probes.onbox:OnBoxProbe",
     "web": "xivo_doctor.probes.web:WebProbe",
     "version": "xivo_doctor.probes.version:VersionProbe",
+    "dird": "xivo_doctor.probes.dird:DirdProbe",
 }
 
 
@@ -149,6 +150,11 @@ class Probes:
         return self._probe("version")
 
     @property
+    def dird(self):
+        """xivo-auth's token and xivo-dird's lookup (probes/dird.py)."""
+        return self._probe("dird")
+
+    @property
     def ssh(self):
         """The run's SSH connections to the XiVOs that have an `ssh` section (probes/transport/ssh.py)."""
         with self._lock:
@@ -167,7 +173,10 @@ class Probes:
                 threading.Thread(target=self.ssh.connect, args=(xivo,), name=f"ssh-{xivo.name}", daemon=True).start()
 
     def close(self) -> None:
-        """End what the run keeps open beyond a probe (the SSH connections)."""
+        """End what the run keeps open beyond a probe: its xivo-auth tokens (revoked through the SSH
+        connections they were asked through, so first), then the SSH connections."""
+        if "dird" in self._sources:
+            self._sources["dird"].revoke()
         if self._ssh is not None:
             self._ssh.close()
 

@@ -69,6 +69,33 @@ class WebProbe:
 
         return self.probes.cached(key, ask)
 
+    def confd_users(self, xivo: Xivo) -> list[dict[str, Any]]:
+        """The first users of `xivo`'s xivo-confd (`GET /1.1/users?view=directory&limit=50`), with HTTP
+        Digest as the topology's `confd` user, else its `auth` user (any enabled web services login is
+        accepted by confd's Digest, XIVO-FACTS §6.4): [{"id", "uuid", "firstname", "lastname"}].
+        ProbeError when refused or unreadable."""
+        access = xivo.confd if xivo.confd.username and xivo.confd.password else xivo.auth
+        url = f"https://{_host(xivo.address)}:{xivo.confd.port}/1.1/users"
+        source = f"xivo-confd of {xivo.name} ({url})"
+
+        def ask() -> list[dict[str, Any]]:
+            auth = HTTPDigestAuth(access.username, access.password.reveal()) \
+                if access.username and access.password else None
+            answer = fetch(url, source=source, deadline=self.probes.deadline, timeout=self.probes.timeout,
+                           params={"view": "directory", "limit": "50"}, auth=auth, verify=xivo.confd.verify,
+                           headers={"Accept": "application/json"})
+            if answer.status != 200:
+                who = f"as {access.username!r}" if auth else "without credentials (no confd or auth user)"
+                raise ProbeError(source, f"answered HTTP {answer.status} {who}")
+            body = answer.json(source)
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise ProbeError(source, f"answered 200 without an `items` list: {answer.text[:80]!r}")
+            keys = ("id", "uuid", "firstname", "lastname")
+            return [{k: i.get(k) for k in keys} for i in items if isinstance(i, dict) and "id" in i]
+
+        return self.probes.cached(("confd-users", xivo.name, url), ask)
+
     def phonebook(self, url: str, *, from_xivo: Xivo, term: str, verify: bool | str = False) -> dict[str, Any]:
         """GET <url>?act=search&search=<term> from `from_xivo`'s source address, following nginx's
         HTTP→HTTPS redirect (XIVO-FACTS §6.3), as xivo-dird's phonebook backend does (§6.2).

@@ -60,6 +60,7 @@ def fetch(
     method: str = "GET",
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    data: str | bytes | None = None,
     auth: Any = None,
     verify: bool | str = False,
     source_address: str | None = None,
@@ -75,7 +76,7 @@ def fetch(
     with requests.Session() as session:
         mount(session, max_body=max_body, source_address=source_address)
         with guard(source, deadline, timeout) as budget, via(proxy):
-            response = session.request(method, url, params=params, headers=headers, auth=auth, verify=verify,
+            response = session.request(method, url, params=params, headers=headers, data=data, auth=auth, verify=verify,
                                        timeout=(budget, budget), allow_redirects=allow_redirects)
     return Answer(url=response.url, status=response.status_code, headers=dict(response.headers),
                   body=response.content, elapsed_ms=round((time.monotonic() - started) * 1000, 1),
