@@ -21,7 +21,7 @@ from xivo_doctor.foundation.errors import ProbeError
 from xivo_doctor.foundation.results import FixOut
 from xivo_doctor.xivo import dird_sources as ds
 from xivo_doctor.xivo import dird_tables as tables
-from xivo_doctor.xivo.directories import SEARCHES, by_peer, sends_from_its_address
+from xivo_doctor.xivo.directories import SEARCHES, by_peer, sends_from_its_address, served_uuid
 
 DIRS, DEFS = "Configuration → Management → Directories", "Services → CTI Server → Directories → Definitions"
 CONTEXTS, DISPLAYS = "Services → CTI Server → Directories → Direct directories", \
@@ -194,7 +194,7 @@ def _request_problems(row, peer, xivo, probes, entry, notes, unknown) -> list[di
                  "text": f"{peer.name}'s xivo-confd answered HTTP {answer['status']} to {name!r} {how}"
                          + (f" at {entry['url']}, the URL xivo-confgend builds from the URI {entry['uri']} "
                             "(scheme://host:port split at the first ':')" if odd else "")}]
-    expected, source = _peer_uuid(probes.onbox.uuid_readings(peer))
+    expected, source = served_uuid(probes.onbox.uuid_readings(peer))
     if answer["uuid"] != expected:
         return [{**base, "kind": "uuid", "text": f"{entry['uri']} answered UUID {answer['uuid']}, but {peer.name}'s "
                  f"UUID is {expected} ({source})"}]
@@ -204,15 +204,6 @@ def _request_problems(row, peer, xivo, probes, entry, notes, unknown) -> list[di
 def _slow(peer, xivo, ms, probes) -> list[str]:
     why = ds.too_slow(ms, _version(probes, xivo, "at_hand"), xivo.name)
     return [f"{peer.name} took {ms:.0f} ms to answer /1.1/infos: {why}"] if why else []
-
-
-def _peer_uuid(readings) -> tuple[str | None, str]:
-    """The peer's UUID as its confd serves it: infos.uuid, else what its xivo-ctid or Consul say."""
-    for kind in ("database", "ctid", "consul"):
-        for r in readings:
-            if r.kind == kind and r.uuid:
-                return r.uuid, r.source
-    return None, "no source"
 
 
 def _peer_hosts(probes, peer) -> list[str] | None:

@@ -52,7 +52,13 @@ MATRIX = {
     "directory-uri-trailing-slash": [("directory-source", "xivo-2")],
     # 16.15: its peer's xivo-ctid no longer finds xivo-2's (refused before 16.15, where that is the norm)
     "anonymous-token-not-customised": [("ctid-advertise", "xivo-2")],
+    # dird itself: the tables are right (directory-source passes), only the lookup sees these
+    "dird-stopped": [("directory-lookup", "xivo-2->xivo-1")],
+    "dird-not-restarted": [("directory-lookup", "xivo-2->xivo-1")],
 }
+# Faults of the doctor's own access, not of the interconnection: the item cannot check (`error`)
+# and says what its credentials lack; nothing fails.
+ACCESS_FAULTS = {"lookup-acl-missing": ("directory-lookup[xivo-2->xivo-1]", "dird.directories.lookup.")}
 
 # The RabbitMQ steps of the manual, XiVO's rabbitmq.config and the lab's RabbitMQ are the same on every
 # release (contact_and_presence_sharing.rst and xivo-config etc/rabbitmq/ unchanged 15.19-16.15,
@@ -65,6 +71,7 @@ FIXED_BY_COMMANDS = [
     "ctid-advertise-localhost", "ctid-listen-loopback", "consul-not-joined", "consul-peer-down",
     "federation-upstream-missing", "federation-wrong-password", "federation-policy-missing",
     "federation-plugin-disabled", "duplicate-uuid", "uuid-not-configured", "anonymous-token-not-customised",
+    "dird-stopped", "dird-not-restarted",
 ]
 
 
@@ -101,7 +108,8 @@ def by_status(data, *statuses):
 
 
 def test_every_fault_has_a_row():
-    assert set(MATRIX) == set(faults.FAULTS)
+    assert set(MATRIX) | set(ACCESS_FAULTS) == set(faults.FAULTS)
+    assert not set(MATRIX) & set(ACCESS_FAULTS)
 
 
 def test_the_healthy_lab_passes_everything_10_runs_in_a_row(lab):
@@ -113,7 +121,7 @@ def test_the_healthy_lab_passes_everything_10_runs_in_a_row(lab):
         assert data["verdict"] == "OK"
     checks = {r["check"] for r in data["results"]}
     assert checks == {"xivo-version", "uuid-unique", "port-reachable", "consul-wan", "ctid-advertise",
-                      "rabbitmq-federation", "directory-source", "phonebook-restricted"}
+                      "rabbitmq-federation", "directory-source", "phonebook-restricted", "directory-lookup"}
 
 
 def _items(fault: str) -> list[str]:
@@ -151,6 +159,19 @@ def _settled(lab, expected: list[str], attempts: int = 20) -> dict:
             return data
         time.sleep(0.5)
     return data
+
+
+@pytest.mark.parametrize("fault", list(ACCESS_FAULTS))
+def test_the_doctors_own_access_missing_is_an_error_not_a_fault(lab, fault):
+    item, words = ACCESS_FAULTS[fault]
+    _break(lab, fault)
+    try:
+        data = doctor(lab)
+    finally:
+        faults.heal(lab.dir, say=lambda _: None)
+    assert not by_status(data, "fail", "warn"), {i: r["message"] for i, r in by_status(data, "fail", "warn").items()}
+    assert set(by_status(data, "error")) == {item}
+    assert words in by_status(data, "error")[item]["message"]
 
 
 PLACEHOLDER = re.compile(r"<password of the xivo user on [^>]+>")

@@ -137,6 +137,7 @@ FAULT_PER_CHECK = {
     "federation-policy-missing": ("rabbitmq-federation", "xivo-2->xivo-1"),
     "directory-uri-trailing-slash": ("directory-source", "xivo-2"),
     "phonebook-private-url": ("phonebook-restricted", "xivo-2"),
+    "dird-not-restarted": ("directory-lookup", "xivo-2->xivo-1"),
 }
 FAULT_VARIANTS = ("from afar (no on_box)", "from afar, login page unreachable", "no consul token",
                   "no source address")

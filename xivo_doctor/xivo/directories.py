@@ -69,3 +69,15 @@ def sends_from_its_address(xivo: Xivo) -> bool:
     SSH connection): the peers authorise a directory without credentials by the host it comes from
     (XIVO-FACTS §6.3, §6.4)."""
     return bool(xivo.on_box and xivo.on_box.source_address) or xivo.ssh is not None
+
+
+def served_uuid(readings: Iterable[Any]) -> tuple[str | None, str]:
+    """(uuid, where it was read) of a XiVO as its xivo-confd serves it to dird's `xivo` backend
+    (`/1.1/infos` reads `infos.uuid`, XIVO-FACTS §2), else as its xivo-ctid or Consul say it;
+    `readings` are probes.onbox.uuid_readings' (each with .kind, .uuid, .source)."""
+    readings = list(readings)
+    for kind in ("database", "ctid", "consul"):
+        for r in readings:
+            if r.kind == kind and r.uuid:
+                return r.uuid, r.source
+    return None, "no source"

@@ -52,6 +52,17 @@ class Release:
     # xivo-dird's `xivo` backend reads `entry['uuid']` for every user (KeyError without it): wazo-platform/
     # wazo-dird xivo_dird/plugins/xivo_user_plugin.py `user_uuid=entry['uuid']`, 7d09022b, first tag xivo-16.02.
     dird_needs_user_uuid: bool
+    # The xivo-auth backend a web services user (accesswebservice login/passwd) gets a token from:
+    # `xivo_ws` up to 15.20 (fixed ACL confd.#: wazo-platform/wazo-auth xivo_auth/plugins/backends/
+    # xivo_ws.py@xivo-15.19), `xivo_service` over accesswebservice and its `acl` column from 16.01
+    # (xivo_service.py@xivo-16.01, b3959a85; xivo-manage-db 267d8bd31d11).
+    auth_backend: str
+    # xivo-dird checks `dird.directories.lookup.{profile}.read` on the token from 16.03 (wazo-platform/
+    # wazo-dird xivo_dird/plugins/default_json_view.py@xivo-16.03, 57c026fc); before, any valid token.
+    dird_lookup_acl: bool
+    # xivo-dird's `phonebook` backend (json.php): up to 16.13, removed at 16.14 (wazo-dird setup.py
+    # and etc/xivo-dird/config.yml@xivo-16.14; xivo-confgend plugins/dird_sources.py@xivo-16.14, 4067084).
+    dird_phonebook_backend: bool
 
     @property
     def name(self) -> str:
@@ -81,6 +92,9 @@ def release(version: str | None) -> Release | None:
         lookup_timeout_s=2.9 if v >= (15, 20) else None,
         confd_directory_uuid=v >= (16, 2),
         dird_needs_user_uuid=v >= (16, 2),
+        auth_backend="xivo_service" if v >= (16, 1) else "xivo_ws",
+        dird_lookup_acl=v >= (16, 3),
+        dird_phonebook_backend=v <= (16, 13),
     )
 
 

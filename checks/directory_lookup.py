@@ -1,0 +1,226 @@
+"""directory-lookup: this XiVO's xivo-dird finds a user of the peer, with the peer's UUID.
+
+Item `xivo-1->xivo-2`: xivo-1's xivo-dird searches xivo-2's users. The manual's own last test ("you
+should be able to search for users on other XiVO from the People Xlet",
+contact_and_presence_sharing.rst "Check that the Configuration is Working"), made as the Xlet's
+xivo-ctid makes it: the profile is the CTI context (xivo-ctid cti_adapter.py, docs/research-
+directory-lookup.md §2.2). It takes one user of the peer (its database, else its xivo-confd's
+`/1.1/users`), gets a token of this XiVO's xivo-auth for the topology's `auth` user (backend
+`xivo_ws` up to 15.20, `xivo_service` after), asks dird `/0.1/directories/lookup/<profile>` in
+each profile listing the peer's `xivo` definition, and wants that user back with
+`relations.xivo_id` = the peer's UUID. Where Phonebook Sharing applies (dird's `phonebook` backend,
+≤ 16.13) one entry of the peer's phonebook must come back through this XiVO's phonebook source too
+(its results carry no relations: found by name). Table-level faults are `directory-source`'s and
+`phonebook-restricted`'s (dependencies): what fails here with them passing is dird itself — not
+restarted since the tables changed, stopped, its xivo-auth unreachable, a source failing at run time.
+Per release, with the upstream source of each line: docs/xivo-behaviour.md "directory-lookup".
+"""
+
+from __future__ import annotations
+
+import math
+
+from xivo_doctor.check import Metric, Outcome, WarmUp, check, not_applicable, version_at_hand
+from xivo_doctor.checks._directory_lookup_fix import lookup_fix
+from xivo_doctor.checks._directory_lookup_plan import Plan, plan_for
+from xivo_doctor.foundation.errors import ProbeError
+from xivo_doctor.xivo.directories import SEARCHES
+from xivo_doctor.xivo.releases import release
+
+LOG = "/var/log/xivo-dird.log"
+# the lines wazo-dird logs when a source fails or a profile is missing (research §2.6, §3.5)
+LOG_MARKERS = ("Cannot fetch", "An error occured in search", "does not exist", "Cannot find lookup sources",
+               "Failed to load", "request error", "unexpected HTTP status", "Authentication server unreachable")
+
+
+def latency(o: Outcome) -> list[Metric]:
+    """The lookup's latency (dird's answer, its sources' included); `U` when none was answered."""
+    ms = o.evidence.get("latency_ms")
+    known = isinstance(ms, int | float) and not isinstance(ms, bool) and math.isfinite(ms)
+    return [Metric(f"dird_{o.xivo}_finds_{o.peer}", float(ms) if known else None, "ms", minimum=0,
+                   words=f"directory lookup {o.xivo}→{o.peer}")]
+
+
+@check(
+    id="directory-lookup",
+    title="This XiVO's xivo-dird finds the peer's users, with the peer's UUID",
+    why="the People Xlet searches the other XiVOs' users through xivo-dird; when dird finds nothing, "
+    "remote colleagues cannot be found, called or seen, even with every table right",
+    fix=lookup_fix,
+    doc="contact_and_presence_sharing.rst#check-that-the-configuration-is-working",
+    depends_on=["directory-source", "phonebook-restricted"],
+    warm_up=lambda w: _warm_up(w),
+    warm_up_order=40,
+    metrics=latency,
+    link=SEARCHES,
+)
+def test_directory_lookup(pair, topology, probes, evidence):
+    xivo, peer = pair.xivo, pair.peer
+    if probes.passive:
+        not_applicable("off with --passive: the lookup needs a token, which xivo-auth stores (it is revoked at "
+                       "the end of the run)")
+    if not xivo.auth.username or not xivo.auth.password:
+        not_applicable(f"the topology gives no auth.username and auth.password for {xivo.name}: create a web "
+                       f"services user on {xivo.name} with the ACL dird.directories.lookup.*.read (README: "
+                       "directory-lookup) and give its login and password under auth")
+    version = version_at_hand(probes, xivo, evidence)
+    plan = plan_for(probes, topology, xivo, peer, release(version))
+    evidence.update(plan.evidence())
+    token = probes.dird.token(xivo, plan.backend)
+    evidence["token"] = f"{plan.backend} backend, ACLs {token['acls']}" if token["status"] == 200 else \
+        f"refused: HTTP {token['status']} {token['reason']}"
+    if token["status"] != 200:
+        raise ProbeError(f"xivo-auth of {xivo.name}", f"refused a token to auth.username {xivo.auth.username!r} "
+                         f"(HTTP {token['status']}: {token['reason'] or 'no reason'}), backend {plan.backend}: "
+                         f"check its login and password in Web Services Access on {xivo.name}")
+    problems: list[dict] = []
+    lookups = {}
+    for profile in plan.profiles:
+        seen = _lookup(probes, xivo, profile, plan.term, plan)
+        lookups[profile] = seen
+        problems += _judge(seen, xivo, peer, profile, plan)
+    evidence["lookups"] = lookups
+    answered = [s["elapsed_ms"] for s in lookups.values() if "elapsed_ms" in s]
+    evidence["latency_ms"] = max(answered) if answered else None
+    if plan.phonebook:
+        entry = plan.phonebook
+        for profile in entry["profiles"]:
+            seen = _lookup(probes, xivo, profile, entry["term"], plan)
+            entry.setdefault("lookups", {})[profile] = seen
+            problems += _judge_phonebook(seen, xivo, peer, profile, entry)
+        evidence["phonebook"] = entry
+    if problems:
+        evidence["problems"] = [{k: v for k, v in p.items() if k != "text"} for p in problems]
+        log = _log_lines(probes, xivo)
+        if log:
+            evidence["dird_log"] = log
+    found = sum(bool(s.get("found")) for s in lookups.values())
+    evidence.summary = (f"{xivo.name}'s xivo-dird finds {plan.user_words} of {peer.name} (xivo_id {plan.peer_uuid}) "
+                        f"in {found} profile(s) in {evidence['latency_ms']} ms"
+                        + ("; and its phonebook entry" if plan.phonebook else ""))
+    assert not problems, "; ".join(p["text"] for p in problems)
+
+
+def _lookup(probes, xivo, profile: str, term: str, plan: Plan) -> dict:
+    """dird's answer as evidence: status, what came back, or why nothing answered."""
+    try:
+        answer = probes.dird.lookup(xivo, profile, term)
+    except ProbeError as exc:
+        if "refused" not in exc.detail:
+            raise
+        return {"term": term, "refused": exc.detail}
+    results = answer["results"]
+    return {"term": term, "status": answer["status"], "reason": answer["reason"], "elapsed_ms": answer["elapsed_ms"],
+            "results": len(results), "sources": sorted({str(r.get("source")) for r in results}),
+            "xivo_ids": sorted({str((r.get("relations") or {}).get("xivo_id")) for r in results}),
+            "_results": results}
+
+
+def _judge(seen: dict, xivo, peer, profile: str, plan: Plan) -> list[dict]:
+    results = seen.pop("_results", [])
+    base = {"peer": peer.name, "profile": profile}
+    where = f"{xivo.name}'s xivo-dird (profile {profile!r}, term {seen['term']!r})"
+    if "refused" in seen:
+        return [{**base, "kind": "refused", "text": f"nothing answers xivo-dird's port {xivo.dird.port} on "
+                 f"{xivo.name} ({seen['refused']}): xivo-dird is stopped, or listens elsewhere"}]
+    status = seen["status"]
+    if status in (401, 403):
+        acl = f"dird.directories.lookup.{profile.replace('.', '_')}.read"
+        raise ProbeError(f"xivo-dird of {xivo.name}", f"refused the doctor's token (HTTP {status}: {seen['reason']}): "
+                         f"give the web services user {xivo.auth.username!r} the ACL {acl} (or "
+                         "dird.directories.lookup.*.read)")
+    if status == 404:
+        return [{**base, "kind": "profile", "text": f"{where} answered 404 ({seen['reason']}): dird has no such "
+                 "profile, though the tables make one: it has not been restarted since"}]
+    if status == 503:
+        return [{**base, "kind": "auth", "text": f"{where} answered 503 ({seen['reason']}): dird cannot reach "
+                 f"its xivo-auth (localhost:9497 on {xivo.name}), so every search of its users fails"}]
+    if status != 200:
+        return [{**base, "kind": "status", "status": status, "text": f"{where} answered HTTP {status} "
+                 f"({seen['reason'] or 'no reason'})"}]
+    mine = [r for r in results if _is(r, plan)]
+    seen["found"] = bool(mine)
+    if mine:
+        seen["matched"] = {"source": mine[0].get("source"), **(mine[0].get("relations") or {})}
+        return []
+    stale = sorted({str((r.get("relations") or {}).get("xivo_id")) for r in results
+                    if _names_user(r, plan) and (r.get("relations") or {}).get("xivo_id") != plan.peer_uuid})
+    why = (f"; a result names that user with xivo_id {', '.join(stale)}: dird keeps the UUID it first read "
+           f"from {peer.name} until it restarts" if stale else "")
+    slow = plan.timeout_s and seen["elapsed_ms"] >= plan.timeout_s * 1000 - 100
+    if slow:
+        why += f"; dird answered after {seen['elapsed_ms']:.0f} ms: a source slower than {plan.timeout_s:g} s is " \
+               "dropped without a word"
+    return [{**base, "kind": "stale" if stale else "not-found",
+             "text": f"{where} answered {len(results)} result(s), none is {plan.user_words} of {peer.name} "
+                     f"with xivo_id {plan.peer_uuid}{why}; the tables are right (directory-source passes), so "
+                     f"dird runs with another configuration than theirs, or its {peer.name} source fails at "
+                     f"run time: its log says which"}]
+
+
+def _is(result: dict, plan: Plan) -> bool:
+    relations = result.get("relations") or {}
+    if relations.get("xivo_id") != plan.peer_uuid:
+        return False
+    return str(relations.get("user_id")) == str(plan.user["id"]) or (
+        bool(plan.user.get("uuid")) and relations.get("user_uuid") == plan.user["uuid"])
+
+
+def _names_user(result: dict, plan: Plan) -> bool:
+    return str((result.get("relations") or {}).get("user_id")) == str(plan.user["id"]) and \
+        result.get("source") in plan.source_names
+
+
+def _judge_phonebook(seen: dict, xivo, peer, profile: str, entry: dict) -> list[dict]:
+    results = seen.pop("_results", [])
+    if "refused" in seen or seen.get("status") != 200:
+        return []  # said by the user lookup of the same profile
+    mine = [r for r in results if r.get("source") in entry["sources"]
+            and any(entry["term"].lower() in str(v).lower() for v in r.get("column_values") or ())]
+    seen["found"] = bool(mine)
+    if mine:
+        return []
+    return [{"peer": peer.name, "profile": profile, "kind": "phonebook",
+             "text": f"{xivo.name}'s xivo-dird (profile {profile!r}) does not find {entry['words']} of {peer.name}'s "
+                     f"phonebook through {', '.join(entry['sources'])} ({len(results)} result(s)); json.php answers "
+                     "it (phonebook-restricted passes), so dird's phonebook source fails at run time or dird has "
+                     "not been restarted since the directory changed"}]
+
+
+def _log_lines(probes, xivo) -> list[str]:
+    """The last lines of xivo-dird's log saying why a source or a profile failed, where the log can be
+    read (on-box or over SSH); [] otherwise."""
+    if not probes.onbox.has_root(xivo):
+        return []
+    try:
+        text = probes.onbox.read_file(xivo, LOG) or ""
+    except ProbeError:
+        return []
+    lines = [line for line in text.splitlines()[-400:] if any(m in line for m in LOG_MARKERS)]
+    return [line[:300] for line in lines[-5:]]
+
+
+def _warm_up(w: WarmUp) -> None:
+    """Each XiVO's token, then its lookups, one chain per XiVO: dird may take up to its 2.9 s timeout."""
+    by_xivo: dict[str, list] = {}
+    for pair in w.pairs:
+        by_xivo.setdefault(pair.xivo.name, []).append(pair)
+    for pairs in by_xivo.values():
+        w.chain([lambda pairs=pairs: _warm(w, pairs)])
+
+
+def _warm(w: WarmUp, pairs) -> None:
+    probes = w.probes
+    for pair in pairs:
+        xivo = pair.xivo
+        if probes.passive or not xivo.auth.username or not xivo.auth.password:
+            return
+        try:
+            version = probes.version.at_hand(xivo).version
+            plan = plan_for(probes, w.topology, xivo, pair.peer, release(version))
+            if probes.dird.token(xivo, plan.backend)["status"] != 200:
+                return
+            for profile in plan.profiles:
+                probes.dird.lookup(xivo, profile, plan.term)
+        except Exception:  # the check meets the same failure and reports it
+            continue
