@@ -95,7 +95,8 @@ def _peer_definitions(probes, topology, xivo, peer, dirtype: str) -> list[dict]:
 
 def _term(user: dict[str, Any], columns: list[str]) -> str:
     """A name of the user that dird's filter keeps: in a searched column (a mapped `name` holds both)."""
-    for column in [c for c in columns if c in NAME_COLUMNS] + list(NAME_COLUMNS):
+    searched = [c for c in NAME_COLUMNS if c in columns]  # the last name first: fewer namesakes
+    for column in searched + [c for c in NAME_COLUMNS if c not in searched]:
         if str(user.get(column) or "").strip():
             return str(user[column]).strip()
     return ""
