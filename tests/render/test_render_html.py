@@ -302,6 +302,21 @@ def test_picture_of_ten_xivos_draws_every_expected_link_with_its_status():
     assert (there.cx, there.cy) != (back.cx, back.cy)  # the two directions bow apart: both visible
 
 
+def test_a_panel_of_pair_items_and_per_xivo_items_draws_the_worst_of_both():
+    """Directories: directory-source (per XiVO, its view of each peer) beside directory-lookup (pairs)."""
+    source_fail = Result(check="directory-source", target="xivo-2", status=Status.FAIL, title="t", message="m",
+                         evidence={"problems": [{"peer": "xivo-1", "kind": "missing"}]})
+    results = [S.passing("directory-source", "xivo-1"), source_fail,
+               S.passing("directory-lookup", "xivo-1->xivo-2"),
+               Result(check="directory-lookup", target="xivo-2->xivo-1", status=Status.SKIP, title="t",
+                      message="blocked", blocked_by=("directory-source[xivo-2]",))]
+    report = replace(S.report(results), topology={**S.TOPOLOGY, "pairs": ["xivo-1->xivo-2", "xivo-2->xivo-1"]})
+    dirs = next(p for p in picture.build_picture(report).panels if p.key == "directories")
+    marks = {(k.a, k.b): (k.mark.status, k.mark.item) for k in dirs.links}
+    assert marks[("xivo-2", "xivo-1")] == ("fail", "directory-source[xivo-2]")
+    assert marks[("xivo-1", "xivo-2")][0] == "pass" and len(marks) == 2
+
+
 def test_picture_of_a_real_wan_fault_blames_the_failing_item():
     """A real lab run after `lab break consul-not-joined` (kept under tests/data): consul-wan[xivo-1]
     passes (the fault is reported on xivo-2) while its pool lacks xivo-2."""

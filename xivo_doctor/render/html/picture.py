@@ -215,7 +215,11 @@ def build_picture(report: Report) -> Picture:
     panels = []
     for kind, checks in sorted(kinds.values(), key=lambda k: (k[0].order, k[0].key)):
         if any("->" in r.target for r in report.results if r.check in checks):
-            links = [_arrow(a, b, kind, [by_item.get((c, f"{a}->{b}")) for c in checks], places, node_r)
+            # a panel may hold pair items and per-XiVO items (directories: directory-lookup beside
+            # directory-source): an arrow a->b is the worst of the pair items and of a's view of b
+            links = [_arrow(a, b, kind, [*(mark_of(r) for c in checks if (r := by_item.get((c, f"{a}->{b}")))),
+                                         *(_view(r, b) for c in checks if (r := by_item.get((c, a))))],
+                            places, node_r)
                      for a, b in _pairs(report, names, checks)]
         elif kind.directed:
             links = [_link(a, b, places, node_r, worst(_view(by_item.get((c, a)), b) for c in checks), curved=True,
@@ -229,9 +233,9 @@ def build_picture(report: Report) -> Picture:
     return Picture(tuple(panels), own)
 
 
-def _arrow(a: str, b: str, kind: LinkKind, items: list[Result | None], places: dict[str, tuple[float, float]],
+def _arrow(a: str, b: str, kind: LinkKind, marks: list[Mark], places: dict[str, tuple[float, float]],
            node_r: float) -> Link:
-    """The pair item `a->b` as an arrow, drawn the way what it judges flows."""
-    mark = worst(mark_of(r) for r in items if r is not None)
+    """The pair `a->b` as an arrow, drawn the way what it judges flows."""
+    mark = worst(marks)
     start, end = (b, a) if kind.flows_to_xivo else (a, b)
     return _link(start, end, places, node_r, mark, curved=True, text=f"{start} → {end}")
