@@ -259,3 +259,124 @@ UNKNOWN_VERSION = "Unknown"  # define.inc: $xivo_version = 'Unknown' unless the 
 def footer_has_copyright(version: str) -> bool:
     """The footer's `| © 2006-<year> Avencall` part: in foot.php up to xivo-16.13, gone at xivo-16.14."""
     return key(version) <= (16, 13)
+
+
+# -- xivo-dird (docs/research-directory-lookup.md)
+
+def dird_context_separation(version: str) -> bool:
+    """xivo-confgend reads `ctimain.context_separation` (and fails every dird file without a `ctimain`
+    row) from 15.20 (`DirdFrontend.__getattr__`, xivo_confgen/dird.py@xivo-15.20, confgend d6c3abf);
+    15.19's dird.py has no such switch (§1.3, §1.6)."""
+    return key(version) >= (15, 20)
+
+
+def dird_lookup_timeout(version: str) -> float | None:
+    """`services.lookup.<profile>.timeout`: none at 15.19 (dird waits for every source), 2.9 from 15.20
+    (xivo_confgen/dird.py@xivo-15.20 `_default_timeout`, confgend 099d954; §1.4)."""
+    return None if key(version) < (15, 20) else 2.9
+
+
+def dird_source_types(version: str) -> tuple[str, ...]:
+    """confgend's `supported_types` for dird/sources.yml (§1.3): xivo_confgen/dird.py@xivo-15.19..16.12;
+    plugins/dird_sources.py@xivo-16.13 adds dird_phonebook (a3a8bd8), @xivo-16.14 drops phonebook (4067084)."""
+    if key(version) <= (16, 12):
+        return ("csv", "csv_ws", "ldap", "phonebook", "xivo")
+    if key(version) == (16, 13):
+        return ("csv", "csv_ws", "ldap", "phonebook", "xivo", "dird_phonebook")
+    return ("csv", "csv_ws", "ldap", "xivo", "dird_phonebook")
+
+
+def dird_phonebook_backend(version: str) -> bool:
+    """dird's `phonebook` backend (json.php) is enabled up to 16.13; its plugin and its line in
+    enabled_plugins.backends are gone at 16.14 (wazo-dird etc/xivo-dird/config.yml@xivo-16.13/@xivo-16.14,
+    77a6c75d; §1.6, §4)."""
+    return key(version) <= (16, 13)
+
+
+def dird_reverse_row_required(version: str) -> bool:
+    """`cti_reverse_dao.get_config` reads `rows.first().directories`: no `ctireversedirectories` row fails
+    dird/services.yml up to 16.14; 16.15 skips rows whose `directories` is '' and gives [] (xivo-dao
+    4352bde5; cti_reverse_dao.py@xivo-16.14/@xivo-16.15; §1.6)."""
+    return key(version) <= (16, 14)
+
+
+def dird_lookup_acl(version: str) -> bool:
+    """dird asks auth for `dird.directories.lookup.<profile>.read` (dots of the profile as `_`) from 16.03;
+    15.19-16.02 send no scope, so any valid token passes (wazo-dird 57c026fc,
+    default_json_view.py@xivo-16.03; §2.1)."""
+    return key(version) >= (16, 3)
+
+
+def dird_auth_verifier(version: str) -> bool:
+    """16.01+: xivo-lib-python's AuthVerifier, JSON 401 `Unauthorized` / 503 `Authentication server
+    unreachable` (timestamp a float); 15.19-15.20: dird's own verify_token, flask-restful's abort(401)
+    and a 503 `Could not connect to authentication server on <host>:<port>: <error>` (timestamp a list)
+    (xivo_dird/core/auth.py@xivo-15.19, core/rest_api.py@xivo-16.01, a9d01d49; §2.4)."""
+    return key(version) >= (16, 1)
+
+
+def dird_verifies_auth_certificate(version: str) -> bool:
+    """dird's auth client verifies xivo-auth's certificate from 16.08 (config.yml `auth.verify_certificate:
+    /usr/share/xivo-certs/server.crt`, client default True); up to 16.07 the client default is False
+    (wazo-dird etc/xivo-dird/config.yml@xivo-16.08, wazo-auth-client client.py@xivo-16.08; §2.1)."""
+    return key(version) >= (16, 8)
+
+
+def dird_user_uuid_relation(version: str) -> bool:
+    """`relations.user_uuid` = the confd entry's `uuid` from 16.02 (KeyError against a peer whose confd
+    has no `uuid`); absent before (wazo-dird 7d09022b, source_result.py@xivo-16.02; §2.3, §3.4)."""
+    return key(version) >= (16, 2)
+
+
+def dird_xivo_valid_keys(version: str) -> tuple[str, ...]:
+    """The confd entry's keys the `xivo` backend keeps as fields (`_valid_keys`): `email` from 16.02
+    (wazo-dird 08a30b0f, xivo_user_plugin.py@xivo-15.19/@xivo-16.02; §3.4)."""
+    keys = ("id", "exten", "firstname", "lastname", "userfield", "description", "mobile_phone_number",
+            "voicemail_number")
+    return (*keys, "email") if key(version) >= (16, 2) else keys
+
+
+def dird_none_as_text(version: str) -> bool:
+    """The `xivo` backend's search matches a None field as the text 'none' up to 16.13 (`unicode(value)`);
+    16.14+ uses '' (wazo-dird af6b6b3b, xivo_user_plugin.py@xivo-16.14; §3.4)."""
+    return key(version) <= (16, 13)
+
+
+def dird_favorites_strict(version: str) -> bool:
+    """From 16.07 a lookup profile missing from `services.favorites` raises NoSuchProfileException in
+    `favorite_ids`, uncaught: HTTP 500; up to 16.06 the consul-based favourites only warn (wazo-dird
+    2aa098e8, favorites_service.py@xivo-16.07; §2.4)."""
+    return key(version) >= (16, 7)
+
+
+def dird_default_phone_sources(version: str) -> list[str]:
+    """config.yml's `services.lookup.default_phone.sources`: `xivodir, internal` up to 16.13, `internal`
+    from 16.14 (wazo-dird etc/xivo-dird/config.yml@xivo-16.13/@xivo-16.14)."""
+    return ["xivodir", "internal"] if key(version) <= (16, 13) else ["internal"]
+
+
+def dird_missing_term(version: str) -> str:
+    """flask-restful's reqparse message for the missing `term` (help 'term is missing'): 0.3.4 up to
+    16.01 `(help)  Missing required parameter in the query string`, 0.3.5 from 16.02 the help alone
+    (wazo-dird requirements.txt@xivo-16.01/@xivo-16.02; flask-restful reqparse.py@0.3.4/@0.3.5
+    `handle_validation_error`). Pins read, packages not: [INFERRED]."""
+    if key(version) <= (16, 1):
+        return "(term is missing)  Missing required parameter in the query string"
+    return "term is missing"
+
+
+def dird_view_logger(version: str) -> str:
+    """The logger of `Lookup for <t> with profile <p>`: the view module, moved at 16.15 (wazo-dird
+    47a43018; §2.6)."""
+    if key(version) >= (16, 15):
+        return "xivo_dird.plugins.views.default_json.default_json_view"
+    return "xivo_dird.plugins.default_json_view"
+
+
+def confgend_logs_errors(version: str) -> bool:
+    """xivo-confgend logs `unexpected error raised by handler` / `No cached content for <key>` from 16.10
+    (ea5157b, 55afb4a); up to 16.09 it prints the error and `No such configuration for <key>` into
+    twistd's log, the same /var/log/xivo-confgend.log (confgen.py@xivo-15.19, debian/xivo-confgend.init;
+    §1.1)."""
+    return key(version) >= (16, 10)
+
