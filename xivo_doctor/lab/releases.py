@@ -380,3 +380,61 @@ def confgend_logs_errors(version: str) -> bool:
     §1.1)."""
     return key(version) >= (16, 10)
 
+
+# -- xivo-auth (docs/research-directory-lookup.md)
+
+def auth_backends(version: str) -> tuple[str, ...]:
+    """`enabled_plugins` of the shipped etc/xivo-auth/config.yml (wazo-auth, each tag): 15.19-15.20 list
+    xivo_ws beside xivo_admin, xivo_service, xivo_user; 16.01 drops xivo_ws (b3959a85); 16.02 adds
+    ldap_user (§5.3)."""
+    if key(version) < (16, 1):
+        return ("xivo_admin", "xivo_service", "xivo_user", "xivo_ws")
+    if key(version) < (16, 2):
+        return ("xivo_admin", "xivo_service", "xivo_user")
+    return ("ldap_user", "xivo_admin", "xivo_service", "xivo_user")
+
+
+def auth_ws_backend(version: str) -> str:
+    """The backend that checks a web services user (`accesswebservice` login/passwd): `xivo_ws` at
+    15.19-15.20 (plugins/backends/xivo_ws.py@xivo-15.19), `xivo_service` from 16.01, which took over its
+    SQL and reads the row's `acl` (xivo_service.py@xivo-16.01, b3959a85; §5.3). Before 16.01
+    `xivo_service` is another thing: the services' key files."""
+    return "xivo_ws" if key(version) < (16, 1) else "xivo_service"
+
+
+# xivo_ws's token ACLs, whatever the row (XiVOWS.get_acls, plugins/backends/xivo_ws.py@xivo-15.19/15.20)
+AUTH_XIVO_WS_ACLS = ("confd.#",)
+
+
+def auth_service_key_acls(version: str) -> tuple[str, ...]:
+    """15.19-15.20 `xivo_service` (a login of config.yml's `services`, password = its key file's
+    service_key): fixed ACLs `agentd.#, dird.#, confd.#`, 15.20 adds `ctid-ng.#`
+    (XiVOService.get_acls, xivo_service.py@xivo-15.19 / @xivo-15.20, f159ab9b; §5.3)."""
+    acls = ("agentd.#", "dird.#", "confd.#")
+    return (*acls, "ctid-ng.#") if key(version) >= (15, 20) else acls
+
+
+def auth_json_401(version: str) -> bool:
+    """A refused `POST /0.1/token`: Flask-HTTPAuth 2.2.1's plain `Unauthorized Access` (realm
+    `Authentication Required`) up to 16.02; from 16.03 the JSON `{"reason": ["Authentication Failed"],
+    "timestamp": [t], "status_code": 401}` (http.py@xivo-16.03 `Tokens.post`, c7474f0f, 40d21916; §5.2)."""
+    return key(version) >= (16, 3)
+
+
+def auth_integer_expiration(version: str) -> bool:
+    """16.02+: `expiration` must be a positive integer, null means the default lifetime
+    (`_is_positive_integer`, http.py@xivo-16.02, 5bea29f4); 15.19-16.01: any value `> 0` (Python 2
+    comparison), null refused (http.py@xivo-15.19; §5.2)."""
+    return key(version) >= (16, 2)
+
+
+def auth_token_resources_split(version: str) -> bool:
+    """16.02+: `Tokens` (POST /token) apart from `Token` (/token/<t>), so `GET /0.1/token` is 405
+    (controller.py@xivo-16.02, 2d0c17d8 "forbid GET /token"); before, one resource served both (§5.1)."""
+    return key(version) >= (16, 2)
+
+
+def auth_me_matches_literal(version: str) -> bool:
+    """An ACL's `.me` segment: replaced by the token's auth_id up to 16.07; from 16.08 it matches `me` or
+    the auth_id (token.py@xivo-16.08 `_transform_acl_me_to_uuid_or_me`, c6ec845a; §5.4)."""
+    return key(version) >= (16, 8)

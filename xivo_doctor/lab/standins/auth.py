@@ -1,0 +1,398 @@
+"""Lab stand-in for xivo-auth's HTTPS API (9497); behaviour from docs/research-directory-lookup.md §5.
+
+Place in the pipeline: none — the lab is the system being inspected (docs/lab.md). Started as
+`python -m xivo_doctor.lab.standins.auth --root <node root>`; reads `etc/xivo-auth/config.yml` and
+`etc/xivo-auth/conf.d/*.yml` when the node has them (`rest_api.https`, `default_token_lifetime`,
+`enabled_plugins`, `services`, `db_uri`), else what the release ships; the database of
+`etc/xivo-dao/config.yml` when no `db_uri` is set (the lab's one place for it).
+
+Serves, under `/0.1`: `POST /token` (Basic credentials, JSON `backend` and `expiration`) for a web
+services user — `xivo_ws` up to 15.20, `xivo_service` over `accesswebservice` from 16.01 (`releases`);
+`HEAD|GET|DELETE /token/<token>[?scope=<acl>]`. Tokens are uuid4, kept in memory with their expiry.
+Not emulated: the other backends (`xivo_user`, `xivo_admin`, `ldap_user` answer as a failed login);
+Consul, where upstream keeps its tokens (KV `xivo/xivo-auth/tokens/<id>` on every release, and up to
+16.06 the token is a Consul ACL token): with consul stopped the real daemon answers 500 `Connection to
+consul failed`, this one goes on; the celery task that deletes a token when it expires (an expired
+token is refused on read, as `Manager.get` does, which is what a client sees).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import sys
+import threading
+import time
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import psycopg
+import yaml
+
+from xivo_doctor.lab import releases
+from xivo_doctor.lab.standins.base import Node, QuietHandler, deep_merge, main_args, serve, tls_context, wait_for_stop
+
+SERVICE = "xivo-auth"
+PREFIX = "/0.1"
+# xivo_auth/config.py `_DEFAULT_CONFIG` (@xivo-15.19 .. @xivo-16.15) and the shipped config.yml's
+# `default_token_lifetime: 7200`, `enabled_plugins` (per release, `releases.auth_backends`).
+DEFAULTS: dict[str, Any] = {
+    "config_file": "/etc/xivo-auth/config.yml",
+    "extra_config_files": "/etc/xivo-auth/conf.d",
+    "default_token_lifetime": 7200,
+    "rest_api": {"https": {"listen": "0.0.0.0", "port": 9497, "certificate": "/usr/share/xivo-certs/server.crt",
+                           "private_key": "/usr/share/xivo-certs/server.key"}},
+}
+# werkzeug's and flask-restful's bodies for a route or method the API does not have
+NOT_FOUND = {"message": "The requested URL was not found on the server.  If you entered the URL manually please "
+                        "check your spelling and try again."}
+NOT_ALLOWED = {"message": "The method is not allowed for the requested URL."}
+TOKEN_ROUTE = re.compile(rf"^{re.escape(PREFIX)}/token/([^/]+)$")
+
+
+class DatabaseError(Exception):
+    pass
+
+
+class InternalError(Exception):
+    """What Flask turns into its bare 500 page: an exception the resource does not catch."""
+
+
+@dataclass
+class Token:
+    token: str
+    auth_id: str
+    xivo_user_uuid: str | None
+    issued: datetime
+    expires: datetime
+    acls: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        # `Token.to_dict` (xivo_auth/token.py@xivo-15.19 .. @xivo-16.15): naive local ISO times, as
+        # `helpers.now()` / `later()` make them with `datetime.now().isoformat()`.
+        return {"token": self.token, "auth_id": self.auth_id, "xivo_user_uuid": self.xivo_user_uuid,
+                "issued_at": self.issued.isoformat(), "expires_at": self.expires.isoformat(), "acls": self.acls}
+
+
+def acl_regex(acl: str, auth_id: str, me_literal: bool) -> re.Pattern[str]:
+    """One token ACL as the regex `Token.matches_required_acl` tries: `*` one dot-free segment
+    (`[^.]*?`), `#` anything (`.*?`), anchored both ends (`_transform_acl_to_regex`, token.py@xivo-15.19).
+    `.me`: up to 16.07 replaced by the auth_id before (a trailing `.me`, else every `.me.`); from 16.08
+    it matches `me` or the auth_id (`_transform_acl_me_to_uuid_or_me`, token.py@xivo-16.08)."""
+    if not me_literal:
+        acl = f"{acl[:-3]}.{auth_id}" if acl.endswith(".me") else acl.replace(".me.", f".{auth_id}.")
+    pattern = "".join("[^.]*?" if c == "*" else ".*?" if c == "#" else re.escape(c) for c in acl)
+    if me_literal:
+        either = rf"\.(me|{re.escape(auth_id)})"
+        pattern = pattern.replace(r"\.me\.", either + r"\.")
+        if pattern.endswith(r"\.me"):
+            pattern = pattern[:-4] + either
+    return re.compile(f"^{pattern}$")
+
+
+def matches(token: Token, required: str | None, me_literal: bool) -> bool:
+    """No scope always matches; else any of the token's ACLs (token.py `matches_required_acl`)."""
+    if required is None:
+        return True
+    return any(acl_regex(acl, token.auth_id, me_literal).match(required) for acl in token.acls)
+
+
+def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
+    # `_error` of xivo_auth/http.py (every tag): the reason in a list, the timestamp too
+    return status, {"reason": [message], "timestamp": [time.time()], "status_code": status}
+
+
+def _ascii(text: str) -> str:
+    # `unidecode(required_acl)` in MissingACLTokenException, to the nearest ASCII
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+class Auth:
+    """What the handler needs: the node's release, its database, the settings and the tokens."""
+
+    def __init__(self, node: Node, config: dict[str, Any], service_keys: dict[str, str]) -> None:
+        self.node = node
+        self.version = node.release()
+        self.config = config
+        self.db_uri = str(config.get("db_uri") or "")
+        self.backends = set(config.get("enabled_plugins") or ())
+        self.lifetime = config.get("default_token_lifetime", 7200)
+        self.service_keys = service_keys
+        self.tokens: dict[str, Token] = {}
+        self.lock = threading.Lock()
+        self.log = node.log(SERVICE)
+
+    def query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        try:
+            with psycopg.connect(self.db_uri, connect_timeout=3) as conn:
+                return conn.execute(sql, params).fetchall()
+        except psycopg.Error as e:
+            raise DatabaseError(str(e).strip()) from e
+
+    # -- the backends: verify_password, get_ids, get_acls -----------------------------------------
+
+    def _ws_password(self, login: str, password: str) -> bool:
+        # accesswebservice_dao.check_username_password (xivo-dao@xivo-15.19 .. @xivo-16.15): an enabled
+        # row with exactly this login and this plain-text passwd
+        return bool(self.query("SELECT login FROM accesswebservice WHERE login = %s AND passwd = %s AND disable = 0",
+                               (login, password)))
+
+    def _ws_id(self, login: str) -> str:
+        # accesswebservice_dao.get_user_id: `.scalar()` of the enabled rows' ids; two rows with the login
+        # raise MultipleResultsFound, which nothing catches (500)
+        rows = self.query("SELECT id FROM accesswebservice WHERE login = %s AND disable = 0", (login,))
+        if len(rows) != 1:
+            raise InternalError(f"get_user_id({login!r}): {len(rows)} rows")
+        return str(rows[0][0])
+
+    def verify_password(self, backend: str, login: str, password: str) -> bool:
+        """`_call_backend('verify_password', ...)` (http.py, every tag): stevedore's map_method skips a
+        name that is not a loaded plugin, the empty result raises IndexError, taken as a refusal."""
+        if backend not in self.backends:
+            return False
+        if backend == "xivo_ws" or (backend == "xivo_service" and releases.auth_ws_backend(self.version) == backend):
+            return self._ws_password(login, password)
+        if backend == "xivo_service":
+            # 15.19-15.20: the login of a `services` entry whose key file's service_key is the password
+            # (xivo_service.py@xivo-15.19 `verify_password`, config.py `_load_key_files`)
+            return login in self.service_keys and self.service_keys[login] == password
+        return False  # xivo_user, xivo_admin, ldap_user: not emulated
+
+    def identity(self, backend: str, login: str) -> tuple[str, str | None, list[str]]:
+        """(auth_id, xivo_user_uuid, acls) in `Manager.new_token`'s order: `get_ids`, then the ACLs."""
+        if backend == "xivo_service" and releases.auth_ws_backend(self.version) != backend:
+            # 15.19-15.20 key-file services: `get_ids` is (login, login), fixed ACLs
+            return login, login, list(releases.auth_service_key_acls(self.version))
+        auth_id = self._ws_id(login)
+        if backend == "xivo_ws":
+            return auth_id, None, list(releases.AUTH_XIVO_WS_ACLS)  # XiVOWS.get_acls
+        # 16.01+ xivo_service: accesswebservice_dao.get_user_acl, the first enabled row's `acl`
+        rows = self.query("SELECT acl FROM accesswebservice WHERE login = %s AND disable = 0", (login,))
+        return auth_id, None, list(rows[0][0] or []) if rows else []
+
+    # -- the token store ---------------------------------------------------------------------------
+
+    def new_token(self, backend: str, login: str, expiration: float | None) -> Token:
+        auth_id, user_uuid, acls = self.identity(backend, login)
+        issued = datetime.now()
+        token = Token(str(uuid.uuid4()), auth_id, user_uuid, issued,
+                      issued + timedelta(seconds=self.lifetime if expiration is None else expiration), acls)
+        with self.lock:
+            self.tokens = {k: t for k, t in self.tokens.items() if t.expires >= issued}  # celery's clean_token
+            self.tokens[token.token] = token
+        return token
+
+    def get(self, token_id: str, required: str | None) -> Token:
+        """`Manager.get`: 404 `No such token` when it is not a UUID (`Storage._check_valid_token_id`),
+        unknown or expired; 403 `Unauthorized for <acl>` when no ACL matches the scope."""
+        try:
+            uuid.UUID(hex=token_id)
+        except ValueError as e:
+            self.log.warning("Invalid token ID: %s", e)
+            raise LookupError from None
+        with self.lock:
+            token = self.tokens.get(token_id)
+        if token is None or datetime.now() > token.expires:
+            raise LookupError
+        if not matches(token, required, releases.auth_me_matches_literal(self.version)):
+            raise PermissionError(f"Unauthorized for {_ascii(required or '')}")
+        return token
+
+    def remove(self, token_id: str) -> None:
+        try:
+            uuid.UUID(hex=token_id)
+        except ValueError as e:
+            self.log.warning("Invalid token ID: %s", e)
+            raise LookupError from None
+        with self.lock:
+            self.tokens.pop(token_id, None)
+
+
+class Handler(QuietHandler):
+    auth: Auth
+
+    def handle_request(self) -> None:
+        try:
+            status, body, headers = self.respond()
+        except DatabaseError as e:
+            self.auth.log.error("database error: %s", e)
+            status, body, headers = 500, "Internal Server Error", {}
+        except InternalError as e:
+            self.auth.log.error("unexpected error: %s", e)
+            status, body, headers = 500, "Internal Server Error", {}
+        self.reply(status, body, headers)
+        # http_helpers.log_request (xivo-lib-python, every tag): `(<client>) <METHOD> <url> <status>`;
+        # the token is cut to its first 8 characters here (upstream writes the whole URL)
+        url = unquote(f"https://{self.headers.get('Host', '')}{self.path}")
+        url = re.sub(r"(/token/)([^/?]{8})[^/?]*", r"\1\2…", url)
+        self.auth.log.info("(%s) %s %s %s", self.client_address[0], self.command, url, status)
+
+    do_GET = do_POST = do_HEAD = do_DELETE = do_PUT = handle_request
+
+    def reply(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        if isinstance(body, str):  # Flask's plain responses (Flask-HTTPAuth's 401, the 500 page)
+            data, kind = body.encode(), "text/html; charset=utf-8"
+        else:
+            data, kind = (b"" if body is None else json.dumps(body).encode()), "application/json"
+        self.send_response(status)
+        if status != 204:
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD" and status != 204:
+            self.wfile.write(data)
+
+    def respond(self) -> tuple[int, Any, dict[str, str]]:
+        body = self.read_body() if self.command in ("POST", "PUT", "DELETE") else b""
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        split = releases.auth_token_resources_split(self.auth.version)
+        if url.path == f"{PREFIX}/token":
+            if self.command == "POST":
+                return self.new_token(body)
+            # 16.02+: `Tokens` has only post (405); before, the one resource's get/head/delete lack
+            # their `token` argument (TypeError, 500)
+            return (405, NOT_ALLOWED, {}) if split else (500, "Internal Server Error", {})
+        match = TOKEN_ROUTE.match(url.path)
+        if match is None:
+            return 404, NOT_FOUND, {}
+        token_id = unquote(match.group(1))
+        if self.command in ("GET", "HEAD"):
+            return self.check(token_id, query.get("scope"))
+        if self.command == "DELETE":
+            try:
+                self.auth.remove(token_id)
+            except LookupError:
+                return (*_error(404, "No such token"), {})
+            return 200, {"data": {"message": "success"}}, {}
+        if self.command == "POST" and not split:  # post() given a `token` argument it does not take
+            return 500, "Internal Server Error", {}
+        return 405, NOT_ALLOWED, {}
+
+    def check(self, token_id: str, scope: str | None) -> tuple[int, Any, dict[str, str]]:
+        # `Token.head` / `Token.get` (http.py, every tag): 204 empty / 200 {"data": ...}; a refusal
+        # carries `_error`'s body (not sent for HEAD)
+        try:
+            token = self.auth.get(token_id, scope)
+        except LookupError:
+            return (*_error(404, "No such token"), {})
+        except PermissionError as e:
+            return (*_error(403, str(e)), {})
+        if self.command == "HEAD":
+            return 204, None, {}
+        return 200, {"data": token.to_dict()}, {}
+
+    def new_token(self, raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        version = self.auth.version
+        credentials = self._basic()
+        if not releases.auth_json_401(version) and credentials is None:
+            # Flask-HTTPAuth 2.2.1 `login_required` (pinned in requirements.txt@xivo-15.19 .. @xivo-16.02):
+            # no Authorization header, refused before the body is read
+            return self._refused()
+        # Flask 0.10's request.get_json(): None unless the body is declared JSON; a declared body that
+        # does not parse is a 400. Everything after reads `data['backend']`: no dict, no key → 500.
+        data: Any = None
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip() == "application/json":
+            try:
+                data = json.loads(raw or b"null")
+            except ValueError:
+                return 400, {"message": "The browser (or proxy) sent a request that this server could not "
+                                        "understand."}, {}
+        if not isinstance(data, dict) or "backend" not in data:
+            raise InternalError("request without a JSON object naming the backend")
+        backend = str(data["backend"])
+        login, password = credentials or ("", "")  # 16.03+: no header is the login '' (http.py@xivo-16.03)
+        if not self.auth.verify_password(backend, login, password):
+            return self._refused()
+        expiration = data.get("expiration")
+        if releases.auth_integer_expiration(version):
+            # 16.02+ `_is_positive_integer` (a bool is an int, as in Python 2); null is no expiration
+            if expiration is not None and not (isinstance(expiration, int) and expiration > 0):
+                return (*_error(400, "Invalid expiration"), {})
+        elif "expiration" in data:
+            # up to 16.01 `not data['expiration'] > 0`: Python 2 sees null below 0 and any text above it,
+            # which timedelta then refuses (500)
+            if expiration is None or (isinstance(expiration, (int, float)) and not expiration > 0):
+                return (*_error(400, "Invalid expiration"), {})
+            if not isinstance(expiration, (int, float)):
+                raise InternalError(f"expiration {expiration!r} is not a number")
+        token = self.auth.new_token(backend, login, expiration)
+        return 200, {"data": token.to_dict()}, {}
+
+    def _basic(self) -> tuple[str, str] | None:
+        header = self.headers.get("Authorization") or ""
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            login, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return (login, password) if sep else None
+
+    def _refused(self) -> tuple[int, Any, dict[str, str]]:
+        if releases.auth_json_401(self.auth.version):
+            return (*_error(401, "Authentication Failed"), {})
+        # Flask-HTTPAuth 2.2.1 `default_auth_error` and `authenticate_header`
+        return 401, "Unauthorized Access", {"WWW-Authenticate": 'Basic realm="Authentication Required"'}
+
+
+def settings(node: Node) -> dict[str, Any]:
+    """The code defaults, the release's shipped `enabled_plugins`, then config.yml and conf.d/*.yml in
+    order (xivo_auth/config.py `get_config`: read_config_file_hierarchy over `_DEFAULT_CONFIG`)."""
+    config = deep_merge(DEFAULTS, {"enabled_plugins": list(releases.auth_backends(node.release()))})
+    config = deep_merge(config, node.read_yaml(str(config["config_file"])))
+    extra = node.path(str(config.get("extra_config_files") or DEFAULTS["extra_config_files"]))
+    for path in sorted(extra.glob("*.yml")) if extra.is_dir() else []:
+        config = deep_merge(config, yaml.safe_load(path.read_text()) or {})
+    if not config.get("db_uri"):  # the lab keeps the node's database in xivo-dao's config only
+        config["db_uri"] = node.read_yaml("/etc/xivo-dao/config.yml").get("db_uri", "")
+    return config
+
+
+def service_keys(node: Node, config: dict[str, Any]) -> dict[str, str]:
+    """15.19-15.20 `_load_key_files`: each `services.<login>.key_file`'s `service_key`, read at start."""
+    if releases.auth_ws_backend(node.release()) != "xivo_ws":
+        return {}
+    return {login: str(node.read_yaml(str(entry["key_file"]))["service_key"])
+            for login, entry in (config.get("services") or {}).items()}
+
+
+def main() -> int:
+    args = main_args(__doc__.splitlines()[0])
+    node = Node(args.root)
+    log = node.log(SERVICE)
+    config = settings(node)
+    try:
+        keys = service_keys(node, config)
+    except (OSError, KeyError, TypeError) as e:  # upstream dies reading the key files, before serving
+        log.error("cannot read a service key file: %s", e)
+        return 1
+    auth = Auth(node, config, keys)
+    https = config["rest_api"]["https"]
+    handler = type("AuthHandler", (Handler,), {"auth": auth})
+    address = node.listen_address(str(https["listen"]))
+    try:
+        server = serve(address, int(https["port"]), handler,
+                       tls=tls_context(node, https["certificate"], https["private_key"]))
+    except OSError as e:
+        log.error("cannot serve HTTPS on %s:%s: %s", address, https["port"], e)
+        return 1
+    log.info("HTTPS server listening on %s:%s (XiVO %s, backends %s)", address, https["port"], auth.version,
+             ", ".join(sorted(auth.backends)))
+    wait_for_stop()
+    server.shutdown()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
