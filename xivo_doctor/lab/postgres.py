@@ -205,13 +205,27 @@ DEFAULT_DISPLAY = ('{"10": [ "Nom","name","","name" ],"20": [ "Numéro","number"
                    '"email"], "70": ["Personnel", "personal", "", ""]}')
 
 
-def fill_node(dsn: str, *, uuid: str, node_address: str, peers: Sequence[tuple[str, ...]], version: str) -> None:
+# The web services user the doctor's directory-lookup check asks xivo-auth a token with (docs/lab.md
+# "Database"): what it needs to look a peer's users up in xivo-dird (research-directory-lookup.md §2.1,
+# §5.3), as an admin adds it in Configuration → Management → Web Services Access.
+LOOKUP_USER = {"name": "xivo-doctor-lookup", "login": "xivo-doctor",
+               "acl": ("dird.directories.lookup.*.read", "confd.users.read")}
+# populate.sql's `ctimain` row keeps context_separation 0 (VALUES(DEFAULT, ..., 0, 1) at xivo-15.19 and
+# xivo-16.13: its last-but-one column), and `ctireversedirectories` '["xivodir"]' up to 16.13, which an
+# upgraded XiVO keeps (16.14 stopped inserting it; xivo-manage-db populate/populate.sql, 9e2fb9d)
+REVERSE_DIRECTORIES = '["xivodir"]'
+
+
+def fill_node(dsn: str, *, uuid: str, node_address: str, peers: Sequence[tuple[str, ...]], version: str,
+              lookup_password: str | None = None) -> None:
     """The rows the manual's procedure leaves on a node (docs/lab.md "Database"), plus users and contacts.
 
     `peers` are (name, address) or (name, address, version); a peer's version defaults to the node's.
     The web-service user authorising each peer by host is there at every release (Contact and
     Presence Sharing's "Add a Web Service User"); a `phonebook` directory toward a peer only when
-    both run a release with Phonebook Sharing (16.03-16.13, `releases.phonebook_sharing`)."""
+    both run a release with Phonebook Sharing (16.03-16.13, `releases.phonebook_sharing`).
+    `lookup_password`: the doctor's own web services user (`LOOKUP_USER`, no host) with that password;
+    None leaves it out."""
     octet = node_address.rsplit(".", 1)[-1]
     with_obj = releases.accesswebservice_has_obj(version)
     by_id = releases.ctidirectories_by_id(version)
@@ -232,6 +246,16 @@ def fill_node(dsn: str, *, uuid: str, node_address: str, peers: Sequence[tuple[s
                 uri = f"http://{address}/service/ipbx/json.php/restricted/pbx_services/phonebook"
                 sources.append((f"phonebook-{p}", uri, "phonebook", f"phonebook-{p}", f"Phonebook of {name}",
                                 PHONEBOOK_FIELDS))
+        if lookup_password is not None:
+            # after the peers' rows (their ids stay 1..N); no host, so it authorises no address
+            if with_obj:  # <= 15.20: no `acl` column; the web interface's `obj` '' grants no json.php ACL
+                cur.execute("INSERT INTO accesswebservice (name, login, passwd, host, obj, description, disable)"
+                            " VALUES (%s, %s, %s, NULL, '', '', 0)",
+                            (LOOKUP_USER["name"], LOOKUP_USER["login"], lookup_password))
+            else:
+                cur.execute("INSERT INTO accesswebservice (name, login, passwd, host, acl, disable)"
+                            " VALUES (%s, %s, %s, NULL, %s, 0)",
+                            (LOOKUP_USER["name"], LOOKUP_USER["login"], lookup_password, list(LOOKUP_USER["acl"])))
         for ctiname, uri, dirtype, dirname, description, fields in sources:
             cur.execute("INSERT INTO directories (uri, dirtype, name, description, xivo_verify_certificate)"
                         " VALUES (%s, %s, %s, %s, false) RETURNING id", (uri, dirtype, dirname, description))
@@ -252,6 +276,9 @@ def fill_node(dsn: str, *, uuid: str, node_address: str, peers: Sequence[tuple[s
                     " VALUES ('default', %s, 'Display', 'Default profile', 1)", (",".join(s[0] for s in sources),))
         cur.execute("INSERT INTO ctidisplays (name, data, deletable, description) VALUES ('Display', %s, 1, %s)",
                     (DEFAULT_DISPLAY, "Affichage par défaut"))
+        cur.execute("INSERT INTO ctimain (ctis_active, tlscertfile, tlsprivkeyfile, context_separation,"
+                    " live_reload_conf) VALUES (1, '', '', 0, 1)")
+        cur.execute("INSERT INTO ctireversedirectories (directories) VALUES (%s)", (REVERSE_DIRECTORIES,))
         for i, first in enumerate(("Alice", "Bob", "Carol"), 1):
             cur.execute("INSERT INTO userfeatures (uuid, firstname, lastname, email, mobilephonenumber, userfield,"
                         " description, exten, context)"

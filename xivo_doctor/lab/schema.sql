@@ -33,3 +33,9 @@ CREATE TABLE phonebookaddress (id serial PRIMARY KEY, phonebookid integer NOT NU
   address1 varchar(30) NOT NULL DEFAULT '', address2 varchar(30) NOT NULL DEFAULT '', city varchar(128) NOT NULL DEFAULT '',
   state varchar(128) NOT NULL DEFAULT '', zipcode varchar(16) NOT NULL DEFAULT '', country varchar(3) NOT NULL DEFAULT '',
   type varchar(6) NOT NULL);  -- type: home office other
+-- what xivo-confgend reads for xivo-dird besides the directories (research-directory-lookup.md §1.2): the
+-- CTI server's main settings (16.13's columns, xivo-dao alchemy/ctimain.py@xivo-16.13; `context_separation`
+-- picks the generators from 15.20) and the reverse lookup's sources (a JSON list, cti_reverse_dao.py)
+CREATE TABLE ctimain (id serial PRIMARY KEY, ctis_active integer NOT NULL DEFAULT 1, tlscertfile varchar(128),
+  tlsprivkeyfile varchar(128), context_separation integer, live_reload_conf integer);
+CREATE TABLE ctireversedirectories (id serial PRIMARY KEY, directories text NOT NULL);
