@@ -11,13 +11,29 @@ declares its own release, and `webservices.phonebook_sharing: false` where it sh
 
 from __future__ import annotations
 
+import secrets
+from pathlib import Path
+
 import yaml
 
-from xivo_doctor.lab import releases
+from xivo_doctor.lab import postgres, releases
 from xivo_doctor.lab.nodes import LabNode
 from xivo_doctor.lab.state import LabState
 
 RABBITMQ_PASSWORD = "xivo"  # the manual's `rabbitmqctl add_user xivo xivo`
+AUTH_SECRET = "auth.secret"  # the password of the doctor's web services user, the same on every node
+
+
+def auth_password(lab_dir: Path) -> str:
+    """The password of the web services user `xivo-doctor` (`postgres.LOOKUP_USER`) that `fill_node` writes
+    on every node: made once per lab, kept in DIR/auth.secret (0600) so that `heal` writes the same row
+    again and the topology reads it from there (`auth.password_file`)."""
+    path = Path(lab_dir) / AUTH_SECRET
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(18) + "\n")
+    path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def shares_phonebook(state: LabState, node: LabNode) -> bool:
@@ -30,6 +46,7 @@ def write_topology(state: LabState) -> None:
     lab = state.dir
     (lab / "rabbitmq.secret").write_text(RABBITMQ_PASSWORD + "\n")
     (lab / "rabbitmq.secret").chmod(0o600)
+    auth_password(lab)  # written with the databases already; a lab older than it gets it here
     first = state.nodes[0]
     xivos = []
     for node in state.nodes:
@@ -61,6 +78,10 @@ def write_topology(state: LabState) -> None:
             "ctid": {"port": 9495},
             "confd": {"port": 9486, "verify": False},
             "webservices": {"http_port": first.http_port, "https_port": first.https_port, "verify": False},
+            # the doctor's web services user (`auth_password`) gets a token from xivo-auth and asks xivo-dird
+            "auth": {"port": 9497, "username": postgres.LOOKUP_USER["login"], "password_file": AUTH_SECRET,
+                     "verify": False},
+            "dird": {"port": 9489, "verify": False},
             # nodes that are hosts of their own (--netns) are reached as real XiVOs are: over SSH
             **({"ssh": {"identity_file": "ssh/id", "known_hosts_file": "ssh/known_hosts"}} if state.net_id else {}),
         },

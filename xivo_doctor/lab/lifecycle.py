@@ -25,6 +25,7 @@ from xivo_doctor.lab.labtopology import write_topology
 from xivo_doctor.lab.layout import new_state, node_versions, versions_said
 from xivo_doctor.lab.nodes import DEFAULT_VERSION, LabNode, write_root
 from xivo_doctor.lab.startup import (
+    LISTENING,
     Say,
     check_prerequisites,
     check_reachable_by_postgres,
@@ -52,7 +53,7 @@ from xivo_doctor.lab.state import (
     wait_port,
 )
 
-SERVICES = ("rabbitmq", "consul", "xivo-confd", "webservices", "xivo-ctid")
+SERVICES = ("rabbitmq", "consul", "xivo-confd", "webservices", "xivo-auth", "xivo-dird", "xivo-ctid")
 
 
 def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_VERSION, base: str | None = None,
@@ -123,7 +124,7 @@ def down(lab_dir: Path, say: Say = print) -> None:
     """Stop every process the lab started, by pid; with --netns, remove its namespaces, links and
     mounts too. Removes no file."""
     state = LabState.load(lab_dir)
-    for service in ("sshd", "xivo-ctid", "webservices", "xivo-confd", "consul"):
+    for service in ("sshd", "xivo-ctid", "xivo-dird", "xivo-auth", "webservices", "xivo-confd", "consul"):
         for node in state.nodes:
             stop_service(state, node, service)
     say("stand-ins stopped")
@@ -150,7 +151,7 @@ def status(lab_dir: Path) -> list[tuple[str, str, str, str, str]]:
         pg_up = alive(pg_pid) and port_open(state.postgres_address, state.postgres_port)
         rows.append(("lab", "postgresql", str(pg_pid or "-"), f"{state.postgres_address}:{state.postgres_port}",
                      "up" if pg_up else "down"))
-    ports = {"consul": 8500, "xivo-ctid": 9495, "xivo-confd": 9486, "sshd": 22}
+    ports = {"consul": 8500, "xivo-ctid": 9495, "xivo-confd": 9486, "sshd": 22, **LISTENING}
     for node in state.nodes:
         try:
             written = (state.root(node) / "usr/share/xivo/XIVO-VERSION").read_text().strip()
@@ -205,6 +206,8 @@ def restart(lab_dir: Path, name: str, service: str, say: Say = print) -> None:
         start_standin(state, node, service)
         if service == "consul":
             wait_port(node.address, 8500, 20, f"consul stand-in of {name}")
+        elif service in LISTENING:  # xivo-dird has read its configuration once it listens
+            wait_port(node.address, LISTENING[service], 20, f"{service} stand-in of {name}")
     else:
         raise LabError(f"unknown service {service!r}; one of: rabbitmq, {', '.join(STANDINS)}")
     say(f"{name}: {service} restarted")

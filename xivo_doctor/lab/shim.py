@@ -28,9 +28,10 @@ from xivo_doctor.lab.state import STANDINS, LabState, alive, read_pid, start_sta
 
 # Debian/systemd unit names on a XiVO -> the lab's services
 UNITS = {"rabbitmq-server": "rabbitmq", "consul": "consul", "xivo-ctid": "xivo-ctid", "xivo-confd": "xivo-confd",
-         "nginx": "webservices"}
-# `xivo-service stop|start` leaves consul, rabbitmq, postgresql and nginx alone (XIVO-FACTS §9)
-XIVO_SERVICES = ("xivo-ctid", "xivo-confd")
+         "nginx": "webservices", "xivo-auth": "xivo-auth", "xivo-dird": "xivo-dird"}
+# `xivo-service stop|start` leaves consul, rabbitmq, postgresql and nginx alone; its default set holds
+# xivo-ctid and xivo-dird (`xivo`) plus xivo-confd and xivo-auth (XIVO-FACTS §9)
+XIVO_SERVICES = ("xivo-ctid", "xivo-confd", "xivo-auth", "xivo-dird")
 
 
 def _say(text: str) -> None:
@@ -39,12 +40,9 @@ def _say(text: str) -> None:
 
 def unit_action(state: LabState, node_name: str, unit: str, action: str) -> int:
     node = state.node(node_name)
-    if unit == "xivo-dird":
-        _say("lab: xivo-dird is not part of the lab; nothing to do")
-        return 0
     service = UNITS.get(unit)
     if service is None:
-        _say(f"lab: unknown service {unit!r} (known: {', '.join(UNITS)}, xivo-dird)")
+        _say(f"lab: unknown service {unit!r} (known: {', '.join(UNITS)})")
         return 1
     if action in ("restart", "reload", "force-reload"):
         lifecycle.restart(state.dir, node_name, service, say=_say)
@@ -97,7 +95,7 @@ def consul(state: LabState, node_name: str, args: list[str]) -> int:
 
 def xivo_service(state: LabState, node_name: str, args: list[str]) -> int:
     action, scope = [*args, "", ""][:2]
-    units = ["xivo-ctid", "xivo-confd"] + (["rabbitmq-server", "consul", "nginx"] if scope == "all" else [])
+    units = [*XIVO_SERVICES, *(["rabbitmq-server", "consul", "nginx"] if scope == "all" else [])]
     code = 0
     for unit in units if action in ("start", "stop", "restart", "status") else []:
         code |= unit_action(state, node_name, unit, action)

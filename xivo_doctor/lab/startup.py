@@ -22,12 +22,18 @@ from pathlib import Path
 
 from xivo_doctor.lab import postgres, rabbitmq
 from xivo_doctor.lab.consul import client as consul_client
+from xivo_doctor.lab.labtopology import auth_password
 from xivo_doctor.lab.nodes import LabNode
-from xivo_doctor.lab.state import LabError, LabState, alive, read_pid, start_standin, wait_port
+from xivo_doctor.lab.state import LabError, LabState, alive, port_open, read_pid, start_standin, wait_port
 
 Say = Callable[[str], None]
 NEEDED = {"rabbitmq-server": "/usr/lib/rabbitmq/bin/rabbitmq-server", "serf": "serf", "openssl": "openssl",
           "postgresql": "/usr/lib/postgresql/15/bin/initdb"}
+# The daemons, in the order they start: xivo-auth before xivo-dird, which asks it about every token (and
+# the peers' xivo-confd and json.php, but only on a lookup); xivo-ctid last.
+DAEMONS = ("xivo-confd", "webservices", "xivo-auth", "xivo-dird", "xivo-ctid")
+# what a node's health waits for besides ctid and federation: these listening (HTTPS, on the node's address)
+LISTENING = {"xivo-auth": 9497, "xivo-dird": 9489}
 
 
 def rabbit(state: LabState, node: LabNode) -> rabbitmq.RabbitNode:
@@ -83,6 +89,8 @@ def own_postgres_up(state: LabState, step: Say) -> None:
     this machine reaches it through the cluster's socket (the DSN in database.dsn)."""
     new = [n for n in state.nodes if not (cluster_dir(state, n) / "data" / "PG_VERSION").exists()]
 
+    secret = auth_password(state.dir)
+
     def make(node: LabNode) -> None:
         folder = cluster_dir(state, node)
         if (folder / postgres.MARKER).exists():  # a cluster half made (lab up killed): made again
@@ -91,7 +99,8 @@ def own_postgres_up(state: LabState, step: Say) -> None:
         postgres.create_node_database(folder, node.index, version=node.version, name="asterisk")
         uri = postgres.own_dsns(folder)[1]
         peers = [(p.name, p.address, p.version) for p in state.nodes if p is not node]
-        postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version)
+        postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version,
+                           lookup_password=secret)
         dsn_file = state.dir / "nodes" / node.name / "database.dsn"
         dsn_file.write_text(uri + "\n")
         dsn_file.chmod(0o600)
@@ -123,7 +132,8 @@ def postgres_up(state: LabState, fresh: bool, step: Say) -> None:
             dsn_file.write_text(uri + "\n")
             dsn_file.chmod(0o600)
             peers = [(p.name, p.address, p.version) for p in state.nodes if p is not node]
-            postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version)
+            postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version,
+                               lookup_password=auth_password(state.dir))
     step(f"PostgreSQL: {len(state.nodes)} `asterisk` databases ready")
 
 
@@ -169,7 +179,7 @@ def federate(state: LabState, step: Say) -> None:
 
 
 def daemons_up(state: LabState, step: Say) -> None:
-    for service in ("xivo-confd", "webservices", "xivo-ctid"):
+    for service in DAEMONS:
         started = [n for n in state.nodes if _ensure(state, n, service)]
         if started:
             step(f"{service}: started on {len(started)} node(s)")
@@ -184,12 +194,14 @@ def _ensure(state: LabState, node: LabNode, service: str) -> bool:
 
 
 def wait_healthy(state: LabState, step: Say, timeout: float = 60.0) -> None:
-    """Until every ctid is registered in its consul and every federation link runs."""
+    """Until every ctid is registered in its consul, every federation link runs and every xivo-auth and
+    xivo-dird listens."""
     end = time.monotonic() + timeout
     pending = {n.name for n in state.nodes}
     while pending and time.monotonic() < end:
         for node in state.nodes:
-            if node.name in pending and consul_client.ctid_registered(node) and _links_running(state, node):
+            if (node.name in pending and _listening(node) and consul_client.ctid_registered(node)
+                    and _links_running(state, node)):
                 pending.discard(node.name)
         if pending:
             time.sleep(0.3)
@@ -198,7 +210,11 @@ def wait_healthy(state: LabState, step: Say, timeout: float = 60.0) -> None:
                          for n in state.nodes if n.name in pending)
         raise LabError(f"not healthy after {timeout:g} s: {what} (`xivo-doctor lab heal` restores the manual's"
                        f" interconnection; logs under {state.dir}/nodes/<name>/root/var/log)")
-    step("healthy: every xivo-ctid registered, every federation link running")
+    step("healthy: every xivo-ctid registered, every federation link running, xivo-auth and xivo-dird listening")
+
+
+def _listening(node: LabNode) -> bool:
+    return all(port_open(node.address, port) for port in LISTENING.values())
 
 
 def _links_running(state: LabState, node: LabNode) -> bool:
@@ -214,6 +230,11 @@ def _unhealthy(state: LabState, node: LabNode) -> list[str]:
     elif not consul_client.ctid_registered(node):
         reasons.append(f"xivo-ctid is not registered in its Consul at {node.address}"
                        f" ({consul_client.ctid_addresses(node) or 'not registered at all'})")
+    for service, port in LISTENING.items():
+        if not alive(read_pid(state.pidfile(node, service))):
+            reasons.append(f"{service} is not running")
+        elif not port_open(node.address, port):
+            reasons.append(f"{service} is not listening on {node.address}:{port}")
     status = rabbitmq.federation_status(rabbit(state, node), state.dir)
     if "noproc" in status:
         reasons.append("RabbitMQ's federation plugin is not running")

@@ -23,7 +23,8 @@ from xivo_doctor.lab.nodes import LabNode
 
 # service -> the module its stand-in runs as (`python -m MODULE --root <node root>`)
 STANDINS = {"consul": "xivo_doctor.lab.consul", "xivo-ctid": "xivo_doctor.lab.standins.ctid",
-            "xivo-confd": "xivo_doctor.lab.standins.confd", "webservices": "xivo_doctor.lab.standins.webservices"}
+            "xivo-confd": "xivo_doctor.lab.standins.confd", "webservices": "xivo_doctor.lab.standins.webservices",
+            "xivo-auth": "xivo_doctor.lab.standins.auth", "xivo-dird": "xivo_doctor.lab.standins.dird"}
 
 
 def lab_dir_default() -> Path:
