@@ -20,6 +20,7 @@ import yaml
 
 from xivo_doctor.lab import firewall, lifecycle, postgres, rabbitmq, release_faults, releases
 from xivo_doctor.lab.consul import client as consul_client
+from xivo_doctor.lab.labtopology import auth_password
 from xivo_doctor.lab.nodes import LabNode, ctid_interconnection, write_file, write_root
 from xivo_doctor.lab.state import LabError, LabState, start_standin, stop_service
 
@@ -48,6 +49,15 @@ def sql(state: LabState, node: LabNode, statement: str) -> None:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
         raise LabError(f"{node.name}: psql failed: {done.stderr.strip()}")
+
+
+def query(state: LabState, node: LabNode, statement: str) -> str:
+    """One value read with psql (unaligned, tuples only)."""
+    argv, env = postgres.psql(lifecycle.dsn(state, node), statement)
+    done = subprocess.run([*argv, "-A", "-t"], env=env, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise LabError(f"{node.name}: psql failed: {done.stderr.strip()}")
+    return done.stdout.strip()
 
 
 def restart(state: LabState, node: LabNode, service: str, say: Say) -> None:
@@ -183,6 +193,45 @@ def _phonebook_refused(node: LabNode, peer: LabNode) -> str | None:
             f"Phonebook Sharing needs both on 16.03 to 16.13")
 
 
+def _dird_stopped(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
+    """`service xivo-dird stop` on the node: its lookups, the peers' included, go unanswered."""
+    stop_service(state, node, "xivo-dird")
+
+
+def _peer_definition(peer: LabNode) -> str:
+    # the name of the node's `xivo` definition for the peer P, `xivo-P`, as fill_node writes it (docs/lab.md
+    # "Database"; P is the peer's name without its `xivo-`)
+    return f"xivo-{peer.name.removeprefix('xivo-')}"
+
+
+def _dird_not_restarted(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
+    """The peer's definition was missing from the `default` context's direct directories when xivo-dird
+    last started (it reads them once, at start: research-directory-lookup.md §1.1); the admin then put it
+    back in Services → CTI Server → Directories → Contexts and never restarted xivo-dird. The tables are
+    right again, xivo-dird still has no such source in the profile."""
+    name = _peer_definition(peer)
+    before = query(state, node, "SELECT directories FROM cticontexts WHERE name = 'default'")
+    kept = [each for each in before.split(",") if each != name]
+    if len(kept) == len(before.split(",")):
+        raise LabError(f"{node.name}: the `default` context has no {name!r} among its directories ({before!r})")
+    sql(state, node, f"UPDATE cticontexts SET directories = '{','.join(kept)}' WHERE name = 'default'")
+    restart(state, node, "xivo-dird", say)  # returns once it listens: it has read the tables
+    sql(state, node, f"UPDATE cticontexts SET directories = '{before}' WHERE name = 'default'")
+
+
+def _lookup_acl_missing(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
+    """The doctor's web services user saved with no ACL line (Configuration → Management → Web Services
+    Access): xivo-auth gives its tokens no ACL, and xivo-dird (16.03+) refuses their lookups."""
+    sql(state, node, f"UPDATE accesswebservice SET acl = '{{}}' WHERE login = '{postgres.LOOKUP_USER['login']}'")
+
+
+def _lookup_acl_refused(node: LabNode, peer: LabNode) -> str | None:
+    if releases.dird_lookup_acl(node.version):
+        return None
+    return (f"{node.name} runs XiVO {node.version}: its xivo-dird checks no ACL before 16.03 (any valid token "
+            "may look up)")
+
+
 def _version_mismatch(state: LabState, node: LabNode, peer: LabNode, say: Say) -> None:
     """One server left on the previous release: its version file says the release before its own."""
     write_file(state.root(node) / "usr/share/xivo/XIVO-VERSION", f"{releases.previous(node.version)}\n")
@@ -223,6 +272,12 @@ CATALOGUE = [
           "consul-customize-anonymous-token leaves the anonymous token without read rights; peers' xivo-ctid "
           "find nothing", lambda st, n, p, say: release_faults.anonymous_token_not_customised(st, n, p, say, restart),
           release_faults.only_16_15),
+    Fault("dird-stopped", "the node's xivo-dird stopped (`service xivo-dird stop`)", _dird_stopped),
+    Fault("dird-not-restarted", "the node's xivo directory for its peer put back in the `default` context after "
+          "xivo-dird started, xivo-dird never restarted: the tables are right, xivo-dird is stale",
+          _dird_not_restarted),
+    Fault("lookup-acl-missing", "16.03+: the doctor's web services user `xivo-doctor` on the node has an empty "
+          "ACL: xivo-dird refuses its lookups", _lookup_acl_missing, _lookup_acl_refused),
 ]
 FAULTS = {f.name: f for f in CATALOGUE}
 
@@ -258,14 +313,20 @@ def heal(lab_dir, say: Say = print) -> None:
     for node in state.nodes:
         uri = lifecycle.dsn(state, node)
         changed_uuid = _database_uuid(state, node) != node.uuid  # ctid <= 16.01 reads `infos.uuid` at start (R1 §2)
-        # a lab made before `ctidisplays` was part of the schema gets it here
+        # a lab made before `ctidisplays`, `ctimain` and `ctireversedirectories` were part of the schema gets them here
         sql(state, node, "CREATE TABLE IF NOT EXISTS ctidisplays (id serial PRIMARY KEY, name varchar(50), "
-                         "data text NOT NULL, deletable integer, description text)")
+                         "data text NOT NULL, deletable integer, description text); "
+                         "CREATE TABLE IF NOT EXISTS ctimain (id serial PRIMARY KEY, ctis_active integer NOT NULL "
+                         "DEFAULT 1, tlscertfile varchar(128), tlsprivkeyfile varchar(128), context_separation "
+                         "integer, live_reload_conf integer); "
+                         "CREATE TABLE IF NOT EXISTS ctireversedirectories (id serial PRIMARY KEY, directories text "
+                         "NOT NULL)")
         sql(state, node, "TRUNCATE infos, accesswebservice, directories, ctidirectories, ctidirectoryfields, "
-                         "cticontexts, ctidisplays, userfeatures, phonebook, phonebooknumber, phonebookaddress "
-                         "RESTART IDENTITY CASCADE")
+                         "cticontexts, ctidisplays, ctimain, ctireversedirectories, userfeatures, phonebook, "
+                         "phonebooknumber, phonebookaddress RESTART IDENTITY CASCADE")
         peers = [(p.name, p.address, p.version) for p in state.nodes if p is not node]
-        postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version)
+        postgres.fill_node(uri, uuid=node.uuid, node_address=node.address, peers=peers, version=node.version,
+                           lookup_password=auth_password(state.dir))
         firewall.flush(state, node)
         changed = write_root(node, state.dir, db_uri=lifecycle.daemon_dsn(state, node), netns=state.ns(node))
         if changed_uuid:
@@ -274,6 +335,8 @@ def heal(lab_dir, say: Say = print) -> None:
             # XiVO daemons read the UUID at start: a UUID change restarts them all
             if service in changed or ("uuid" in changed and service.startswith("xivo-")):
                 stop_service(state, node, service)
+        # xivo-dird reads its sources and profiles from the tables just written, only at start
+        stop_service(state, node, "xivo-dird")
     _restart_missing_and_refederate(state, say)
     say("healed: the lab is the manual's healthy interconnection again")
 
