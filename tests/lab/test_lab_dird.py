@@ -7,11 +7,12 @@ from the lab's `releases` table. Three parts:
 - the stand-in as a process on a node root made by hand: xivo-1 at 127.10.236.1 (dird, a fake
   xivo-auth on its 9497), its peer xivo-2 at 127.10.236.2 (the lab's confd and web-services
   stand-ins, XiVO 16.13), and a fake confd at 127.10.236.3 (slow, or without `uuid`);
-- a lab made by `lab up` (nodes of their own), once the lab starts xivo-auth and xivo-dird.
+- labs made by `lab up`: the session's (two 16.13 nodes), and one of a 15.19 and a 16.13 node.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ import psycopg
 import pytest
 import requests
 import yaml
+from lab_fixture import NETNS, own_lab
 from lab_node_fixture import make_root, postgres_cluster, start, stop
 from services import starts_services
 
@@ -45,8 +47,8 @@ def sql(dsn: str, statement: str, params=None) -> list[tuple]:
 
 
 def cti_tables(dsn: str, context_separation: int = 0, reverse: str | None = '["xivodir"]') -> None:
-    """`ctimain` and `ctireversedirectories` as populate.sql leaves them (made here while the lab's schema
-    lacks them)."""
+    """`ctimain.context_separation` and the `ctireversedirectories` row (None: none) set as a case needs
+    them (the tables are made if the schema lacks them)."""
     sql(dsn, "CREATE TABLE IF NOT EXISTS ctimain (id serial PRIMARY KEY, context_separation integer);"
              "CREATE TABLE IF NOT EXISTS ctireversedirectories (id serial PRIMARY KEY, directories text NOT NULL)")
     if not sql(dsn, "SELECT 1 FROM ctimain"):
@@ -475,3 +477,58 @@ def test_default_profile_always_exists(bench):
     assert response.status_code == 200 and response.json()["results"] == []
     assert response.json()["column_headers"] == ["Name", "Number", "Mobile", "Favorite", "Personal"]
     assert "Cannot find lookup sources for profile default" in bench.log()
+
+
+# --- a lab made by `lab up` (research §2, §3) -------------------------------------------------------
+
+MIXED_BASE = os.environ.get("XIVO_TEST_DIRD_LAB_BASE", "198.18.136.0" if NETNS else "127.10.136.0")
+
+
+def token(state, node) -> str:
+    """A token of the doctor's web services user from the node's xivo-auth: backend `xivo_ws` up to 15.20,
+    `xivo_service` from 16.01 (§5.3)."""
+    backend = "xivo_ws" if node.version in ("15.19", "15.20") else "xivo_service"
+    password = (state.dir / "auth.secret").read_text().strip()
+    answer = requests.post(f"https://{node.address}:9497/0.1/token", auth=("xivo-doctor", password),
+                           json={"backend": backend, "expiration": 300}, verify=False, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["token"]
+
+
+def lab_lookup(node, term: str = "alice", profile: str = "default", auth: str | None = None) -> requests.Response:
+    return requests.get(f"https://{node.address}:9489/0.1/directories/lookup/{profile}", params={"term": term},
+                        headers={"X-Auth-Token": auth} if auth else {}, verify=False, timeout=15)
+
+
+def test_lab_16_13_finds_the_peer_by_xivo_id(lab):
+    one, two = lab.nodes[0], lab.nodes[1]
+    auth = token(lab, one)
+    found = results_by_source(lab_lookup(one, auth=auth))
+    (alice,) = found[two.name]
+    octet = two.address.rsplit(".", 1)[1]
+    assert alice["column_values"][0] == f"Alice Lab{octet}"
+    assert alice["relations"]["xivo_id"] == two.uuid and alice["relations"]["user_uuid"]
+    assert found["internal"][0]["relations"]["xivo_id"] == one.uuid  # its own confd on 127.0.0.1:9487
+    (dave,) = results_by_source(lab_lookup(one, "dave", auth=auth))[f"phonebook-{two.name.split('-')[1]}"]
+    assert dave["column_values"][0] == f"Dave Supplier{octet}" and dave["relations"]["xivo_id"] is None
+    refused = lab_lookup(one)
+    assert refused.status_code == 401 and refused.json()["reason"] == ["Unauthorized"]
+    unknown = lab_lookup(one, profile="nowhere", auth=auth)
+    assert unknown.status_code == 404 and unknown.json()["reason"] == ["The profile `nowhere` does not exist"]
+
+
+@pytest.fixture(scope="module")
+@starts_services
+def mixed_lab():
+    with own_lab("xivo-doctor-test-dird-", count=2, version="15.19,16.13", base=MIXED_BASE, epmd_port=4397,
+                 dist_base=28400, own_network=NETNS) as state:
+        yield state
+
+
+def test_mixed_lab_15_19_and_16_13(mixed_lab):
+    old, new = mixed_lab.nodes  # 15.19, 16.13
+    (alice,) = results_by_source(lab_lookup(old, auth=token(mixed_lab, old)))[new.name]
+    assert alice["relations"]["xivo_id"] == new.uuid and "user_uuid" not in alice["relations"]
+    assert lab_lookup(old).json() == {"message": UNAUTHORIZED_15}
+    (alice,) = results_by_source(lab_lookup(new, auth=token(mixed_lab, new)))[old.name]
+    assert alice["relations"]["xivo_id"] == old.uuid and alice["relations"]["user_uuid"]
