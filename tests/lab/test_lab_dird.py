@@ -272,9 +272,10 @@ class Bench:
         self.grants = {"dird.directories.lookup.default.read"}
         self.behaviour: dict = {}
         self.peer_uuid = str(uuid.uuid4())
-        peer_dsn = postgres.create_node_database(cluster, 2, replace=True, version="16.13")
-        postgres.fill_node(peer_dsn, uuid=self.peer_uuid, node_address=B, peers=[("xivo-1", A)], version="16.13")
-        self.peer = make_root(base / "xivo-2", address=B, uuid=self.peer_uuid, version="16.13", dsn=peer_dsn)
+        self.peer_dsn = postgres.create_node_database(cluster, 2, replace=True, version="16.13")
+        postgres.fill_node(self.peer_dsn, uuid=self.peer_uuid, node_address=B, peers=[("xivo-1", A)],
+                           version="16.13")
+        self.peer = make_root(base / "xivo-2", address=B, uuid=self.peer_uuid, version="16.13", dsn=self.peer_dsn)
         self.root = make_root(base / "xivo-1", address=A, uuid=str(uuid.uuid4()), version="16.13")
         self.dsn = ""
         self.proc = None
@@ -340,8 +341,7 @@ def test_lookup_16_13_finds_the_peer_user_and_phonebook_entry(bench):
     assert body["column_types"] == ["name", "number", "callable", "voicemail", "favorite", "email", "personal"]
     (alice,) = results_by_source(response)["xivo-2"]
     assert alice["column_values"] == ["Alice Lab2", "2001", "0600020001", None, False, "alice@xivo-2.lab", False]
-    peer_alice = sql(bench.dsn.replace("asterisk_1", "asterisk_2"),
-                     "SELECT id, uuid FROM userfeatures WHERE firstname = 'Alice'")[0]
+    peer_alice = sql(bench.peer_dsn, "SELECT id, uuid FROM userfeatures WHERE firstname = 'Alice'")[0]
     assert alice["relations"] == {"xivo_id": bench.peer_uuid, "agent_id": None, "user_id": peer_alice[0],
                                   "user_uuid": peer_alice[1], "endpoint_id": None,
                                   "source_entry_id": str(peer_alice[0])}
@@ -445,12 +445,40 @@ def test_peer_confd_without_uuid_gives_nothing_from_16_02(bench):
         found = results_by_source(bench.lookup())
         logged = bench.log()
         bench.dird("16.01", edit=slow_source("16.01"))
+        bench.confd.calls.clear()
         older = results_by_source(bench.lookup())
+        results_by_source(bench.lookup(term="slow"))
     finally:
         bench.behaviour["uuid"] = True
     assert "slow" not in found and "xivo-2" in found
     assert "(root): An error occured in search" in logged and "KeyError: 'uuid'" in logged
     assert older["slow"][0]["relations"]["xivo_id"] == "fake-uuid"
+    # /1.1/infos once for the life of the process (`_get_uuid`), /1.1/users at every search (§3.2)
+    assert [call[1] for call in bench.confd.calls] == ["/1.1/infos", "/1.1/users", "/1.1/users"]
+
+
+def test_digest_only_with_both_credentials_and_the_certificate_checked(bench):
+    peer_crt = (bench.peer / "usr/share/xivo-certs/server.crt").read_text()
+    (bench.root / "usr/share/xivo-certs/peer.crt").write_text(peer_crt)
+    sql(bench.peer_dsn, "UPDATE accesswebservice SET disable = 1 WHERE host = %s", (A,))
+    sql(bench.peer_dsn, "INSERT INTO accesswebservice (name, login, passwd, disable) VALUES ('dird', 'dird', 's3', 0)")
+    try:
+        found = {}
+        for case, edit in {
+            "digest": "xivo_username = 'dird', xivo_password = 's3'",
+            "username only": "xivo_username = 'dird'",
+            "CA path": "xivo_username = 'dird', xivo_password = 's3', xivo_verify_certificate = true,"
+                       " xivo_custom_ca_path = '/usr/share/xivo-certs/peer.crt'",
+            "system CAs": "xivo_username = 'dird', xivo_password = 's3', xivo_verify_certificate = true",
+        }.items():
+            bench.dird("16.13", edit=f"UPDATE directories SET {edit} WHERE name = 'xivo-2'")
+            found[case] = "xivo-2" in results_by_source(bench.lookup())
+            if case == "system CAs":
+                assert "SSLError" in bench.log() and "Cannot fetch UUID. No results will be returned" in bench.log()
+    finally:
+        sql(bench.peer_dsn, "DELETE FROM accesswebservice WHERE name = 'dird'")
+        sql(bench.peer_dsn, "UPDATE accesswebservice SET disable = 0 WHERE host = %s", (A,))
+    assert found == {"digest": True, "username only": False, "CA path": True, "system CAs": False}
 
 
 def test_context_separation_filters_the_peer_by_context(bench):
