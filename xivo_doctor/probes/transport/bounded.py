@@ -331,4 +331,7 @@ def _reason(exc: Exception) -> str:
                    "certificate verify failed", "Connection reset by peer", "Remote end closed connection"):
         if marker in text:
             return marker.lower() if marker != "Connection refused" else "connection refused"
+    for marker in ("refused or could not be made from there", "from there (SOCKS code"):  # socks5_connect's
+        if marker in text:
+            return "connection refused or unreachable from the XiVO it was sent through"
     return type(exc).__name__
