@@ -38,23 +38,26 @@ import yaml
 from xivo_doctor.lab import releases
 from xivo_doctor.lab.standins import dird_config
 from xivo_doctor.lab.standins.base import Node, QuietHandler, deep_merge, main_args, serve, tls_context, wait_for_stop
-from xivo_doctor.lab.standins.dird_backends import Result, load_source, raise_stopper, session, verify
+from xivo_doctor.lab.standins.dird_backends import Result, format_results, load_source, raise_stopper, session, verify
 
 SERVICE = "xivo-dird"
 DAO_DEFAULT_URI = "postgresql://asterisk:proformatique@localhost/asterisk"  # xivo-dao's default db_uri
 GENERATED = {f"050-xivo-{name}": name for name in dird_config.FILES}  # conf.d's three `!exec` files
 PREFIX = "/0.1/directories/lookup/"
-# werkzeug's Unauthorized.description, the body of flask-restful 0.3.4's abort(401) ({"message": ...})
+# 15.19-15.20: flask-restful 0.3.4's abort(401) answers {"message": werkzeug's Unauthorized.description}
+# (flask-restful/flask-restful:flask_restful/__init__.py@0.3.4 `handle_error`; werkzeug's text [NOT CONFIRMED])
 UNAUTHORIZED = ("The server could not verify that you are authorized to access the URL requested.  You either "
                 "supplied the wrong credentials (e.g. a bad password), or your browser doesn't understand how to "
                 "supply the credentials required.")
-log = logging.getLogger("xivo_dird")  # the Flask app's logger: the request lines (http_helpers.log_request)
+# the Flask app's logger (`Flask('xivo_dird')`, wazo-platform/wazo-dird:xivo_dird/core/rest_api.py@xivo-15.19):
+# one line per request, wazo-platform/xivo-lib-python:xivo/http_helpers.py@xivo-15.19 `log_request`
+log = logging.getLogger("xivo_dird")
 lookup_log = logging.getLogger("xivo_dird.plugins.lookup")
 
 
 def shipped_config(release: str) -> dict[str, Any]:
     """etc/xivo-dird/config.yml as shipped at that tag, the keys the stand-in reads
-    (wazo-dird etc/xivo-dird/config.yml@xivo-15.19..16.15)."""
+    (wazo-platform/wazo-dird:etc/xivo-dird/config.yml@xivo-15.19..@xivo-16.15)."""
     backends = ["personal", "xivo", *(["phonebook"] if releases.dird_phonebook_backend(release) else []),
                 "csv", "csv_ws", "ldap", *(["dird_phonebook"] if releases.key(release) >= (16, 13) else [])]
     auth: dict[str, Any] = {"host": "localhost", "port": 9497}
@@ -78,7 +81,8 @@ def shipped_config(release: str) -> dict[str, Any]:
 
 def load_config(node: Node, release: str, generated: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """xivo-lib-python's read_config_file_hierarchy: conf.d/*.yml sorted, the first one winning key by key,
-    over config.yml (config_helper.py, chain_map.py@xivo-15.19); an unreadable file is skipped."""
+    over config.yml; an unreadable file is skipped with `Could not read config file` on stderr
+    (wazo-platform/xivo-lib-python:xivo/config_helper.py, xivo/chain_map.py@xivo-15.19)."""
     main = node.read_yaml("/etc/xivo-dird/config.yml") if node.path("/etc/xivo-dird/config.yml").exists() \
         else shipped_config(release)
     folder = node.path("/etc/xivo-dird/conf.d")
@@ -94,7 +98,8 @@ def load_config(node: Node, release: str, generated: dict[str, dict[str, Any]]) 
                 print(f"Could not read config file {name}: {e}", file=sys.stderr)
                 continue
         config = deep_merge(config, extra) if isinstance(extra, dict) else config
-    config.setdefault("sources", {}).setdefault("personal", {"type": "personal", "name": "personal"})  # sources.d
+    # the `personal` source of dird's sources.d (source_config_dir, xivo_dird/config.py@xivo-15.19) [INFERRED]
+    config.setdefault("sources", {}).setdefault("personal", {"type": "personal", "name": "personal"})
     return config
 
 
@@ -105,11 +110,13 @@ class Dird:
         self.node, self.release, self.config = node, release, config
         auth = config.get("auth") or {}
         self.auth_host, self.auth_port = auth.get("host", "localhost"), auth.get("port", 9497)
-        # the auth client verifies by default from 16.08, not before (wazo-auth-client client.py@xivo-16.08)
+        # the auth client verifies by default from 16.08, not before
+        # (wazo-platform/wazo-auth-client:xivo_auth_client/client.py@xivo-15.19, @xivo-16.08)
         value = auth.get("verify_certificate", releases.dird_verifies_auth_certificate(release))
         self.auth_verify = verify(node, value) if value else False
         host = self.auth_host
-        if not node.own_network and host in ("localhost", "127.0.0.1"):  # where the node's xivo-auth listens
+        # nodes sharing this host: `localhost` is where the node's xivo-auth listens (docs/lab.md)
+        if not node.own_network and host in ("localhost", "127.0.0.1"):
             listen = ((node.read_yaml("/etc/xivo-auth/config.yml").get("rest_api") or {}).get("https") or {})
             host = node.listen_address(str(listen.get("listen", "0.0.0.0")))
         self.auth_base = f"https://{host}:{self.auth_port}/0.1/token"
@@ -123,11 +130,13 @@ class Dird:
         views = config.get("views") or {}
         self.displays = {profile: self.display(views, name)
                          for profile, name in (views.get("profile_to_display") or {}).items()}
-        self.executor = ThreadPoolExecutor(max_workers=10)  # _LookupService (lookup.py)
+        # wazo-platform/wazo-dird:xivo_dird/plugins/lookup.py@xivo-15.19 `_LookupService`: 10 workers
+        self.executor = ThreadPoolExecutor(max_workers=10)
 
     @staticmethod
     def display(views: dict[str, Any], name: str) -> list[dict[str, Any]]:
-        """make_displays: a display that does not exist is empty, with a warning."""
+        """`make_displays`: a display that does not exist is empty, with a warning
+        (wazo-platform/wazo-dird:xivo_dird/plugins/default_json_view.py@xivo-15.19)."""
         if name not in (views.get("displays") or {}):
             logging.getLogger("xivo_dird.plugins.default_json_view").warning("Display `%s` is not defined.", name)
         return [column for column in (views.get("displays") or {}).get(name) or [] if isinstance(column, dict)]
@@ -140,7 +149,9 @@ class Dird:
                          headers={"Accept": "application/json", "Content-Type": "application/json"})
 
     def lookup(self, term: str, profile: str) -> list[Result]:
-        """_LookupService.lookup: the profile's loaded sources in parallel, keeping those done in time."""
+        """_LookupService.lookup: the profile's loaded sources in parallel (a source named but not loaded is
+        skipped), keeping those done within the profile's timeout; no profile: a warning and nothing
+        (wazo-platform/wazo-dird:xivo_dird/plugins/lookup.py@xivo-15.19, @xivo-16.15)."""
         config = ((self.config.get("services") or {}).get("lookup") or {}).get(profile) or {}
         if "sources" not in config:
             lookup_log.warning("Cannot find lookup sources for profile %s", profile)
@@ -173,7 +184,8 @@ class Handler(QuietHandler):
         denied = self.check_token(self.headers.get("X-Auth-Token", ""), profile)
         if denied is not None:
             return denied
-        if "term" not in query:  # reqparse, required
+        # `parser.add_argument('term', required=True, help='term is missing')`: 400 (default_json_view.py)
+        if "term" not in query:
             return self.reply(400, {"message": {"term": releases.dird_missing_term(self.dird.release)}})
         term = query["term"][0]
         logging.getLogger(releases.dird_view_logger(self.dird.release)).info(
@@ -182,13 +194,16 @@ class Handler(QuietHandler):
             return self.not_found(profile)
         try:
             return self.lookup(term, profile)
-        except Exception:  # flask-restful: any other error is a 500, logged by the app
+        except Exception:  # flask-restful 0.3.x `handle_error`: any other error is a 500, logged by the app
             log.exception("Internal Error")
             return self.reply(500, {"message": "Internal Server Error"})
 
     def check_token(self, token: str, profile: str) -> int | None:
-        """verify_token (core/auth.py@xivo-15.19) / AuthVerifier.verify_token (auth_verifier.py@xivo-16.02):
-        `HEAD /0.1/token/<t>[?scope=]`, valid only on 204 (wazo-auth-client token.py `is_valid`)."""
+        """`verify_token` (wazo-platform/wazo-dird:xivo_dird/core/auth.py@xivo-15.19) / `AuthVerifier`
+        (wazo-platform/xivo-lib-python:xivo/auth_verifier.py@xivo-16.02, `handle_api_exception` in
+        xivo_dird/core/rest_api.py@xivo-16.15): `HEAD /0.1/token/<t>[?scope=<acl>]`, valid only on 204
+        (wazo-platform/wazo-auth-client:xivo_auth_client/commands/token.py@xivo-15.19 `is_valid`); the ACL
+        `dird.directories.lookup.{profile}.read` from 16.03 (default_json_view.py@xivo-16.03 `required_acl`)."""
         dird, release = self.dird, self.dird.release
         scope = {"scope": f"dird.directories.lookup.{profile.replace('.', '_')}.read"} \
             if releases.dird_lookup_acl(release) else {}
@@ -211,7 +226,8 @@ class Handler(QuietHandler):
         return self.reply(401, {"message": UNAUTHORIZED})  # flask_restful.abort(401)
 
     def not_found(self, profile: str) -> int:
-        """`_error(404, ...)`: logged at error level, timestamp a list (default_json_view.py, every tag)."""
+        """`_error(404, ...)`: logged at error level, timestamp a list
+        (wazo-platform/wazo-dird:xivo_dird/plugins/default_json_view.py@xivo-15.19 `Lookup.get`)."""
         message = f"The profile `{profile}` does not exist"
         logging.getLogger(releases.dird_view_logger(self.dird.release)).error(message)
         return self.reply(404, {"reason": [message], "timestamp": [time.time()], "status_code": 404})
@@ -219,13 +235,15 @@ class Handler(QuietHandler):
     def lookup(self, term: str, profile: str) -> int:
         dird = self.dird
         token = dird.auth("GET", self.headers["X-Auth-Token"])
-        if token.status_code != 200:  # token.get: any other status raises (raise_from_response)
+        # `auth.client().token.get(token)`: any status but 200 raises, uncaught: a 500 (token.py@xivo-15.19)
+        if token.status_code != 200:
             raise requests.HTTPError(f"{token.status_code} from xivo-auth", response=token)
         _infos = token.json()["data"]  # only feeds the personal source and the favourites: none here
         results = dird.lookup(term, profile)
         favorites = ((dird.config.get("services") or {}).get("favorites") or {})
         if releases.dird_favorites_strict(dird.release) and profile not in favorites:
-            raise LookupError(f"No such profile in favorite service configuration: {profile}")  # 16.07+: a 500
+            # favorites_service.py@xivo-16.07 `favorite_ids`: NoSuchProfileException, uncaught (wazo-dird 2aa098e8)
+            raise LookupError(f"No such profile in favorite service configuration: {profile}")
         return self.reply(200, {"term": term, **format_results(dird.displays[profile], results)})
 
     def do_POST(self) -> None:
@@ -235,25 +253,9 @@ class Handler(QuietHandler):
     do_PUT = do_DELETE = do_POST
 
 
-def format_results(display: list[dict[str, Any]], results: list[Result]) -> dict[str, Any]:
-    """_ResultFormatter.format_results (default_json_view.py@xivo-15.19..16.15): the display's titles and
-    types; each result's value per column (its field, else the column's default); a `favorite` column
-    False (a service token has no favourites), every `personal` column the result's is_personal."""
-    favorite = next((c.get("field") for c in display if c.get("type") == "favorite"), None)
-    personal = [c.get("field") for c in display if c.get("type") == "personal"]
-    formatted = []
-    for result in results:
-        if favorite is not None:
-            result.fields[favorite] = False
-        result.fields.update(dict.fromkeys(personal, result.is_personal))
-        formatted.append({"column_values": [result.fields.get(c.get("field"), c.get("default")) for c in display],
-                          "relations": result.relations, "source": result.source})
-    return {"column_headers": [c.get("title") for c in display], "column_types": [c.get("type") for c in display],
-            "results": formatted}
-
-
 def setup_logging(node: Node) -> None:
-    """xivo_logging: every logger to var/log/xivo-dird.log; confgend's lines to var/log/xivo-confgend.log."""
+    """As xivo-lib-python's xivo_logging sets the root logger up (xivo/xivo_logging.py@xivo-15.19): every
+    logger to var/log/xivo-dird.log; confgend's lines to var/log/xivo-confgend.log."""
     dird_log = node.log(SERVICE)
     dird_log.propagate = False
     root = logging.getLogger()

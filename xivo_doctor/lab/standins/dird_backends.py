@@ -4,9 +4,9 @@ Place in the lab: part of the xivo-dird stand-in (`standins.dird` builds one bac
 its merged configuration with `load_source`, and its lookup runs their `search` in parallel). The
 `xivo` backend asks a XiVO's xivo-confd (`/1.1/infos` once, then `/1.1/users?view=directory`);
 `phonebook` (up to 16.13) asks a web interface's json.php; `personal` is there and finds nothing
-(a service token has no personal contacts). Upstream: wazo-platform/wazo-dird
-`xivo_dird/plugins/{xivo_user_plugin,phonebook_plugin,source_result}.py`, `helpers.py`; the confd
-client of wazo-confd-client and xivo-lib-rest-client (docs/research-directory-lookup.md §3, §4).
+(a service token has no personal contacts); `format_results` is the lookup view's JSON of them.
+Upstream: wazo-platform/wazo-dird `xivo_dird/plugins/{xivo_user_plugin,phonebook_plugin,source_result}.py`,
+`helpers.py`; the confd client of wazo-confd-client and xivo-lib-rest-client (research §3, §4).
 
 Nodes sharing this host (no network of their own): every connection leaves from the node's own
 address (the source address is bound), so that a peer's confd or nginx sees this XiVO's address.
@@ -31,7 +31,7 @@ from xivo_doctor.lab.standins.base import Node
 xivo_log = logging.getLogger("xivo_dird.plugins.xivo_user_plugin")
 phonebook_log = logging.getLogger("xivo_dird.plugins.phonebook_plugin")
 manager_log = logging.getLogger("xivo_dird.core.source_manager")
-stopper_log = logging.getLogger()  # helpers.RaiseStopper logs on the root logger
+stopper_log = logging.getLogger()  # RaiseStopper logs on the root logger (wazo-dird:xivo_dird/helpers.py@xivo-15.19)
 
 
 class SourceAdapter(HTTPAdapter):
@@ -45,8 +45,8 @@ class SourceAdapter(HTTPAdapter):
 
 
 def session(node: Node) -> requests.Session:
-    """A new session (xivo-lib-rest-client makes one per call), leaving from the node's address when
-    the node shares this host's network."""
+    """A new session (one per call, wazo-platform/xivo-lib-rest-client:xivo_lib_rest_client/command.py@xivo-15.19
+    `HTTPCommand.session`), leaving from the node's address when the node shares this host's network."""
     s = requests.Session()
     if not node.own_network:
         s.mount("http://", SourceAdapter(node.address))
@@ -62,7 +62,8 @@ def verify(node: Node, value: Any) -> bool | str:
 
 
 def raise_stopper(function: Any, *args: Any) -> list[Result]:
-    """helpers.RaiseStopper(return_on_raise=[]): an exception in a search is logged, the source gives nothing."""
+    """RaiseStopper(return_on_raise=[]): an exception in a search is logged, the source gives nothing
+    (wazo-platform/wazo-dird:xivo_dird/helpers.py@xivo-15.19, used by plugins/lookup.py `_async_search`)."""
     try:
         return function(*args)
     except Exception:
@@ -71,7 +72,8 @@ def raise_stopper(function: Any, *args: Any) -> list[Result]:
 
 
 class _NoKeyErrorFormatter(string.Formatter):
-    """source_result.py: a missing or None field formats as '', the result stripped."""
+    """A missing or None field formats as '', the result stripped
+    (wazo-platform/wazo-dird:xivo_dird/plugins/source_result.py@xivo-15.19 `_NoKeyErrorFormatter`)."""
 
     def format(self, format_string: str, /, *args: Any, **kwargs: Any) -> str:
         return super().format(format_string, *args, **kwargs).strip()
@@ -85,7 +87,8 @@ class _NoKeyErrorFormatter(string.Formatter):
 
 @dataclass
 class Result:
-    """A `_SourceResult`: fields (with the formatted format_columns), relations, its source's name."""
+    """A `_SourceResult`: fields (with the formatted format_columns, '' as None), relations, its source's
+    name (wazo-platform/wazo-dird:xivo_dird/plugins/source_result.py@xivo-15.19, @xivo-16.02 `user_uuid`)."""
 
     source: str
     fields: dict[str, Any]
@@ -102,7 +105,8 @@ class Result:
 class ConfdClient:
     """xivo_confd_client.Client(**confd_config): `{https?}://host:port/version`, Digest auth only with both
     credentials, `Connection: close`, the timeout on every call; any status but 200/201/204 raises
-    (client.py, session.py@xivo-15.19; xivo_lib_rest_client BaseClient.session/url)."""
+    (wazo-platform/wazo-confd-client:xivo_confd_client/client.py, session.py@xivo-15.19;
+    wazo-platform/xivo-lib-rest-client:xivo_lib_rest_client/client.py@xivo-15.19 `BaseClient.session`, `url`)."""
 
     def __init__(self, node: Node, host: str, port: int = 9486, version: str = "1.1", username: str | None = None,
                  password: str | None = None, token: str | None = None, https: bool = True, timeout: float = 10,
@@ -126,7 +130,10 @@ class ConfdClient:
 
 
 class XivoSource:
-    """XivoUserPlugin (xivo_user_plugin.py@xivo-15.19..16.15) of the node's release."""
+    """XivoUserPlugin of the node's release (wazo-platform/wazo-dird:xivo_dird/plugins/xivo_user_plugin.py
+    @xivo-15.19, @xivo-16.02 `email` and `user_uuid`, @xivo-16.14 the None match): `load` logs `XiVO <name>
+    successfully loaded`; a search fetches the UUID (cached) then the users, and keeps an entry when the
+    term is a substring of one of its searched columns, mapped fields included."""
 
     def __init__(self, node: Node, config: dict[str, Any], release: str) -> None:
         self.name = config["name"]
@@ -187,7 +194,8 @@ IGNORED_MISSING = ("phonebooknumber/home/number", "phonebooknumber/mobile/number
 
 
 class PhonebookSource:
-    """PhonebookPlugin (phonebook_plugin.py@xivo-15.19, unchanged to @xivo-16.13): `GET phonebook_url
+    """PhonebookPlugin (wazo-platform/wazo-dird:xivo_dird/plugins/phonebook_plugin.py@xivo-15.19, unchanged to
+    @xivo-16.13, gone at 16.14): `GET phonebook_url
     ?act=search&search=<term>`, redirects followed, TLS not verified, Basic auth only with both
     credentials; no client-side filter; fields are the format_columns over dotted keys; relations null."""
 
@@ -255,7 +263,8 @@ class PersonalSource:
 
 def load_source(node: Node, config: dict[str, Any], release: str) -> Any:
     """SourceManager._load_sources_using_backend: one source per config of an enabled backend; a failing
-    `load` is logged and leaves the source out (core/source_manager.py@xivo-15.19). None: not loaded."""
+    `load` is logged and leaves the source out (wazo-platform/wazo-dird:xivo_dird/core/source_manager.py
+    @xivo-15.19); `phonebook` only while the release has that back-end (16.13). None: not loaded."""
     kind = config.get("type")
     try:
         if kind == "xivo":
@@ -272,4 +281,22 @@ def load_source(node: Node, config: dict[str, Any], release: str) -> Any:
     return None
 
 
-urllib3.disable_warnings()  # xivo-lib-rest-client disables them when a certificate is not verified
+def format_results(display: list[dict[str, Any]], results: list[Result]) -> dict[str, Any]:
+    """_ResultFormatter.format_results (wazo-platform/wazo-dird:xivo_dird/plugins/default_json_view.py@xivo-15.19,
+    views/default_json/default_json_view.py@xivo-16.15): the display's titles and
+    types; each result's value per column (its field, else the column's default); a `favorite` column
+    False (a service token has no favourites), every `personal` column the result's is_personal."""
+    favorite = next((c.get("field") for c in display if c.get("type") == "favorite"), None)
+    personal = [c.get("field") for c in display if c.get("type") == "personal"]
+    formatted = []
+    for result in results:
+        if favorite is not None:
+            result.fields[favorite] = False
+        result.fields.update(dict.fromkeys(personal, result.is_personal))
+        formatted.append({"column_values": [result.fields.get(c.get("field"), c.get("default")) for c in display],
+                          "relations": result.relations, "source": result.source})
+    return {"column_headers": [c.get("title") for c in display], "column_types": [c.get("type") for c in display],
+            "results": formatted}
+
+
+urllib3.disable_warnings()  # as xivo-lib-rest-client's BaseClient.session does when it does not verify

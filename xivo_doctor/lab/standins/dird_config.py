@@ -77,8 +77,9 @@ def _join(release: str) -> str:
 
 
 def context_separation(query: Query, release: str) -> bool:
-    """`bool(cti_main_dao.get_config()['main']['context_separation'])`, from 15.20 (dird.py@xivo-15.20
-    `DirdFrontend.__getattr__`): with no `ctimain` row the attribute read on None raises, and the file fails."""
+    """`bool(cti_main_dao.get_config()['main']['context_separation'])`, from 15.20
+    (wazo-platform/xivo-confgend:xivo_confgen/dird.py@xivo-15.20 `DirdFrontend.__getattr__`): with no
+    `ctimain` row the attribute read on None raises, and the file fails."""
     if not releases.dird_context_separation(release):
         return False
     rows = _rows(query, "SELECT context_separation FROM ctimain LIMIT 1")
@@ -90,7 +91,8 @@ def context_separation(query: Query, release: str) -> bool:
 def profiles(query: Query, release: str) -> dict[str, dict[str, Any]]:
     """cti_displays_dao.get_profile_configuration: cticontexts inner-joined to ctidisplays by name; sources =
     `directories.split(',')`, not stripped; from 15.20 each source's type (its directory's dirtype, else
-    'ldap'), joined as definitions are (cti_displays_dao.py@xivo-15.19, @xivo-15.20, @xivo-16.13)."""
+    'ldap'), joined as definitions are (wazo-platform/xivo-dao:xivo_dao/cti_displays_dao.py@xivo-15.19,
+    @xivo-15.20, @xivo-16.13)."""
     result = {name: {"display": display, "sources": directories.split(",") if directories else []}
               for name, display, directories in _rows(
                   query, "SELECT c.name, d.name, c.directories FROM ctidisplays d JOIN cticontexts c"
@@ -116,7 +118,8 @@ def context_names(query: Query) -> list[str]:
 
 
 def raw_sources(query: Query, release: str) -> list[dict[str, Any]]:
-    """directory_dao.get_all_sources, its non-LDAP part (directory_dao.py@xivo-15.19, @xivo-16.13
+    """directory_dao.get_all_sources, its non-LDAP part (wazo-platform/xivo-dao:xivo_dao/directory_dao.py
+    @xivo-15.19, @xivo-16.13
     `_get_nonldap_sources`): definitions inner-joined to directories, match_* parsed as JSON (any
     non-JSON fails the file), fields as format_columns."""
     by_id = releases.ctidirectories_by_id(release)
@@ -152,7 +155,8 @@ def raw_sources(query: Query, release: str) -> list[dict[str, Any]]:
 
 
 def confd_config(source: dict[str, Any]) -> dict[str, Any]:
-    """`_format_confd_config` (dird.py@xivo-15.19, plugins/dird_sources.py@xivo-16.15): the URI split at
+    """`_format_confd_config` (wazo-platform/xivo-confgend:xivo_confgen/dird.py@xivo-15.19,
+    plugins/dird_sources.py@xivo-16.15): the URI split at
     '://' then at the first ':'; `int(port)` (a path, a trailing '/', an IPv6 literal: ValueError, the
     whole file fails); https only for the scheme `https`; credentials only when both are set."""
     scheme, _, end = source["uri"].partition("://")  # a NULL uri: AttributeError, the file fails
@@ -214,7 +218,8 @@ def sources_yml(query: Query, release: str) -> dict[str, Any]:
 
 def reverse_sources(query: Query, release: str) -> Any:
     """cti_reverse_dao.get_config: the JSON of the first row's `directories`; no row fails up to 16.14
-    (`rows.first().directories` on None), 16.15 skips '' rows and takes [] (xivo-dao 4352bde5)."""
+    (`rows.first().directories` on None), 16.15 skips '' rows and takes []
+    (wazo-platform/xivo-dao:xivo_dao/cti_reverse_dao.py@xivo-15.19, @xivo-16.14, @xivo-16.15; 4352bde5)."""
     if releases.dird_reverse_row_required(release):
         rows = _rows(query, "SELECT directories FROM ctireversedirectories LIMIT 1")
         if not rows:
@@ -225,7 +230,8 @@ def reverse_sources(query: Query, release: str) -> Any:
 
 
 def services_yml(query: Query, release: str) -> dict[str, Any]:
-    """`{services: {lookup, favorites, reverse}}` (`services_yml`, dird.py@xivo-15.19, @xivo-15.20..16.15):
+    """`{services: {lookup, favorites, reverse}}` (`services_yml`, wazo-platform/xivo-confgend:
+    xivo_confgen/dird.py@xivo-15.19, @xivo-15.20..@xivo-16.15):
     one lookup and favorites entry per profile, its sources + `personal` (suffixed under context
     separation), the lookup timeout from 15.20; reverse for profile `default` only, timeout 1."""
     separated = context_separation(query, release)  # DirdFrontend.__getattr__ runs first (15.20+)
@@ -250,7 +256,8 @@ def services_yml(query: Query, release: str) -> dict[str, Any]:
 
 def views_yml(query: Query, release: str) -> dict[str, Any]:
     """`{views: {displays, profile_to_display, profile_to_display_phone}}` (`_DisplayGenerator`,
-    `_AssociationGenerator`, `_PhoneAssociationGenerator`, dird.py@xivo-15.19..16.15): each display's
+    `_AssociationGenerator`, `_PhoneAssociationGenerator`, wazo-platform/xivo-confgend:xivo_confgen/dird.py
+    @xivo-15.19..@xivo-16.15): each display's
     columns in the order of its JSON keys sorted as text, `[title, type, default, field]` with a
     default '' as null (a non-JSON data or a line shorter than 3 fails the file)."""
     context_separation(query, release)  # every file goes through DirdFrontend.__getattr__ (15.20+)
@@ -278,9 +285,9 @@ GENERATORS: dict[str, Callable[[Query, str], dict[str, Any]]] = {
 
 def confgend(root: Path, query: Query, release: str) -> dict[str, dict[str, Any]]:
     """What dird reads from each `!exec xivo-confgen dird/<file>`: the generated file, written to the
-    cache; on failure the cached copy, or {} when there is none (confgen.py@xivo-15.19
-    `_write_response`, @xivo-16.15 `ConfgendFactory.generate`; what the client gives then is
-    [NOT CONFIRMED], §1.1). Logged to xivo-confgend.log as the release words it."""
+    cache; on failure the cached copy, or {} when there is none (wazo-platform/xivo-confgend:
+    xivo_confgen/confgen.py@xivo-15.19 `_write_response`, @xivo-16.15 `ConfgendFactory.generate`; what
+    the client gives then is [NOT CONFIRMED], §1.1). Logged to xivo-confgend.log as the release words it."""
     result: dict[str, dict[str, Any]] = {}
     for name, generate in GENERATORS.items():
         key, cache = f"dird/{name}", Path(root) / CACHE.lstrip("/") / name
