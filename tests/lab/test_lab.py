@@ -190,6 +190,10 @@ SYMPTOMS = {
     == f"https://{peer.address}:9486/",
     # 16.15 only: shown on a 16.15 lab (tests/lab/test_lab_versions.py), refused here
     "anonymous-token-not-customised": None,
+    # xivo-dird's: their symptom is a lookup's answer, shown in tests/lab/test_lab_auth.py
+    "dird-stopped": None,
+    "dird-not-restarted": None,
+    "lookup-acl-missing": None,
 }
 
 
@@ -197,7 +201,7 @@ def test_every_fault_in_the_catalogue_has_a_symptom_test():
     assert set(SYMPTOMS) == set(faults.FAULTS)
 
 
-@pytest.mark.parametrize("fault", list(SYMPTOMS))
+@pytest.mark.parametrize("fault", [fault for fault, symptom in SYMPTOMS.items() if symptom is not None])
 def test_each_fault_shows_its_real_symptom_and_heal_restores_health(lab, fault):
     why = faults.FAULTS[fault].refused(lab.node("xivo-2"), lab.node("xivo-1"))
     if why:

@@ -71,7 +71,8 @@ def test_the_healthy_hosts_lab_passes_every_item_over_ssh_alone(hosts_lab):
     assert all("on_box" not in x for x in topology["xivos"]) and "ssh" in topology["defaults"]
     data = doctor(hosts_lab)
     assert {r["item"]: r["status"] for r in data["results"]} == {r["item"]: "pass" for r in data["results"]}
-    assert len(data["results"]) == 7 * 3 + 6 and data["verdict"] == "OK"  # 7 checks per XiVO, 6 ordered pairs
+    # 7 checks per XiVO, 2 per ordered pair (federation, directory-lookup), 6 pairs
+    assert len(data["results"]) == 7 * 3 + 2 * 6 and data["verdict"] == "OK"
     text = json.dumps(data)
     assert "rabbitmqctl on xivo-1 (over SSH)" in text and "xivo-2 over SSH" in text
 
@@ -371,8 +372,8 @@ def _ssh_topology(state, tmp_path: Path, **ssh) -> Path:
     topology = yaml.safe_load((state.dir / "topology.yml").read_text())
     topology["defaults"]["ssh"] = {"identity_file": str(state.dir / "ssh/id"),
                                    "known_hosts_file": str(state.dir / "ssh/known_hosts"), **ssh}
-    for key in ("password_file",):
-        topology["defaults"]["rabbitmq"][key] = str(state.dir / topology["defaults"]["rabbitmq"][key])
+    for section in ("rabbitmq", "auth"):
+        topology["defaults"][section]["password_file"] = str(state.dir / topology["defaults"][section]["password_file"])
     path = tmp_path / "topology.yml"
     path.write_text(yaml.safe_dump(topology))
     return path

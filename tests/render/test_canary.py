@@ -32,7 +32,8 @@ CANARY_USER = "doctor-canary"
 def _canaries() -> dict[str, str]:
     tag = secrets.token_hex(4)
     return {name: f"Canary{name.title().replace('_', '')}{tag}" for name in
-            ("amqp_password", "confd_password", "upstream_password", "directory_password", "ws_password")}
+            ("amqp_password", "confd_password", "upstream_password", "directory_password", "ws_password",
+             "auth_password")}
 
 
 @pytest.fixture
@@ -56,7 +57,11 @@ def planted(lab, tmp_path, monkeypatch):
                f'{{"uri":"amqp://xivo:{canary["upstream_password"]}@{two.address}","max-hops":1}}')
     faults.sql(state, one, f"UPDATE directories SET xivo_username = 'canary', "
                            f"xivo_password = '{canary['directory_password']}' WHERE dirtype = 'xivo'")
-    faults.sql(state, two, f"UPDATE accesswebservice SET login = 'canary', passwd = '{canary['ws_password']}'")
+    faults.sql(state, two, f"UPDATE accesswebservice SET login = 'canary', passwd = '{canary['ws_password']}' "
+                           "WHERE host IS NOT NULL")
+    for node in state.nodes:  # directory-lookup's own web services user: its token comes from this password
+        faults.sql(state, node, f"UPDATE accesswebservice SET passwd = '{canary['auth_password']}' "
+                                "WHERE login = 'xivo-doctor'")
     for node in state.nodes:
         log = state.root(node) / "var/log/xivo-ctid.log"
         with log.open("a") as fh:
@@ -68,6 +73,8 @@ def planted(lab, tmp_path, monkeypatch):
     topology = yaml.safe_load((lab.dir / "topology.yml").read_text())
     topology["defaults"]["rabbitmq"].update(user=CANARY_USER, password_file=str(tmp_path / "amqp.secret"))
     topology["defaults"]["confd"].update(username="canary", password=canary["confd_password"])
+    topology["defaults"]["auth"] = {**topology["defaults"]["auth"], "password": canary["auth_password"]}
+    topology["defaults"]["auth"].pop("password_file")
     (tmp_path / "amqp.secret").write_text(canary["amqp_password"] + "\n")
     monkeypatch.setenv("CANARY_CONSUL_TOKEN", tokens[one.name])
     for i, x in enumerate(topology["xivos"]):  # paths in the lab's topology are relative to the lab directory
