@@ -122,7 +122,10 @@ def write_root(node: LabNode, lab_dir: Path, *, db_uri: str, netns: str = "") ->
     """Write the node's healthy files; return the services whose files changed. `netns`: the node's
     network namespace when it has its own network (its stand-ins then bind as a XiVO's daemons do)."""
     root = node.root(lab_dir)
-    for folder in ("run", "var/log/nginx", "var/lib/consul/services", "var/lib/consul/checks"):
+    # var/lib/xivo-confgend: the cache of the files it generates for xivo-dird (made before the mount
+    # namespace binds var/lib entries one by one, so that it is the node's own there too)
+    for folder in ("run", "var/log/nginx", "var/lib/consul/services", "var/lib/consul/checks",
+                   "var/lib/xivo-confgend/dird"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     make_certificate(root, node.address)
     changed: set[str] = set()

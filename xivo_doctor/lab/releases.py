@@ -438,3 +438,12 @@ def auth_me_matches_literal(version: str) -> bool:
     """An ACL's `.me` segment: replaced by the token's auth_id up to 16.07; from 16.08 it matches `me` or
     the auth_id (token.py@xivo-16.08 `_transform_acl_me_to_uuid_or_me`, c6ec845a; §5.4)."""
     return key(version) >= (16, 8)
+
+
+# -- xivo-confd's view=directory (docs/research-directory-lookup.md §3.3)
+
+def confd_directory_has_uuid(version: str) -> bool:
+    """`/1.1/users?view=directory` carries each user's `uuid` and `email` from 16.02
+    (wazo-platform/wazo-confd xivo_confd/plugins/user/resource.py@xivo-16.02, 5662ff7c): a dird >= 16.02
+    reading an older peer gets KeyError 'uuid' and no result."""
+    return key(version) >= (16, 2)

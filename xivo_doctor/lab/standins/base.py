@@ -15,6 +15,7 @@ import logging
 import signal
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,10 @@ def main_args(description: str) -> argparse.Namespace:
 
 def wait_for_stop() -> None:
     """Block until SIGTERM or SIGINT; the caller then cleans up (deregisters, closes sockets)."""
-    stop = threading.Event()
+    # A flag, not a threading.Event: the handler runs in the main thread, and Event.set() there can
+    # deadlock on the lock Event.wait() holds when the signal lands inside it (then SIGKILL after 10 s)
+    stopping: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    while not stopping:
+        time.sleep(0.2)  # a signal interrupts the sleep; the flag is then seen at once

@@ -125,8 +125,11 @@ class Handler(QuietHandler):
         # The directory view dird's xivo backend asks for (XIVO-FACTS §6.2); served for any view.
         params = {"search": query.get("search") or None, "context": query.get("context") or None}
         items = [dict(zip(USER_FIELDS, row, strict=True)) for row in self.confd.query(USERS_SQL, params)]
+        with_uuid = releases.confd_directory_has_uuid(self.confd.node.release())
         for item in items:
             item["uuid"] = str(item["uuid"])
+            if not with_uuid:  # the directory view of 15.19-16.01 has neither
+                del item["uuid"], item["email"]
         return self.reply(200, {"total": len(items), "items": items})
 
     def do_POST(self) -> None:
