@@ -153,8 +153,9 @@ def _judge(seen: dict, xivo, peer, profile: str, plan: Plan) -> list[dict]:
         why += f"; dird answered after {seen['elapsed_ms']:.0f} ms: a source slower than {plan.timeout_s:g} s is " \
                "dropped without a word"
     return [{**base, "kind": "stale" if stale else "not-found",
-             "text": f"{where} answered {len(results)} result(s), none is {plan.user_words} of {peer.name} "
-                     f"with xivo_id {plan.peer_uuid}{why}; the tables are right (directory-source passes), so "
+             "text": f"{where} " + (f"answered {len(results)} result(s), none is" if results else
+                                     "answered no result, so not") + f" {plan.user_words} of {peer.name} with "
+                     f"xivo_id {plan.peer_uuid}{why}; the tables are right (directory-source passes), so "
                      f"dird runs with another configuration than theirs, or its {peer.name} source fails at "
                      f"run time: its log says which"}]
 

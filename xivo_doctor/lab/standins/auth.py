@@ -191,11 +191,7 @@ class Auth:
     def get(self, token_id: str, required: str | None) -> Token:
         """`Manager.get`: 404 `No such token` when it is not a UUID (`Storage._check_valid_token_id`),
         unknown or expired; 403 `Unauthorized for <acl>` when no ACL matches the scope."""
-        try:
-            uuid.UUID(hex=token_id)
-        except ValueError as e:
-            self.log.warning("Invalid token ID: %s", e)
-            raise LookupError from None
+        self._check_id(token_id)
         with self.lock:
             token = self.tokens.get(token_id)
         if token is None or datetime.now() > token.expires:
@@ -205,13 +201,17 @@ class Auth:
         return token
 
     def remove(self, token_id: str) -> None:
+        self._check_id(token_id)
+        with self.lock:
+            self.tokens.pop(token_id, None)
+
+    def _check_id(self, token_id: str) -> None:
+        """A token id that is not a UUID is no token (`Storage._check_valid_token_id`): 404."""
         try:
             uuid.UUID(hex=token_id)
         except ValueError as e:
             self.log.warning("Invalid token ID: %s", e)
             raise LookupError from None
-        with self.lock:
-            self.tokens.pop(token_id, None)
 
 
 class Handler(QuietHandler):
