@@ -29,6 +29,13 @@ def lookup_fix(ctx: FixContext) -> FixOut:
         elif kind == "auth":
             steps.add(f"on {xivo.name}, get xivo-auth answering on localhost:9497 again, then restart xivo-dird",
                       [f"service xivo-auth restart  # on {xivo.name}", f"{RESTART}  # on {xivo.name}"])
+        elif kind == "auth-consul":
+            steps.add(f"start Consul on {xivo.name}: xivo-auth keeps its tokens there",
+                      [f"service consul start  # on {xivo.name}"])
+        elif kind == "auth-token":
+            steps.add(f"xivo-auth of {xivo.name} fails to make tokens: its log says why; restart it",
+                      [f"tail -n 20 /var/log/xivo-auth.log  # on {xivo.name}",
+                       f"service xivo-auth restart  # on {xivo.name}"])
         elif kind in ("profile", "stale", "not-found", "phonebook"):
             what = {"profile": f"the profile {p.get('profile')!r} its tables make",
                     "stale": f"{peer.name}'s UUID as it is now",

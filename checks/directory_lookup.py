@@ -48,7 +48,9 @@ def latency(o: Outcome) -> list[Metric]:
     "remote colleagues cannot be found, called or seen, even with every table right",
     fix=lookup_fix,
     doc="contact_and_presence_sharing.rst#check-that-the-configuration-is-working",
-    depends_on=["directory-source", "phonebook-restricted"],
+    # xivo-auth keeps its tokens in Consul (wazo-auth xivo_auth/token.py `Storage`, 15.19-16.15): a
+    # Consul that is down (its RPC port refused) is the root cause of a token refused with a 500
+    depends_on=["directory-source", "phonebook-restricted", "port-reachable:consul-rpc"],
     warm_up=lambda w: _warm_up(w),
     warm_up_order=40,
     metrics=latency,
@@ -70,6 +72,14 @@ def test_directory_lookup(pair, topology, probes, evidence):
     # not under a key named "token": the redactor masks what such a key holds
     evidence["xivo_auth"] = f"a token of the {plan.backend} backend, ACLs {token['acls']}" \
         if token["status"] == 200 else f"refused: HTTP {token['status']} {token['reason']}"
+    if token["status"] >= 500:  # xivo-auth itself is broken: nobody on this XiVO gets a token
+        consul = "consul" in token["reason"].lower()
+        problems = [{"peer": peer.name, "kind": "auth-consul" if consul else "auth-token",
+                     "text": f"xivo-auth of {xivo.name} answered HTTP {token['status']} ({token['reason']}) to a token "
+                             f"request: no user of {xivo.name} gets a token, so none can search"
+                             + (" (xivo-auth keeps its tokens in Consul, which does not answer it)" if consul else "")}]
+        evidence["problems"] = [{k: v for k, v in p.items() if k != "text"} for p in problems]
+        assert not problems, problems[0]["text"]
     if token["status"] != 200:
         raise ProbeError(f"xivo-auth of {xivo.name}", f"refused a token to auth.username {xivo.auth.username!r} "
                          f"(HTTP {token['status']}: {token['reason'] or 'no reason'}), backend {plan.backend}: "

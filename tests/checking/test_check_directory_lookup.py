@@ -84,15 +84,15 @@ def result(user_id=7, xivo_id=U1, source="xivo-1", values=("Alice Martin", "1001
 
 
 class Dird:
-    def __init__(self, answers=None, token_status=200, refused=False):
+    def __init__(self, answers=None, token_status=200, refused=False, token_reason="Authentication Failed"):
         self.answers = answers or {}
-        self.token_status, self.refused = token_status, refused
+        self.token_status, self.refused, self.token_reason = token_status, refused, token_reason
         self.tokens, self.lookups = [], []
 
     def token(self, x, backend):
         self.tokens.append((x.name, backend))
         return {"status": self.token_status, "acls": ["dird.directories.lookup.*.read"], "backend": backend,
-                "reason": "" if self.token_status == 200 else "Authentication Failed", "elapsed_ms": 5.0}
+                "reason": "" if self.token_status == 200 else self.token_reason, "elapsed_ms": 5.0}
 
     def lookup(self, x, profile, term):
         self.lookups.append((x.name, profile, term))
@@ -244,3 +244,16 @@ def test_the_metric_is_the_lookups_latency_per_pair():
     assert (metric.label, metric.value, metric.unit) == ("dird_xivo-2_finds_xivo-1", 42.0, "ms")
     blocked = Outcome("xivo-2", "xivo-1", Status.SKIP, {}, ("xivo-1", "xivo-2"))
     assert SPEC.metrics(blocked)[0].value is None
+
+
+def test_xivo_auth_failing_to_make_tokens_is_the_xivos_fault():
+    message, evidence = fails(Probes(dird=Dird(token_status=500, token_reason="Connection to consul failed")))
+    assert evidence["problems"][0]["kind"] == "auth-consul" and "no user of xivo-2 gets a token" in message
+    assert fix(evidence).commands == ("service consul start  # on xivo-2",)
+    message, evidence = fails(Probes(dird=Dird(token_status=500, token_reason="Internal Server Error")))
+    assert evidence["problems"][0]["kind"] == "auth-token"
+    assert "service xivo-auth restart  # on xivo-2" in fix(evidence).commands
+
+
+def test_a_consul_down_blocks_the_lookup_as_its_root_cause():
+    assert ("port-reachable", "consul-rpc") in SPEC.dependencies()

@@ -27,7 +27,7 @@ from services import starts_services
 
 from xivo_doctor.lab import faults, lifecycle, postgres
 from xivo_doctor.lab.nodes import LabNode
-from xivo_doctor.lab.standins.auth import acl_regex
+from xivo_doctor.lab.standins.auth_tokens import acl_regex
 from xivo_doctor.topology import load_topology
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

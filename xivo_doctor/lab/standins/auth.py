@@ -9,11 +9,15 @@ Place in the pipeline: none — the lab is the system being inspected (docs/lab.
 Serves, under `/0.1`: `POST /token` (Basic credentials, JSON `backend` and `expiration`) for a web
 services user — `xivo_ws` up to 15.20, `xivo_service` over `accesswebservice` from 16.01 (`releases`);
 `HEAD|GET|DELETE /token/<token>[?scope=<acl>]`. Tokens are uuid4, kept in memory with their expiry.
-Not emulated: the other backends (`xivo_user`, `xivo_admin`, `ldap_user` answer as a failed login);
-Consul, where upstream keeps its tokens (KV `xivo/xivo-auth/tokens/<id>` on every release, and up to
-16.06 the token is a Consul ACL token): with consul stopped the real daemon answers 500 `Connection to
-consul failed`, this one goes on; the celery task that deletes a token when it expires (an expired
-token is refused on read, as `Manager.get` does, which is what a client sees).
+Upstream keeps its tokens in Consul (KV `xivo/xivo-auth/tokens/<id>` on every release; up to 16.06 the
+token is a Consul ACL token too): this one keeps them in memory, but asks the node's Consul agent
+(`consul: {host: localhost, port: 8500}` of the shipped config.yml) for a connection first and, as
+upstream's `Storage` does when Consul does not answer, logs `Connection to consul failed: <error>` and
+answers 500 `Connection to consul failed` (wazo-platform/wazo-auth xivo_auth/token.py@xivo-15.19,
+@xivo-16.15 `_ConsulConnectionException`). Not emulated: the other backends (`xivo_user`,
+`xivo_admin`, `ldap_user` answer as a failed login); the celery task that deletes a token when it
+expires (an expired token is refused on read, as `Manager.get` does, which is what a client sees).
+The tokens, users and ACL matching are `standins.auth_tokens`; this module is the HTTP side.
 """
 
 from __future__ import annotations
@@ -23,22 +27,16 @@ import binascii
 import json
 import re
 import sys
-import threading
 import time
-import unicodedata
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import psycopg
 import yaml
 
 from xivo_doctor.lab import releases
+from xivo_doctor.lab.standins.auth_tokens import SERVICE, Auth, ConsulDown, DatabaseError, InternalError
 from xivo_doctor.lab.standins.base import Node, QuietHandler, deep_merge, main_args, serve, tls_context, wait_for_stop
 
-SERVICE = "xivo-auth"
 PREFIX = "/0.1"
 # xivo_auth/config.py `_DEFAULT_CONFIG` (@xivo-15.19 .. @xivo-16.15) and the shipped config.yml's
 # `default_token_lifetime: 7200`, `enabled_plugins` (per release, `releases.auth_backends`).
@@ -48,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "default_token_lifetime": 7200,
     "rest_api": {"https": {"listen": "0.0.0.0", "port": 9497, "certificate": "/usr/share/xivo-certs/server.crt",
                            "private_key": "/usr/share/xivo-certs/server.key"}},
+    "consul": {"host": "localhost", "port": 8500},
 }
 # werkzeug's and flask-restful's bodies for a route or method the API does not have
 NOT_FOUND = {"message": "The requested URL was not found on the server.  If you entered the URL manually please "
@@ -56,162 +55,9 @@ NOT_ALLOWED = {"message": "The method is not allowed for the requested URL."}
 TOKEN_ROUTE = re.compile(rf"^{re.escape(PREFIX)}/token/([^/]+)$")
 
 
-class DatabaseError(Exception):
-    pass
-
-
-class InternalError(Exception):
-    """What Flask turns into its bare 500 page: an exception the resource does not catch."""
-
-
-@dataclass
-class Token:
-    token: str
-    auth_id: str
-    xivo_user_uuid: str | None
-    issued: datetime
-    expires: datetime
-    acls: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        # `Token.to_dict` (xivo_auth/token.py@xivo-15.19 .. @xivo-16.15): naive local ISO times, as
-        # `helpers.now()` / `later()` make them with `datetime.now().isoformat()`.
-        return {"token": self.token, "auth_id": self.auth_id, "xivo_user_uuid": self.xivo_user_uuid,
-                "issued_at": self.issued.isoformat(), "expires_at": self.expires.isoformat(), "acls": self.acls}
-
-
-def acl_regex(acl: str, auth_id: str, me_literal: bool) -> re.Pattern[str]:
-    """One token ACL as the regex `Token.matches_required_acl` tries: `*` one dot-free segment
-    (`[^.]*?`), `#` anything (`.*?`), anchored both ends (`_transform_acl_to_regex`, token.py@xivo-15.19).
-    `.me`: up to 16.07 replaced by the auth_id before (a trailing `.me`, else every `.me.`); from 16.08
-    it matches `me` or the auth_id (`_transform_acl_me_to_uuid_or_me`, token.py@xivo-16.08)."""
-    if not me_literal:
-        acl = f"{acl[:-3]}.{auth_id}" if acl.endswith(".me") else acl.replace(".me.", f".{auth_id}.")
-    pattern = "".join("[^.]*?" if c == "*" else ".*?" if c == "#" else re.escape(c) for c in acl)
-    if me_literal:
-        either = rf"\.(me|{re.escape(auth_id)})"
-        pattern = pattern.replace(r"\.me\.", either + r"\.")
-        if pattern.endswith(r"\.me"):
-            pattern = pattern[:-4] + either
-    return re.compile(f"^{pattern}$")
-
-
-def matches(token: Token, required: str | None, me_literal: bool) -> bool:
-    """No scope always matches; else any of the token's ACLs (token.py `matches_required_acl`)."""
-    if required is None:
-        return True
-    return any(acl_regex(acl, token.auth_id, me_literal).match(required) for acl in token.acls)
-
-
 def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
     # `_error` of xivo_auth/http.py (every tag): the reason in a list, the timestamp too
     return status, {"reason": [message], "timestamp": [time.time()], "status_code": status}
-
-
-def _ascii(text: str) -> str:
-    # `unidecode(required_acl)` in MissingACLTokenException, to the nearest ASCII
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-
-
-class Auth:
-    """What the handler needs: the node's release, its database, the settings and the tokens."""
-
-    def __init__(self, node: Node, config: dict[str, Any], service_keys: dict[str, str]) -> None:
-        self.node = node
-        self.version = node.release()
-        self.config = config
-        self.db_uri = str(config.get("db_uri") or "")
-        self.backends = set(config.get("enabled_plugins") or ())
-        self.lifetime = config.get("default_token_lifetime", 7200)
-        self.service_keys = service_keys
-        self.tokens: dict[str, Token] = {}
-        self.lock = threading.Lock()
-        self.log = node.log(SERVICE)
-
-    def query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        try:
-            with psycopg.connect(self.db_uri, connect_timeout=3) as conn:
-                return conn.execute(sql, params).fetchall()
-        except psycopg.Error as e:
-            raise DatabaseError(str(e).strip()) from e
-
-    # -- the backends: verify_password, get_ids, get_acls -----------------------------------------
-
-    def _ws_password(self, login: str, password: str) -> bool:
-        # accesswebservice_dao.check_username_password (xivo-dao@xivo-15.19 .. @xivo-16.15): an enabled
-        # row with exactly this login and this plain-text passwd
-        return bool(self.query("SELECT login FROM accesswebservice WHERE login = %s AND passwd = %s AND disable = 0",
-                               (login, password)))
-
-    def _ws_id(self, login: str) -> str:
-        # accesswebservice_dao.get_user_id: `.scalar()` of the enabled rows' ids; two rows with the login
-        # raise MultipleResultsFound, which nothing catches (500)
-        rows = self.query("SELECT id FROM accesswebservice WHERE login = %s AND disable = 0", (login,))
-        if len(rows) != 1:
-            raise InternalError(f"get_user_id({login!r}): {len(rows)} rows")
-        return str(rows[0][0])
-
-    def verify_password(self, backend: str, login: str, password: str) -> bool:
-        """`_call_backend('verify_password', ...)` (http.py, every tag): stevedore's map_method skips a
-        name that is not a loaded plugin, the empty result raises IndexError, taken as a refusal."""
-        if backend not in self.backends:
-            return False
-        if backend == "xivo_ws" or (backend == "xivo_service" and releases.auth_ws_backend(self.version) == backend):
-            return self._ws_password(login, password)
-        if backend == "xivo_service":
-            # 15.19-15.20: the login of a `services` entry whose key file's service_key is the password
-            # (xivo_service.py@xivo-15.19 `verify_password`, config.py `_load_key_files`)
-            return login in self.service_keys and self.service_keys[login] == password
-        return False  # xivo_user, xivo_admin, ldap_user: not emulated
-
-    def identity(self, backend: str, login: str) -> tuple[str, str | None, list[str]]:
-        """(auth_id, xivo_user_uuid, acls) in `Manager.new_token`'s order: `get_ids`, then the ACLs."""
-        if backend == "xivo_service" and releases.auth_ws_backend(self.version) != backend:
-            # 15.19-15.20 key-file services: `get_ids` is (login, login), fixed ACLs
-            return login, login, list(releases.auth_service_key_acls(self.version))
-        auth_id = self._ws_id(login)
-        if backend == "xivo_ws":
-            return auth_id, None, list(releases.AUTH_XIVO_WS_ACLS)  # XiVOWS.get_acls
-        # 16.01+ xivo_service: accesswebservice_dao.get_user_acl, the first enabled row's `acl`
-        rows = self.query("SELECT acl FROM accesswebservice WHERE login = %s AND disable = 0", (login,))
-        return auth_id, None, list(rows[0][0] or []) if rows else []
-
-    # -- the token store ---------------------------------------------------------------------------
-
-    def new_token(self, backend: str, login: str, expiration: float | None) -> Token:
-        auth_id, user_uuid, acls = self.identity(backend, login)
-        issued = datetime.now()
-        token = Token(str(uuid.uuid4()), auth_id, user_uuid, issued,
-                      issued + timedelta(seconds=self.lifetime if expiration is None else expiration), acls)
-        with self.lock:
-            self.tokens = {k: t for k, t in self.tokens.items() if t.expires >= issued}  # celery's clean_token
-            self.tokens[token.token] = token
-        return token
-
-    def get(self, token_id: str, required: str | None) -> Token:
-        """`Manager.get`: 404 `No such token` when it is not a UUID (`Storage._check_valid_token_id`),
-        unknown or expired; 403 `Unauthorized for <acl>` when no ACL matches the scope."""
-        self._check_id(token_id)
-        with self.lock:
-            token = self.tokens.get(token_id)
-        if token is None or datetime.now() > token.expires:
-            raise LookupError
-        if not matches(token, required, releases.auth_me_matches_literal(self.version)):
-            raise PermissionError(f"Unauthorized for {_ascii(required or '')}")
-        return token
-
-    def remove(self, token_id: str) -> None:
-        self._check_id(token_id)
-        with self.lock:
-            self.tokens.pop(token_id, None)
-
-    def _check_id(self, token_id: str) -> None:
-        """A token id that is not a UUID is no token (`Storage._check_valid_token_id`): 404."""
-        try:
-            uuid.UUID(hex=token_id)
-        except ValueError as e:
-            self.log.warning("Invalid token ID: %s", e)
-            raise LookupError from None
 
 
 class Handler(QuietHandler):
@@ -220,6 +66,9 @@ class Handler(QuietHandler):
     def handle_request(self) -> None:
         try:
             status, body, headers = self.respond()
+        except ConsulDown:
+            status, body = _error(500, "Connection to consul failed")
+            headers = {}
         except DatabaseError as e:
             self.auth.log.error("database error: %s", e)
             status, body, headers = 500, "Internal Server Error", {}
