@@ -138,7 +138,7 @@ def _phonebook_plan(probes, topology, xivo, peer, rel, contexts, displays) -> di
             profiles.setdefault(p, None)
     if not profiles:
         return None
+    # a phonebook result carries no xivo_id (its relations are null, research §4): found by name
     words = f"{entry.get('firstname') or ''} {entry['lastname']}".strip()
     return {"words": words, "term": str(entry["lastname"]).strip(), "sources": sorted(d["name"] for d in defs),
-            "profiles": list(profiles), "note": "a phonebook result carries no xivo_id (its relations are null): "
-            "found by name through the phonebook source"}
+            "profiles": list(profiles)}

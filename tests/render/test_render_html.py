@@ -260,7 +260,9 @@ def test_items_failed_in_full_passing_collapsed_and_evidence_shown_with_its_sour
     assert [a.attrs["href"] for a in blocked.find_all("a")] == ["#item-port-reachable-xivo-2"]
 
 
-def test_passing_items_shrink_with_the_report_so_ten_xivos_stay_under_300_kB(capsys):
+def test_passing_items_shrink_with_the_report_so_ten_xivos_stay_under_420_kB(capsys):
+    """Ten XiVOs: 9 checks, 180 pair items (federation and directory-lookup each way). The embedded
+    result JSON holds every item's evidence (about 3/4 of the file); the page shows it for failures."""
     sizes = {}
     for n in (2, 5, 7, 10):
         text = html.render_html(S.big_report(n))
@@ -268,11 +270,11 @@ def test_passing_items_shrink_with_the_report_so_ten_xivos_stay_under_300_kB(cap
         sizes[n] = len(text.encode("utf-8"))
         row = parsed.one("item-uuid-unique-xivo-1")
         evidence = [d for d in row.find_all("details") if d.find_all("summary")[0].text() == "evidence"]
-        assert (row.tag, bool(evidence)) == {2: ("tr", True), 5: ("tr", True), 7: ("tr", False), 10: ("td", False)}[n]
+        assert (row.tag, bool(evidence)) == {2: ("tr", True), 5: ("tr", False), 7: ("td", False), 10: ("td", False)}[n]
         assert parsed.one("item-port-reachable-xivo-2").tag == "details"  # a failure is always in full
     with capsys.disabled():
         print("\nHTML report size: " + ", ".join(f"{n} XiVOs {size / 1000:.0f} kB" for n, size in sizes.items()))
-    assert sizes[10] < 300_000
+    assert sizes[10] < 420_000
 
 
 # --- the picture --------------------------------------------------------------------------------
@@ -291,7 +293,9 @@ def test_picture_of_ten_xivos_draws_every_expected_link_with_its_status():
     assert wan[frozenset(("xivo-1", "xivo-3"))].item == "consul-wan[xivo-3]"
     assert {m.status for key, m in wan.items() if key != frozenset(("xivo-1", "xivo-3"))} == {"pass"}
     dirs = {(k.a, k.b): k.mark.status for k in panels["directories"].links}
-    assert dirs[("xivo-4", "xivo-1")] == "fail" and dirs[("xivo-4", "xivo-2")] == "pass"
+    # xivo-4's directory-source fails for xivo-1: its lookups are blocked, so its other arrows are not proven
+    assert dirs[("xivo-4", "xivo-1")] == "fail" and dirs[("xivo-4", "xivo-2")] == "skip"
+    assert dirs[("xivo-2", "xivo-3")] == "pass"
     assert pic.nodes["xivo-2"].status == "fail" and pic.nodes["xivo-1"].status == "pass"
     places = {(n.x, n.y) for n in panels["federation"].nodes}
     assert len(places) == 10

@@ -165,6 +165,26 @@ def _uuid(i: int) -> str:
     return f"{i:08x}-5b17-4ac3-895c-ab6335d3e7f3"
 
 
+def _lookup(xivo: tuple[str, str], peer: tuple[str, str], blocked: bool) -> Result:
+    """directory-lookup[xivo->peer] as a real run leaves it: passed, or blocked by xivo-4's directory."""
+    common = {"check": "directory-lookup", "target": f"{xivo[0]}->{peer[0]}", "title": "dird finds the peer's users",
+              "doc": f"{MANUAL}#check-that-the-configuration-is-working", "why": WHY}
+    if blocked:
+        return Result(status=Status.SKIP, message="blocked by directory-source[xivo-4]",
+                      blocked_by=("directory-source[xivo-4]",), **common)
+    uuid = "00000001-5b17-4ac3-895c-ab6335d3e7f3"
+    evidence = {
+        "version": f"16.13 (/usr/share/xivo/XIVO-VERSION on {xivo[0]})",
+        "user": f"Alice Lab{peer[1].rsplit('.', 1)[-1]} (id 1), read from asterisk database of {peer[0]}",
+        "peer_uuid": f"{uuid} (infos.uuid (asterisk database of {peer[0]}))", "profiles": ["default"],
+        "term": "Lab", "xivo_auth": "a token of the xivo_service backend, ACLs ['dird.directories.lookup.*.read']",
+        "lookups": {"default": {"status": 200, "elapsed_ms": 260.1, "results": 3, "found": f"{peer[0]}, user_id 1"}},
+        "latency_ms": 260.1, "vantage": f"from vm; {xivo[0]}'s files, database and commands over SSH"}
+    return Result(status=Status.PASS, evidence=evidence, duration_s=0.3,
+                  message=f"{xivo[0]}'s xivo-dird finds Alice (id 1) of {peer[0]} (xivo_id {uuid}) in 1 profile(s) "
+                          "in 260.1 ms", **common)
+
+
 def _federation(down: tuple[str, str], up: tuple[str, str], broken: bool, blocked: bool) -> Result:
     link = {"exchange": "xivo", "upstream_exchange": "xivo", "type": "exchange", "vhost": "/", "upstream": up[0],
             "status": "error" if broken else "running", "uri": f"amqp://{up[1]}", "timestamp": "2026-11-25 10:31:01",
@@ -279,6 +299,7 @@ def big_report(n: int = 10) -> Report:
     results = [r for i, x in enumerate(xs, 1) for r in _per_xivo(x, i, xs, fail)]
     results += [_federation(d, u, broken=(d[0], u[0]) == ("xivo-1", "xivo-3"), blocked=u[0] == "xivo-2")
                 for d in xs for u in xs if d != u]
+    results += [_lookup(a, b, blocked="xivo-4" in (a[0], b[0])) for a in xs for b in xs if a != b]
     topology = {"name": "ten-offices", "file": "/etc/xivo-doctor/topology.yml", "federation": "full-mesh",
                 "xivos": [{"name": x, "address": a, "version": "16.13"} for x, a in xs],
                 "pairs": [f"{d}->{u}" for d, _ in xs for u, _ in xs if d != u]}
