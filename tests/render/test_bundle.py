@@ -348,7 +348,7 @@ def test_a_bundle_of_the_live_lab(lab, tmp_path):
     assert ("consul-cli agent services --ssl --ssl-verify=false (over SSH): consul-cli: not found on xivo-1"
             if over_ssh else "consul-cli agent services --ssl --ssl-verify=false: consul-cli: not found on PATH") \
         in missing, missing
-    assert "xivo-1: log /var/log/xivo-dird.log: not found" in missing
+    assert "xivo-dird.log" not in missing and b"successfully loaded" in files[f"{top}logs/xivo-1/xivo-dird.log"]
     assert json.loads(files[top + "result.json"])["verdict"] == "OK"
     assert b"<html" in files[top + "report.html"].lower()
 
