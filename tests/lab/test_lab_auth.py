@@ -12,7 +12,9 @@ Two parts:
 from __future__ import annotations
 
 import base64
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -60,6 +62,26 @@ def check(address: str, token_id: str, scope: str | None = None, method: str = "
                             timeout=10)
 
 
+CONSUL = (PG, 8500)  # what stands for each node's Consul agent here: a port that takes connections
+
+
+def _consul_agent(stack: ExitStack) -> None:
+    """A listener on CONSUL that accepts and closes: xivo-auth asks its Consul before every token
+    operation (upstream stores the tokens there) and answers 500 when it does not connect."""
+    server = socket.create_server(CONSUL)
+    stack.callback(server.close)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
 @pytest.fixture(scope="module")
 @starts_services
 def auths(tmp_path_factory):
@@ -67,12 +89,16 @@ def auths(tmp_path_factory):
     base = tmp_path_factory.mktemp("auth")
     with ExitStack() as stack:
         pgdir = postgres_cluster(stack, PG)
+        _consul_agent(stack)
         nodes = {}
         for index, (version, address) in enumerate(NODES.items(), 1):
             dsn = postgres.create_node_database(pgdir, index, version=version)
             postgres.fill_node(dsn, uuid=str(uuid.uuid4()), node_address=address, peers=[(*PEER, version)],
                                version=version, lookup_password=PASSWORD)
             root = make_root(base / version, address=address, uuid=None, version=version, dsn=dsn)
+            (root / "etc/xivo-auth/conf.d").mkdir(parents=True, exist_ok=True)
+            consul = f"consul: {{host: {CONSUL[0]}, port: {CONSUL[1]}}}\n"
+            (root / "etc/xivo-auth/conf.d/050-consul.yml").write_text(consul)
             stack.callback(stop, start("auth", root, wait_for=(address, 9497)))
             nodes[version] = (address, dsn, root)
         yield nodes
@@ -97,6 +123,25 @@ def test_the_doctors_web_services_user_is_a_login_without_host_beside_the_peers_
 
 
 # --- tokens per release ---------------------------------------------------------------------------------
+
+def test_without_its_consul_xivo_auth_makes_no_token_and_checks_none(auths, tmp_path):
+    """wazo-auth keeps its tokens in Consul (xivo_auth/token.py `Storage`, every release): Consul not
+    answering is `Connection to consul failed`, 500, for a new token and for a check."""
+    address, dsn, _ = auths["16.13"]
+    made = token(address, "xivo_service").json()["data"]["token"]
+    down = make_root(tmp_path / "down", address="127.10.147.4", uuid=None, version="16.13", dsn=dsn)
+    (down / "etc/xivo-auth/conf.d").mkdir(parents=True, exist_ok=True)
+    (down / "etc/xivo-auth/conf.d/050-consul.yml").write_text(f"consul: {{host: {CONSUL[0]}, port: 9}}\n")
+    process = start("auth", down, wait_for=("127.10.147.4", 9497))
+    try:
+        refused = token("127.10.147.4", "xivo_service")
+        checked = check("127.10.147.4", made, method="GET")
+    finally:
+        stop(process)
+    assert (refused.status_code, refused.json()["reason"]) == (500, ["Connection to consul failed"])
+    assert (checked.status_code, checked.json()["reason"]) == (500, ["Connection to consul failed"])
+    assert "Connection to consul failed: " in (down / "var/log/xivo-auth.log").read_text()
+
 
 def test_15_19_xivo_ws_gives_confd_only_and_any_scope_free_check_passes(auths):
     address, dsn, _ = auths["15.19"]
