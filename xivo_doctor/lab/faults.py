@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from xivo_doctor.lab import firewall, lifecycle, postgres, rabbitmq, release_faults, releases
+from xivo_doctor.lab import firewall, lifecycle, postgres, rabbitmq, release_faults, releases, releases_lookup
 from xivo_doctor.lab.consul import client as consul_client
 from xivo_doctor.lab.labtopology import auth_password
 from xivo_doctor.lab.nodes import LabNode, ctid_interconnection, write_file, write_root
@@ -226,7 +226,7 @@ def _lookup_acl_missing(state: LabState, node: LabNode, peer: LabNode, say: Say)
 
 
 def _lookup_acl_refused(node: LabNode, peer: LabNode) -> str | None:
-    if releases.dird_lookup_acl(node.version):
+    if releases_lookup.dird_lookup_acl(node.version):
         return None
     return (f"{node.name} runs XiVO {node.version}: its xivo-dird checks no ACL before 16.03 (any valid token "
             "may look up)")

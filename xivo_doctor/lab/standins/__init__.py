@@ -8,6 +8,6 @@ as `python -m xivo_doctor.lab.standins.<service> --root <node root>` (`confd`, `
 Consul registration; `nginx`, `login_page`, `jsonphp` and `webservice_access` are the parts of the
 `webservices` stand-in; `dird_config` (what xivo-confgend generates for dird) and `dird_backends`
 (its `xivo` and `phonebook` sources) are the parts of the `dird` stand-in. Nothing here imports the
-rest of the lab but `lab.releases` (the table of what each XiVO release does, no I/O): a stand-in
-behaves as its node's release.
+rest of the lab but `lab.releases` and `lab.releases_lookup` (the table of what each XiVO release
+does, no I/O): a stand-in behaves as its node's release.
 """

@@ -33,13 +33,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-from xivo_doctor.lab import releases
+from xivo_doctor.lab import releases_lookup
 from xivo_doctor.lab.standins.auth_tokens import SERVICE, Auth, ConsulDown, DatabaseError, InternalError
 from xivo_doctor.lab.standins.base import Node, QuietHandler, deep_merge, main_args, serve, tls_context, wait_for_stop
 
 PREFIX = "/0.1"
 # xivo_auth/config.py `_DEFAULT_CONFIG` (@xivo-15.19 .. @xivo-16.15) and the shipped config.yml's
-# `default_token_lifetime: 7200`, `enabled_plugins` (per release, `releases.auth_backends`).
+# `default_token_lifetime: 7200`, `enabled_plugins` (per release, `releases_lookup.auth_backends`).
 DEFAULTS: dict[str, Any] = {
     "config_file": "/etc/xivo-auth/config.yml",
     "extra_config_files": "/etc/xivo-auth/conf.d",
@@ -103,7 +103,7 @@ class Handler(QuietHandler):
         body = self.read_body() if self.command in ("POST", "PUT", "DELETE") else b""
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        split = releases.auth_token_resources_split(self.auth.version)
+        split = releases_lookup.auth_token_resources_split(self.auth.version)
         if url.path == f"{PREFIX}/token":
             if self.command == "POST":
                 return self.new_token(body)
@@ -142,7 +142,7 @@ class Handler(QuietHandler):
     def new_token(self, raw: bytes) -> tuple[int, Any, dict[str, str]]:
         version = self.auth.version
         credentials = self._basic()
-        if not releases.auth_json_401(version) and credentials is None:
+        if not releases_lookup.auth_json_401(version) and credentials is None:
             # Flask-HTTPAuth 2.2.1 `login_required` (pinned in requirements.txt@xivo-15.19 .. @xivo-16.02):
             # no Authorization header, refused before the body is read
             return self._refused()
@@ -162,7 +162,7 @@ class Handler(QuietHandler):
         if not self.auth.verify_password(backend, login, password):
             return self._refused()
         expiration = data.get("expiration")
-        if releases.auth_integer_expiration(version):
+        if releases_lookup.auth_integer_expiration(version):
             # 16.02+ `_is_positive_integer` (a bool is an int, as in Python 2); null is no expiration
             if expiration is not None and not (isinstance(expiration, int) and expiration > 0):
                 return (*_error(400, "Invalid expiration"), {})
@@ -188,7 +188,7 @@ class Handler(QuietHandler):
         return (login, password) if sep else None
 
     def _refused(self) -> tuple[int, Any, dict[str, str]]:
-        if releases.auth_json_401(self.auth.version):
+        if releases_lookup.auth_json_401(self.auth.version):
             return (*_error(401, "Authentication Failed"), {})
         # Flask-HTTPAuth 2.2.1 `default_auth_error` and `authenticate_header`
         return 401, "Unauthorized Access", {"WWW-Authenticate": 'Basic realm="Authentication Required"'}
@@ -197,7 +197,7 @@ class Handler(QuietHandler):
 def settings(node: Node) -> dict[str, Any]:
     """The code defaults, the release's shipped `enabled_plugins`, then config.yml and conf.d/*.yml in
     order (xivo_auth/config.py `get_config`: read_config_file_hierarchy over `_DEFAULT_CONFIG`)."""
-    config = deep_merge(DEFAULTS, {"enabled_plugins": list(releases.auth_backends(node.release()))})
+    config = deep_merge(DEFAULTS, {"enabled_plugins": list(releases_lookup.auth_backends(node.release()))})
     config = deep_merge(config, node.read_yaml(str(config["config_file"])))
     extra = node.path(str(config.get("extra_config_files") or DEFAULTS["extra_config_files"]))
     for path in sorted(extra.glob("*.yml")) if extra.is_dir() else []:
@@ -209,7 +209,7 @@ def settings(node: Node) -> dict[str, Any]:
 
 def service_keys(node: Node, config: dict[str, Any]) -> dict[str, str]:
     """15.19-15.20 `_load_key_files`: each `services.<login>.key_file`'s `service_key`, read at start."""
-    if releases.auth_ws_backend(node.release()) != "xivo_ws":
+    if releases_lookup.auth_ws_backend(node.release()) != "xivo_ws":
         return {}
     return {login: str(node.read_yaml(str(entry["key_file"]))["service_key"])
             for login, entry in (config.get("services") or {}).items()}

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from xivo_doctor.lab import releases
+from xivo_doctor.lab import releases_lookup
 from xivo_doctor.lab.standins.base import Node
 
 SERVICE = "xivo-auth"
@@ -123,7 +123,8 @@ class Auth:
         name that is not a loaded plugin, the empty result raises IndexError, taken as a refusal."""
         if backend not in self.backends:
             return False
-        if backend == "xivo_ws" or (backend == "xivo_service" and releases.auth_ws_backend(self.version) == backend):
+        ws_backend = releases_lookup.auth_ws_backend(self.version)
+        if backend == "xivo_ws" or (backend == "xivo_service" and ws_backend == backend):
             return self._ws_password(login, password)
         if backend == "xivo_service":
             # 15.19-15.20: the login of a `services` entry whose key file's service_key is the password
@@ -133,12 +134,12 @@ class Auth:
 
     def identity(self, backend: str, login: str) -> tuple[str, str | None, list[str]]:
         """(auth_id, xivo_user_uuid, acls) in `Manager.new_token`'s order: `get_ids`, then the ACLs."""
-        if backend == "xivo_service" and releases.auth_ws_backend(self.version) != backend:
+        if backend == "xivo_service" and releases_lookup.auth_ws_backend(self.version) != backend:
             # 15.19-15.20 key-file services: `get_ids` is (login, login), fixed ACLs
-            return login, login, list(releases.auth_service_key_acls(self.version))
+            return login, login, list(releases_lookup.auth_service_key_acls(self.version))
         auth_id = self._ws_id(login)
         if backend == "xivo_ws":
-            return auth_id, None, list(releases.AUTH_XIVO_WS_ACLS)  # XiVOWS.get_acls
+            return auth_id, None, list(releases_lookup.AUTH_XIVO_WS_ACLS)  # XiVOWS.get_acls
         # 16.01+ xivo_service: accesswebservice_dao.get_user_acl, the first enabled row's `acl`
         rows = self.query("SELECT acl FROM accesswebservice WHERE login = %s AND disable = 0", (login,))
         return auth_id, None, list(rows[0][0] or []) if rows else []
@@ -165,7 +166,7 @@ class Auth:
             token = self.tokens.get(token_id)
         if token is None or datetime.now() > token.expires:
             raise LookupError
-        if not matches(token, required, releases.auth_me_matches_literal(self.version)):
+        if not matches(token, required, releases_lookup.auth_me_matches_literal(self.version)):
             raise PermissionError(f"Unauthorized for {_ascii(required or '')}")
         return token
 

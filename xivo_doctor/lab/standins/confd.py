@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
-from xivo_doctor.lab import releases
+from xivo_doctor.lab import releases, releases_lookup
 from xivo_doctor.lab.standins.base import Node, QuietHandler, main_args, serve, tls_context, wait_for_stop
 from xivo_doctor.lab.standins.digest import Digest, parse
 
@@ -125,7 +125,7 @@ class Handler(QuietHandler):
         # The directory view dird's xivo backend asks for (XIVO-FACTS §6.2); served for any view.
         params = {"search": query.get("search") or None, "context": query.get("context") or None}
         items = [dict(zip(USER_FIELDS, row, strict=True)) for row in self.confd.query(USERS_SQL, params)]
-        with_uuid = releases.confd_directory_has_uuid(self.confd.node.release())
+        with_uuid = releases_lookup.confd_directory_has_uuid(self.confd.node.release())
         for item in items:
             item["uuid"] = str(item["uuid"])
             if not with_uuid:  # the directory view of 15.19-16.01 has neither

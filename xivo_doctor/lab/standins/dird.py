@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import requests
 import yaml
 
-from xivo_doctor.lab import releases
+from xivo_doctor.lab import releases, releases_lookup
 from xivo_doctor.lab.standins import dird_config
 from xivo_doctor.lab.standins.base import Node, QuietHandler, deep_merge, main_args, serve, tls_context, wait_for_stop
 from xivo_doctor.lab.standins.dird_backends import Result, format_results, load_source, raise_stopper, session, verify
@@ -58,10 +58,10 @@ lookup_log = logging.getLogger("xivo_dird.plugins.lookup")
 def shipped_config(release: str) -> dict[str, Any]:
     """etc/xivo-dird/config.yml as shipped at that tag, the keys the stand-in reads
     (wazo-platform/wazo-dird:etc/xivo-dird/config.yml@xivo-15.19..@xivo-16.15)."""
-    backends = ["personal", "xivo", *(["phonebook"] if releases.dird_phonebook_backend(release) else []),
+    backends = ["personal", "xivo", *(["phonebook"] if releases_lookup.dird_phonebook_backend(release) else []),
                 "csv", "csv_ws", "ldap", *(["dird_phonebook"] if releases.key(release) >= (16, 13) else [])]
     auth: dict[str, Any] = {"host": "localhost", "port": 9497}
-    if releases.dird_verifies_auth_certificate(release):
+    if releases_lookup.dird_verifies_auth_certificate(release):
         auth["verify_certificate"] = "/usr/share/xivo-certs/server.crt"
     columns = [("Name", "name", "name"), ("Number", "phone", "number"), ("Mobile", "phone_mobile", "callable"),
                ("Favorite", "favorite", "favorite"), ("Personal", "personal", "personal")]
@@ -73,7 +73,7 @@ def shipped_config(release: str) -> dict[str, Any]:
         "views": {"displays": {"default_display": [{"title": t, "field": f, "type": k} for t, f, k in columns]},
                   "profile_to_display": {"default": "default_display"},
                   "profile_to_display_phone": {"default_phone": "default"}},
-        "services": {"lookup": {"default_phone": {"sources": releases.dird_default_phone_sources(release),
+        "services": {"lookup": {"default_phone": {"sources": releases_lookup.dird_default_phone_sources(release),
                                                   "timeout": 0.5}},
                      "favorites": {"default": {"sources": ["personal"]}}},
     }
@@ -112,7 +112,7 @@ class Dird:
         self.auth_host, self.auth_port = auth.get("host", "localhost"), auth.get("port", 9497)
         # the auth client verifies by default from 16.08, not before
         # (wazo-platform/wazo-auth-client:xivo_auth_client/client.py@xivo-15.19, @xivo-16.08)
-        value = auth.get("verify_certificate", releases.dird_verifies_auth_certificate(release))
+        value = auth.get("verify_certificate", releases_lookup.dird_verifies_auth_certificate(release))
         self.auth_verify = verify(node, value) if value else False
         host = self.auth_host
         # nodes sharing this host: `localhost` is where the node's xivo-auth listens (docs/lab.md)
@@ -186,9 +186,9 @@ class Handler(QuietHandler):
             return denied
         # `parser.add_argument('term', required=True, help='term is missing')`: 400 (default_json_view.py)
         if "term" not in query:
-            return self.reply(400, {"message": {"term": releases.dird_missing_term(self.dird.release)}})
+            return self.reply(400, {"message": {"term": releases_lookup.dird_missing_term(self.dird.release)}})
         term = query["term"][0]
-        logging.getLogger(releases.dird_view_logger(self.dird.release)).info(
+        logging.getLogger(releases_lookup.dird_view_logger(self.dird.release)).info(
             "Lookup for %s with profile %s", term, profile)
         if profile not in self.dird.displays:
             return self.not_found(profile)
@@ -206,11 +206,11 @@ class Handler(QuietHandler):
         `dird.directories.lookup.{profile}.read` from 16.03 (default_json_view.py@xivo-16.03 `required_acl`)."""
         dird, release = self.dird, self.dird.release
         scope = {"scope": f"dird.directories.lookup.{profile.replace('.', '_')}.read"} \
-            if releases.dird_lookup_acl(release) else {}
+            if releases_lookup.dird_lookup_acl(release) else {}
         try:
             valid = dird.auth("HEAD", token, **scope).status_code == 204
         except requests.RequestException as e:
-            if releases.dird_auth_verifier(release):
+            if releases_lookup.dird_auth_verifier(release):
                 logging.getLogger("xivo_dird.core.rest_api").error("%s: %s", "Authentication server unreachable", {
                     "auth_server_host": dird.auth_host, "auth_server_port": dird.auth_port, "original_error": str(e)})
                 return self.reply(503, {"reason": ["Authentication server unreachable"], "timestamp": time.time(),
@@ -220,7 +220,7 @@ class Handler(QuietHandler):
             return self.reply(503, {"reason": [message], "timestamp": [time.time()], "status_code": 503})
         if valid:
             return None
-        if releases.dird_auth_verifier(release):
+        if releases_lookup.dird_auth_verifier(release):
             logging.getLogger("xivo_dird.core.rest_api").error("%s: %s", "Unauthorized", {"invalid_token": token})
             return self.reply(401, {"reason": ["Unauthorized"], "timestamp": time.time(), "status_code": 401})
         return self.reply(401, {"message": UNAUTHORIZED})  # flask_restful.abort(401)
@@ -229,7 +229,7 @@ class Handler(QuietHandler):
         """`_error(404, ...)`: logged at error level, timestamp a list
         (wazo-platform/wazo-dird:xivo_dird/plugins/default_json_view.py@xivo-15.19 `Lookup.get`)."""
         message = f"The profile `{profile}` does not exist"
-        logging.getLogger(releases.dird_view_logger(self.dird.release)).error(message)
+        logging.getLogger(releases_lookup.dird_view_logger(self.dird.release)).error(message)
         return self.reply(404, {"reason": [message], "timestamp": [time.time()], "status_code": 404})
 
     def lookup(self, term: str, profile: str) -> int:
@@ -241,7 +241,7 @@ class Handler(QuietHandler):
         _infos = token.json()["data"]  # only feeds the personal source and the favourites: none here
         results = dird.lookup(term, profile)
         favorites = ((dird.config.get("services") or {}).get("favorites") or {})
-        if releases.dird_favorites_strict(dird.release) and profile not in favorites:
+        if releases_lookup.dird_favorites_strict(dird.release) and profile not in favorites:
             # favorites_service.py@xivo-16.07 `favorite_ids`: NoSuchProfileException, uncaught (wazo-dird 2aa098e8)
             raise LookupError(f"No such profile in favorite service configuration: {profile}")
         return self.reply(200, {"term": term, **format_results(dird.displays[profile], results)})

@@ -25,7 +25,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from xivo_doctor.lab import releases
+from xivo_doctor.lab import releases_lookup
 from xivo_doctor.lab.standins.base import Node
 
 xivo_log = logging.getLogger("xivo_dird.plugins.xivo_user_plugin")
@@ -143,9 +143,9 @@ class XivoSource:
         self.client = ConfdClient(node, **confd)
         self.format_columns = config.get("format_columns") or {}
         self.params = {"view": "directory", **(config.get("extra_search_params") or {})}
-        self.keys = releases.dird_xivo_valid_keys(release)
-        self.user_uuid = releases.dird_user_uuid_relation(release)
-        self.none_as_text = releases.dird_none_as_text(release)
+        self.keys = releases_lookup.dird_xivo_valid_keys(release)
+        self.user_uuid = releases_lookup.dird_user_uuid_relation(release)
+        self.none_as_text = releases_lookup.dird_none_as_text(release)
         self.uuid: str | None = None  # `_get_uuid`: cached for the life of the process once fetched
         xivo_log.info("XiVO %s successfully loaded", self.name)
 
@@ -269,7 +269,7 @@ def load_source(node: Node, config: dict[str, Any], release: str) -> Any:
     try:
         if kind == "xivo":
             return XivoSource(node, config, release)
-        if kind == "phonebook" and releases.dird_phonebook_backend(release):
+        if kind == "phonebook" and releases_lookup.dird_phonebook_backend(release):
             return PhonebookSource(node, config)
         if kind == "personal":
             return PersonalSource(config["name"])

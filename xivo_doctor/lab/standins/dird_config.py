@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 import yaml
 
-from xivo_doctor.lab import releases
+from xivo_doctor.lab import releases, releases_lookup
 
 FILES = ("sources.yml", "services.yml", "views.yml")
 CACHE = "/var/lib/xivo-confgend/dird"
@@ -80,7 +80,7 @@ def context_separation(query: Query, release: str) -> bool:
     """`bool(cti_main_dao.get_config()['main']['context_separation'])`, from 15.20
     (wazo-platform/xivo-confgend:xivo_confgen/dird.py@xivo-15.20 `DirdFrontend.__getattr__`): with no
     `ctimain` row the attribute read on None raises, and the file fails."""
-    if not releases.dird_context_separation(release):
+    if not releases_lookup.dird_context_separation(release):
         return False
     rows = _rows(query, "SELECT context_separation FROM ctimain LIMIT 1")
     if not rows:
@@ -97,7 +97,7 @@ def profiles(query: Query, release: str) -> dict[str, dict[str, Any]]:
               for name, display, directories in _rows(
                   query, "SELECT c.name, d.name, c.directories FROM ctidisplays d JOIN cticontexts c"
                          " ON c.display = d.name ORDER BY c.id, d.id")}
-    if releases.dird_context_separation(release):
+    if releases_lookup.dird_context_separation(release):
         kinds = _types(query, release, sorted({s for p in result.values() for s in p["sources"]}))
         for profile in result.values():
             profile["types"] = [kinds.get(name, "ldap") for name in profile["sources"]]
@@ -200,7 +200,7 @@ def sources_yml(query: Query, release: str) -> dict[str, Any]:
     plain name is not emitted (`_ContextSeparatedSourceGenerator`, dird.py@xivo-15.20, dird_sources.py@16.13)."""
     raw = raw_sources(query, release)  # dird_sources.py@xivo-16.13 reads the sources before ctimain
     separated = context_separation(query, release)
-    supported = releases.dird_source_types(release)
+    supported = releases_lookup.dird_source_types(release)
     generated = dict((s["name"], format_source(s)) for s in raw if s["type"] in supported)
     if not separated:
         return {"sources": generated}
@@ -220,7 +220,7 @@ def reverse_sources(query: Query, release: str) -> Any:
     """cti_reverse_dao.get_config: the JSON of the first row's `directories`; no row fails up to 16.14
     (`rows.first().directories` on None), 16.15 skips '' rows and takes []
     (wazo-platform/xivo-dao:xivo_dao/cti_reverse_dao.py@xivo-15.19, @xivo-16.14, @xivo-16.15; 4352bde5)."""
-    if releases.dird_reverse_row_required(release):
+    if releases_lookup.dird_reverse_row_required(release):
         rows = _rows(query, "SELECT directories FROM ctireversedirectories LIMIT 1")
         if not rows:
             raise AttributeError("'NoneType' object has no attribute 'directories'")
@@ -237,7 +237,7 @@ def services_yml(query: Query, release: str) -> dict[str, Any]:
     separated = context_separation(query, release)  # DirdFrontend.__getattr__ runs first (15.20+)
     config = profiles(query, release)
     reverse = reverse_sources(query, release)
-    timeout = releases.dird_lookup_timeout(release)
+    timeout = releases_lookup.dird_lookup_timeout(release)
 
     def entry(profile: str, conf: dict[str, Any]) -> dict[str, Any]:
         names = ([_source_name(profile, s, t) for s, t in zip(conf["sources"], conf["types"], strict=False)]
@@ -295,7 +295,7 @@ def confgend(root: Path, query: Query, release: str) -> dict[str, dict[str, Any]
         try:
             text = yaml.safe_dump(generate(query, release))
         except Exception as e:  # any exception fails the file, as in confgend
-            if releases.confgend_logs_errors(release):
+            if releases_lookup.confgend_logs_errors(release):
                 confgend_log.error("unexpected error raised by handler", exc_info=True)
             else:  # printed into twistd's log: the error, then its traceback
                 confgend_log.error("%s\n%s", e, traceback.format_exc().rstrip())
@@ -303,7 +303,7 @@ def confgend(root: Path, query: Query, release: str) -> dict[str, dict[str, Any]
             try:
                 text = cache.read_text()
             except OSError:
-                confgend_log.warning("No cached content for %s" if releases.confgend_logs_errors(release)
+                confgend_log.warning("No cached content for %s" if releases_lookup.confgend_logs_errors(release)
                                      else "No such configuration for %s", key)
                 result[name] = {}
                 continue
