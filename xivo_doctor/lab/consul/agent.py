@@ -137,8 +137,11 @@ def run(root: str) -> int:
     # Our own stop event rather than standins.base.wait_for_stop: a dying serf must also stop us, with code 1.
     stop = threading.Event()
     outcome = {"code": 0}
+    # The handler only notes the signal: Event.set() in a handler can deadlock on the lock the main
+    # thread's Event.wait() holds when the signal lands (standins.base.wait_for_stop says the same)
+    signals: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: signals.append(signum))
     try:
         config = load_config(node)
     except ConfigError as exc:
@@ -185,7 +188,8 @@ def run(root: str) -> int:
         serf.stop()
         return fail(log, f"Error starting agent: {exc}")
     checks.sync()
-    stop.wait()
+    while not signals and not stop.wait(0.2):
+        pass
     checks.stop()
     log.info("agent: requesting shutdown")
     closing = [threading.Thread(target=server.shutdown) for server in servers]  # each waits up to 0.5 s
