@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from xivo_doctor.foundation.errors import ProbeError
+from xivo_doctor.foundation.netaddr import url_host
 from xivo_doctor.probes.transport import http
 from xivo_doctor.topology.model import Xivo
 
 
 def infos_url(address: str, port: int) -> str:
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}/0.1/infos"
+    return f"http://{url_host(address)}:{port}/0.1/infos"
 
 
 class CtidProbe:

@@ -23,6 +23,7 @@ import requests  # noqa: F401  (before its submodule: tests/test_import_order.py
 from requests.auth import HTTPBasicAuth
 
 from xivo_doctor.foundation.errors import ProbeError
+from xivo_doctor.foundation.netaddr import url_host
 from xivo_doctor.probes.transport.http import fetch
 from xivo_doctor.topology.model import Xivo
 
@@ -30,9 +31,6 @@ TOKEN_LIFETIME_S = 60  # xivo-auth ≥ 16.02 takes a positive integer only (http
 # dird waits up to 2.9 s for its sources (4 s per source at 15.19): the lookup gets that, and more
 LOOKUP_TIMEOUT_S = 6.0
 
-
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
 
 class DirdProbe:
@@ -51,7 +49,7 @@ class DirdProbe:
     def token(self, xivo: Xivo, backend: str) -> dict[str, Any]:
         """A token of `backend` for the topology's `auth` user: {"status", "acls", "backend", "url",
         "elapsed_ms", "reason"}; the token itself stays here. A refusal is data (status ≠ 200)."""
-        url = f"https://{_host(xivo.address)}:{xivo.auth.port}/0.1/token"
+        url = f"https://{url_host(xivo.address)}:{xivo.auth.port}/0.1/token"
         source = f"xivo-auth of {xivo.name} ({url})"
 
         def ask() -> dict[str, Any]:
@@ -87,7 +85,7 @@ class DirdProbe:
             issued = self._issued.get(xivo.name)
         if issued is None:
             raise ProbeError(f"xivo-dird of {xivo.name}", "no xivo-auth token to look up with")
-        url = (f"https://{_host(xivo.address)}:{xivo.dird.port}/0.1/directories/lookup/"
+        url = (f"https://{url_host(xivo.address)}:{xivo.dird.port}/0.1/directories/lookup/"
                f"{quote(profile, safe='')}")
         source = f"xivo-dird of {xivo.name} ({url})"
 
@@ -114,7 +112,7 @@ class DirdProbe:
             issued, self._issued = list(self._issued.values()), {}
 
         def delete(xivo: Xivo, token: str) -> None:
-            url = f"https://{_host(xivo.address)}:{xivo.auth.port}/0.1/token/{token}"
+            url = f"https://{url_host(xivo.address)}:{xivo.auth.port}/0.1/token/{token}"
             with contextlib.suppress(ProbeError):  # out of time or unreachable: the token expires by itself
                 fetch(url, source=f"xivo-auth of {xivo.name}", deadline=self.probes.deadline,
                       timeout=self.probes.timeout, method="DELETE", verify=xivo.auth.verify,

@@ -19,6 +19,7 @@ import requests  # noqa: F401  (before its submodule: tests/test_import_order.py
 from requests.auth import HTTPDigestAuth
 
 from xivo_doctor.foundation.errors import ProbeError
+from xivo_doctor.foundation.netaddr import url_host
 from xivo_doctor.probes.transport.http import fetch
 from xivo_doctor.topology.model import Secret, Xivo
 
@@ -43,7 +44,7 @@ class WebProbe:
         with_auth = bool(username and secret)
         source_address = _source_address(from_xivo)
         proxy = self._proxy(from_xivo, source_address)
-        url = url or f"https://{_host(xivo.address)}:{xivo.confd.port}/1.1/infos"
+        url = url or f"https://{url_host(xivo.address)}:{xivo.confd.port}/1.1/infos"
         shown = _without_userinfo(url)
         key = ("confd-infos", xivo.name, shown, Secret(url) if shown != url else None, source_address,
                from_xivo.name if proxy else None, username if with_auth else None, secret if with_auth else None,
@@ -75,7 +76,7 @@ class WebProbe:
         accepted by confd's Digest, XIVO-FACTS §6.4): [{"id", "uuid", "firstname", "lastname"}].
         ProbeError when refused or unreadable."""
         access = xivo.confd if xivo.confd.username and xivo.confd.password else xivo.auth
-        url = f"https://{_host(xivo.address)}:{xivo.confd.port}/1.1/users"
+        url = f"https://{url_host(xivo.address)}:{xivo.confd.port}/1.1/users"
         source = f"xivo-confd of {xivo.name} ({url})"
 
         def ask() -> list[dict[str, Any]]:
@@ -143,7 +144,7 @@ class WebProbe:
         /usr/share/xivo/XIVO-VERSION (xivo-web-interface src/object/objectconf/define.inc and
         src/tpl/www/bloc/foot.php, every release 15.19-16.15: `XiVO - Version 16.13 "Five"`, no
         login needed; docs/xivo-behaviour.md "xivo-version"). None when the page says `Unknown`."""
-        url = f"https://{_host(xivo.address)}:{xivo.webservices.https_port}/"
+        url = f"https://{url_host(xivo.address)}:{xivo.webservices.https_port}/"
         source = f"the web interface's login page of {xivo.name} ({url})"
 
         def ask() -> str | None:
@@ -173,9 +174,6 @@ def _vantage(source_address: str | None, proxy: tuple[str, int] | None) -> str:
 def _source_address(xivo: Xivo | None) -> str | None:
     return xivo.on_box.source_address if xivo is not None and xivo.on_box is not None else None
 
-
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

@@ -25,6 +25,7 @@ import consul
 import consul.base
 
 from xivo_doctor.foundation.errors import ProbeError
+from xivo_doctor.foundation.netaddr import url_host
 from xivo_doctor.probes.consul import shapes
 from xivo_doctor.probes.consul.views import DcQuery, WanView
 from xivo_doctor.probes.onbox import MASTER_TOKEN_FILE
@@ -208,12 +209,9 @@ def _refuse_404(response: Any, *args: Any, **kwargs: Any) -> None:
         raise consul.base.NotFound(f"404 {response.text}")
 
 
-def _host(xivo: Xivo) -> str:
-    return f"[{xivo.address}]" if ":" in xivo.address else xivo.address
-
 
 def _base_url(xivo: Xivo) -> str:
-    return f"{xivo.consul.scheme}://{_host(xivo)}:{xivo.consul.port}"
+    return f"{xivo.consul.scheme}://{url_host(xivo.address)}:{xivo.consul.port}"
 
 
 def _text(exc: Exception, token: str | None) -> str:
@@ -230,7 +228,7 @@ def _client(xivo: Xivo, token: str | None, timeout: float) -> consul.Consul:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # legacy ACL / discovery chain notices
-                client = consul.Consul(host=_host(xivo), port=access.port, scheme=access.scheme,
+                client = consul.Consul(host=url_host(xivo.address), port=access.port, scheme=access.scheme,
                                        verify=access.verify, token=token, timeout=timeout)
         finally:
             os.environ.update(hidden)

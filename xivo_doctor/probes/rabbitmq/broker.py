@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from xivo_doctor.foundation.errors import ProbeError, ProbeTimeout
+from xivo_doctor.foundation.netaddr import url_host
 from xivo_doctor.probes.rabbitmq import federation_status as fs
 from xivo_doctor.probes.transport.commands import run_bounded
 from xivo_doctor.topology.model import Xivo
@@ -201,7 +202,7 @@ class RabbitProbe:
     @staticmethod
     def _api_base(xivo: Xivo) -> str:
         m = xivo.rabbitmq.management
-        return f"{m.scheme}://{xivo.address}:{m.port}/api"
+        return f"{m.scheme}://{url_host(xivo.address)}:{m.port}/api"
 
     def _read_api(self, xivo: Xivo) -> dict[str, Any]:
         vhost = quote(xivo.rabbitmq.vhost, safe="")
