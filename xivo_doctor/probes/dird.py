@@ -42,9 +42,8 @@ class DirdProbe:
         self._lock = threading.Lock()
 
     def _proxy(self, xivo: Xivo) -> tuple[str, int] | None:
-        if xivo.ssh is None or xivo.on_box is not None:
-            return None
-        return self.probes.ssh.socks(xivo)
+        # xivo-auth and xivo-dird are asked from the XiVO itself when the doctor reaches it over SSH
+        return self.probes.ssh.socks(xivo) if xivo.over_ssh else None
 
     def token(self, xivo: Xivo, backend: str) -> dict[str, Any]:
         """A token of `backend` for the topology's `auth` user: {"status", "acls", "backend", "url",

@@ -110,7 +110,7 @@ class OnBoxProbe:
     @staticmethod
     def over_ssh(xivo: Xivo) -> bool:
         """Files and database are read over SSH (the topology gives `ssh` and no `on_box`)."""
-        return xivo.on_box is None and xivo.ssh is not None
+        return xivo.over_ssh
 
     @staticmethod
     def database_source(xivo: Xivo) -> str:

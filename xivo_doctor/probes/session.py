@@ -169,7 +169,7 @@ class Probes:
         every XiVO reached by SSH (its authentication takes a few hundred ms), while the caller
         imports and loads what the checks need."""
         for xivo in self.topology.xivos:
-            if xivo.ssh is not None and xivo.on_box is None:
+            if xivo.over_ssh:
                 threading.Thread(target=self.ssh.connect, args=(xivo,), name=f"ssh-{xivo.name}", daemon=True).start()
 
     def close(self) -> None:

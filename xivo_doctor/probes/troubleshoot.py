@@ -81,7 +81,7 @@ def collect(topology: Topology, redactor: Redactor, *, deadline: Deadline | None
     skipped: list[tuple[str, str]] = []
     jobs: list[tuple[Xivo, str, tuple[str, ...] | None, str]] = []
     links = None
-    if any(x.on_box is None and x.ssh is not None for x in topology.xivos):
+    if any(x.over_ssh for x in topology.xivos):
         from xivo_doctor.foundation.deadline import Deadline
         from xivo_doctor.probes.transport.ssh import SshLinks
 
@@ -114,7 +114,7 @@ def collect(topology: Topology, redactor: Redactor, *, deadline: Deadline | None
 
 
 def _unreadable(xivo: Xivo) -> str | None:
-    if xivo.on_box is None and xivo.ssh is not None:
+    if xivo.over_ssh:
         return None
     if xivo.on_box is None:
         return ("the topology gives neither on_box nor ssh access to it (logs are read on the XiVO, or"

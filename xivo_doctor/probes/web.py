@@ -133,11 +133,12 @@ class WebProbe:
         return self.probes.cached(("phonebook", url, source_address, from_xivo.name, term, str(verify)), ask)
 
     def _proxy(self, from_xivo: Xivo | None, source_address: str | None) -> tuple[str, int] | None:
-        """Requests from a XiVO reached over SSH go through its SSH connection (transport/ssh.py)."""
+        """Requests from a XiVO with no source address to send from here go through its SSH connection
+        (transport/ssh.py), even when the XiVO's files are read on the box (`on_box` without
+        `source_address`): what confd and json.php allow depends on the address they come from."""
         if from_xivo is None or source_address or from_xivo.ssh is None:
             return None
         return self.probes.ssh.socks(from_xivo)
-
 
     def login_page_version(self, xivo: Xivo) -> str | None:
         """The version the web interface's login page prints in its footer, read from the XiVO's own

@@ -158,6 +158,12 @@ class Xivo:
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def over_ssh(self) -> bool:
+        """The doctor reaches this XiVO over SSH: files, database and commands are read there, and
+        requests made from the XiVO go through that connection (`ssh` given, no `on_box`)."""
+        return self.ssh is not None and self.on_box is None
+
 
 @dataclass(frozen=True)
 class Pair:
