@@ -134,3 +134,36 @@ def test_on_the_lab_passive_prefetch_sends_no_probe(lab):
     assert start(probes, [], topology.xivos).join(30)
     assert ("rabbitmq-federation", "xivo-1") in computed
     assert not [k for k in computed if k[0] == "rabbitmq-probe"]
+
+
+def test_the_pool_ends_with_the_run():
+    """A run's warm-up pool ends when the run closes (before, its 16 workers waited for good: a process
+    making runs one after another, as the tests do, gathered hundreds of threads and slowed down run by
+    run, from 0.3 s to 2 s a run over 110 runs)."""
+    run = prefetch.Prefetch(workers=4)
+    done = []
+    for n in range(6):
+        run.submit(lambda n=n: done.append(n))
+    assert run.join(10) and sorted(done) == list(range(6))
+    workers = [t for t in run.threads if t.name == "prefetch-pool"]
+    assert len(workers) == 4 and all(t.is_alive() for t in workers)
+    run.close()
+    for thread in workers:
+        thread.join(5)
+    assert not [t for t in workers if t.is_alive()]
+    run.close()  # twice is harmless
+
+
+def test_a_run_closes_its_warm_up(monkeypatch, tmp_path):
+    from xivo_doctor.engine.options import RunOptions
+    from xivo_doctor.engine.plugin import run_checks
+    from xivo_doctor.engine.run import Run
+
+    closed = []
+    monkeypatch.setattr(prefetch.Prefetch, "close", lambda self: closed.append(self))
+    path = tmp_path / "t.yml"
+    # nothing listens on these loopback addresses: every read is refused at once
+    path.write_text("name: t\nprobe_timeout: 1\ndefaults:\n  version: '16.13'\nxivos:\n"
+                    "- {name: xivo-1, address: 127.10.4.1}\n- {name: xivo-2, address: 127.10.4.2}\n")
+    run_checks(Run(RunOptions(topology=load_topology(path), timeout=30)))
+    assert len(closed) == 1

@@ -82,11 +82,19 @@ class Prefetch:
             self._pending -= 1
             self._idle.notify_all()
 
+    def close(self) -> None:
+        """The run is over: the pool's idle workers end (one None each; a worker still in a hanging read
+        ends after it). Without this, each run left its workers waiting for good: a process making runs
+        one after another (tests, an embedding) gathered 16 threads per run, and slowed down."""
+        with self._idle:
+            started, self._pool_started = self._pool_started, True  # a late submit starts no new pool
+        if started:
+            for _ in range(self._workers):
+                self._tasks.put(None)
+
     def _work(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is not None:
-                self._run([task])
+        while (task := self._tasks.get()) is not None:
+            self._run([task])
 
     def _run(self, tasks: list[Task]) -> None:
         try:

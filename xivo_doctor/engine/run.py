@@ -13,7 +13,7 @@ import datetime as dt
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xivo_doctor import __version__
 from xivo_doctor.check import CheckSpec, Evidence, FixContext
@@ -26,6 +26,9 @@ from xivo_doctor.foundation.results import Report, Result
 from xivo_doctor.probes import Probes
 from xivo_doctor.topology.model import Pair, Topology, Xivo
 from xivo_doctor.topology.redaction import redactor_for
+
+if TYPE_CHECKING:  # imported when the warm-up starts
+    from xivo_doctor.engine.prefetch import Prefetch
 
 
 class Listener:
@@ -49,6 +52,7 @@ class Run:
         self.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self._probes: Probes | None = None
         self._warming = False
+        self._prefetch: Prefetch | None = None
         self._secrets: Redactor | None = None
         self._outputs: Redactor | None = None
         self._vantages: dict[str, str] = {}
@@ -63,7 +67,10 @@ class Run:
         return self._probes
 
     def close(self) -> None:
-        """The run's checks are done: end what its probes keep open (SSH connections)."""
+        """The run's checks are done: end its warm-up's idle threads and what its probes keep open (SSH
+        connections)."""
+        if self._prefetch is not None:
+            self._prefetch.close()
         if self._probes is not None:
             self._probes.close()
 
@@ -79,7 +86,7 @@ class Run:
 
         wanted = set(self.options.checks)
         specs = [s for s in registry.discover(self.options.checks_folder) if not wanted or s.id in wanted]
-        prefetch.start(self.probes(), specs, self.selected_xivos(), self.selected_pairs())
+        self._prefetch = prefetch.start(self.probes(), specs, self.selected_xivos(), self.selected_pairs())
 
     def selected_xivos(self) -> tuple[Xivo, ...]:
         """The XiVOs this run is about (the options were validated: engine/setup.py)."""
