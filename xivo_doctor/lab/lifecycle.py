@@ -21,7 +21,7 @@ from pathlib import Path
 from xivo_doctor.lab import mountns, netns, postgres, rabbitmq
 from xivo_doctor.lab.bindir import write_shims
 from xivo_doctor.lab.hosts import hosts_up
-from xivo_doctor.lab.labtopology import write_topology
+from xivo_doctor.lab.labtopology import auth_password, write_topology
 from xivo_doctor.lab.layout import new_state, node_versions, versions_said
 from xivo_doctor.lab.nodes import DEFAULT_VERSION, LabNode, write_root
 from xivo_doctor.lab.startup import (
@@ -33,7 +33,7 @@ from xivo_doctor.lab.startup import (
     consul_up,
     daemon_dsn,
     daemons_up,
-    dsn,  # noqa: F401  (faults and shim call lifecycle.dsn)
+    dsn,
     federate,
     postgres_up,
     rabbit,
@@ -102,6 +102,11 @@ def up(lab_dir: Path, *, count: int = 2, version: str | Sequence[str] = DEFAULT_
         step(f"network: {len(state.nodes)} namespaces on bridge {netns.bridge_name(state.net_id)} "
              f"({base}/24, this machine {netns.host_address(base)})")
     postgres_up(state, fresh, step)
+    if not fresh:  # a lab made before the doctor's web services user was part of it gets it here
+        for node in state.nodes:
+            if postgres.add_missing_lookup_user(dsn(state, node), version=node.version,
+                                                password=auth_password(lab_dir)):
+                step(f"PostgreSQL: {node.name}: the doctor's web services user `{postgres.LOOKUP_USER['login']}` added")
     for node in state.nodes:
         if fresh or not state.root(node).exists():
             write_root(node, lab_dir, db_uri=daemon_dsn(state, node), netns=state.ns(node))

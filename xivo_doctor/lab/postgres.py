@@ -216,6 +216,29 @@ LOOKUP_USER = {"name": "xivo-doctor-lookup", "login": "xivo-doctor",
 REVERSE_DIRECTORIES = '["xivodir"]'
 
 
+def _insert_lookup_user(cur, with_obj: bool, password: str) -> None:
+    # no host, so it authorises no address
+    if with_obj:  # <= 15.20: no `acl` column; the web interface's `obj` '' grants no json.php ACL
+        cur.execute("INSERT INTO accesswebservice (name, login, passwd, host, obj, description, disable)"
+                    " VALUES (%s, %s, %s, NULL, '', '', 0)", (LOOKUP_USER["name"], LOOKUP_USER["login"], password))
+    else:
+        cur.execute("INSERT INTO accesswebservice (name, login, passwd, host, acl, disable)"
+                    " VALUES (%s, %s, %s, NULL, %s, 0)",
+                    (LOOKUP_USER["name"], LOOKUP_USER["login"], password, list(LOOKUP_USER["acl"])))
+
+
+def add_missing_lookup_user(dsn: str, *, version: str, password: str) -> bool:
+    """Write the doctor's web services user (`LOOKUP_USER`) on a node whose database predates it (a lab
+    made by an older `lab up`); a row with its login, even one a fault changed, is left as it is.
+    True when the row was added."""
+    with psycopg.connect(dsn, connect_timeout=5) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM accesswebservice WHERE login = %s", (LOOKUP_USER["login"],))
+        if cur.fetchone():
+            return False
+        _insert_lookup_user(cur, releases.accesswebservice_has_obj(version), password)
+        return True
+
+
 def fill_node(dsn: str, *, uuid: str, node_address: str, peers: Sequence[tuple[str, ...]], version: str,
               lookup_password: str | None = None) -> None:
     """The rows the manual's procedure leaves on a node (docs/lab.md "Database"), plus users and contacts.
@@ -246,16 +269,8 @@ def fill_node(dsn: str, *, uuid: str, node_address: str, peers: Sequence[tuple[s
                 uri = f"http://{address}/service/ipbx/json.php/restricted/pbx_services/phonebook"
                 sources.append((f"phonebook-{p}", uri, "phonebook", f"phonebook-{p}", f"Phonebook of {name}",
                                 PHONEBOOK_FIELDS))
-        if lookup_password is not None:
-            # after the peers' rows (their ids stay 1..N); no host, so it authorises no address
-            if with_obj:  # <= 15.20: no `acl` column; the web interface's `obj` '' grants no json.php ACL
-                cur.execute("INSERT INTO accesswebservice (name, login, passwd, host, obj, description, disable)"
-                            " VALUES (%s, %s, %s, NULL, '', '', 0)",
-                            (LOOKUP_USER["name"], LOOKUP_USER["login"], lookup_password))
-            else:
-                cur.execute("INSERT INTO accesswebservice (name, login, passwd, host, acl, disable)"
-                            " VALUES (%s, %s, %s, NULL, %s, 0)",
-                            (LOOKUP_USER["name"], LOOKUP_USER["login"], lookup_password, list(LOOKUP_USER["acl"])))
+        if lookup_password is not None:  # after the peers' rows (their ids stay 1..N)
+            _insert_lookup_user(cur, with_obj, lookup_password)
         for ctiname, uri, dirtype, dirname, description, fields in sources:
             cur.execute("INSERT INTO directories (uri, dirtype, name, description, xivo_verify_certificate)"
                         " VALUES (%s, %s, %s, %s, false) RETURNING id", (uri, dirtype, dirname, description))
