@@ -22,12 +22,15 @@ from services import starts_services
 
 from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
 
-# The releases the matrix runs on. 16.13 is the session's lab (tests/support/lab_fixture.py: hosts of
-# their own, checked over SSH); the others come up one after the other on their own addresses, as nodes
-# sharing this host checked with on-box access: the suite keeps both ways of reading a XiVO, and its
-# 30 minutes (the whole matrix on hosts: XIVO_TEST_VERSION_LAB_NETNS=1, 33 min in CI).
+# The releases the matrix runs on, each on a lab of hosts (`lab up`'s default), each seen from another
+# place: 16.13 is the session's lab (tests/support/lab_fixture.py), checked from this machine over SSH;
+# 15.19 and 16.15 come up one after the other, the doctor installed on one of their XiVOs (on-box
+# access to it, SSH to its peer, DIR/topology-on-<node>.yml): on 15.19 the broken node's peer, on
+# 16.15 the broken node itself. A verdict must not depend on where the doctor runs.
+# XIVO_TEST_VERSION_LAB_NETNS=0: 15.19 and 16.15 as nodes sharing this host, all on-box from here.
 VERSIONS = ("15.19", "16.13", "16.15")
-VERSION_NETNS = os.environ.get("XIVO_TEST_VERSION_LAB_NETNS", "0") == "1"
+VERSION_NETNS = os.environ.get("XIVO_TEST_VERSION_LAB_NETNS", "1") == "1"
+VANTAGE = {"15.19": "xivo-1", "16.15": "xivo-2"} if VERSION_NETNS else {}
 OTHER_BASE = os.environ.get("XIVO_TEST_VERSION_LAB_BASE", "198.18.120.0" if VERSION_NETNS else "127.10.120.0")
 OTHER_EPMD = int(os.environ.get("XIVO_TEST_VERSION_LAB_EPMD", "4391"))
 OTHER_DIST = int(os.environ.get("XIVO_TEST_VERSION_LAB_DIST", "27800"))
@@ -84,6 +87,7 @@ def lab(request, lab):
         return
     with own_lab(f"xivo-doctor-test-lab-{request.param}-", count=2, version=request.param, base=OTHER_BASE,
                  epmd_port=OTHER_EPMD, dist_base=OTHER_DIST, own_network=VERSION_NETNS) as state:
+        state.vantage = VANTAGE.get(request.param)  # type: ignore[attr-defined]
         yield state
 
 
@@ -97,8 +101,13 @@ def _break(lab, fault: str) -> None:
 
 
 def doctor(lab, *args: str) -> dict:
-    done = subprocess.run(["xivo-doctor", "run", "-T", str(lab.dir / "topology.yml"), "--json", "-", *args],
-                          capture_output=True, text=True, timeout=120)
+    """`xivo-doctor run` from where the lab is seen (`VANTAGE`): here, or on one of its XiVOs."""
+    vantage = getattr(lab, "vantage", None)
+    topology = lab.dir / (f"topology-on-{vantage}.yml" if vantage else "topology.yml")
+    argv = ["xivo-doctor", "run", "-T", str(topology), "--json", "-", *args]
+    if vantage:
+        argv = ["xivo-doctor", "lab", "exec", "--dir", str(lab.dir), vantage, "--", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.stdout, done.stderr
     return json.loads(done.stdout)
 

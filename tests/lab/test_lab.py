@@ -105,6 +105,12 @@ def test_the_topology_it_writes_loads_with_on_box_access(lab):
         assert first.on_box is None and first.ssh.identity_file == lab.dir / "ssh/id"
         assert first.ssh.known_hosts_file == lab.dir / "ssh/known_hosts" and first.ssh.user == "root"
         assert first.consul.token is None  # over SSH the doctor reads the node's master token
+        # the doctor installed on xivo-2: that node on the box, from inside it (its paths are its own)
+        on_two = yaml.safe_load((lab.dir / "topology-on-xivo-2.yml").read_text())
+        assert [("on_box" in x, x["name"]) for x in on_two["xivos"]] == [(False, "xivo-1"), (True, "xivo-2")]
+        assert on_two["xivos"][1]["on_box"]["root"] == "/"
+        assert on_two["xivos"][1]["on_box"]["source_address"] == lab.nodes[1].address
+        assert on_two["xivos"][1]["consul"]["token_file"] == "/var/lib/consul/master_token"
     else:
         assert first.on_box.root == lab.dir / "nodes/xivo-1/root" and first.ssh is None
         assert first.on_box.source_address == lab.nodes[0].address
@@ -119,6 +125,24 @@ def test_lab_up_again_is_idempotent(lab):
     pids = {(r[0], r[1]): r[2] for r in lifecycle.status(lab.dir)}
     lifecycle.up(lab.dir, count=2, say=lambda _: None)
     assert {(r[0], r[1]): r[2] for r in lifecycle.status(lab.dir)} == pids
+
+
+def test_lab_up_again_adds_the_doctors_web_services_user_a_lab_made_before_it_lacks(lab):
+    node, other = lab.nodes[1], lab.nodes[0]
+    login = postgres.LOOKUP_USER["login"]
+    row = f"SELECT name, acl FROM accesswebservice WHERE login = '{login}'"
+    before = psql(lab, node, row)
+    # as on a lab made before the row was part of it; on the other node, a row a fault emptied stays empty
+    psql(lab, node, f"DELETE FROM accesswebservice WHERE login = '{login}'")
+    psql(lab, other, f"UPDATE accesswebservice SET acl = '{{}}' WHERE login = '{login}'")
+    try:
+        said: list[str] = []
+        lifecycle.up(lab.dir, count=2, say=said.append)
+        assert psql(lab, node, row) == before
+        assert psql(lab, other, row).endswith("|{}")
+        assert [line for line in said if login in line] and not [line for line in said if other.name + ":" in line]
+    finally:
+        faults.heal(lab.dir, say=lambda _: None)
 
 
 def test_doctor_run_on_the_healthy_lab_is_ok(lab):
