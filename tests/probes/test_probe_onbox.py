@@ -328,3 +328,19 @@ def test_uuid_readings_with_the_database(database, tmp_path):
         "/etc/default/xivo": None, "/etc/systemd/system.conf": None,
         "xivo-ctid /0.1/infos (http://127.10.3.1:9495)": UUID, "tag of the xivo-ctid service in xivo-1's Consul": UUID,
     }
+
+
+def test_on_box_files_without_a_database_dsn_read_the_database_over_ssh(monkeypatch):
+    """The doctor installed on a XiVO, given its files (on_box) and `ssh` but no on_box.database: the
+    database is read over SSH as for any XiVO (it was asked on-box and failed an assertion)."""
+    import dataclasses
+
+    from xivo_doctor.topology.model import SshAccess
+
+    xivo = dataclasses.replace(box(), ssh=SshAccess())
+    probe = OnBoxProbe(Session())
+    asked = []
+    monkeypatch.setattr(OnBoxProbe, "_read_over_ssh",
+                        lambda self, x: asked.append(x.name) or {"infos": [{"uuid": UUID}]})
+    assert probe.has_database(xivo) and probe.infos_uuid(xivo) == UUID
+    assert asked == ["xivo-2"]

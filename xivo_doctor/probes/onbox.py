@@ -178,8 +178,10 @@ class OnBoxProbe:
         return found
 
     def _read(self, xivo: Xivo) -> dict[str, list[dict[str, Any]] | ProbeError]:
-        """Every table the checks use, over one read-only connection (they are small)."""
-        if self.over_ssh(xivo):
+        """Every table the checks use, over one read-only connection (they are small): on-box with
+        on_box.database, else over SSH (has_database said one of them is there; on a XiVO with on-box
+        access to its files but no database DSN given, the topology's ssh reads it as for any other)."""
+        if self.over_ssh(xivo) or xivo.on_box is None or xivo.on_box.database is None:
             return self._read_over_ssh(xivo)
         import psycopg
         from psycopg.rows import dict_row
