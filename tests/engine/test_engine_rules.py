@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from xivo_doctor.check import Evidence, Fix, FixContext, check, spec_of
@@ -216,3 +218,26 @@ def test_a_check_that_judges_its_peers_is_blocked_by_a_peer_failure():
     peers = run.target_for({"xivo": XIVO1}, make_spec(id="wide", involves="peers"))
     assert own.names == frozenset({"xivo-1"}) and peers.names == frozenset({"xivo-1", "xivo-2"})
     assert covers(target("xivo", "xivo-2"), peers) and not covers(target("xivo", "xivo-2"), own)
+
+
+def _broken_invariant():
+    assert 1 + 1 == 3  # a probe's or a library's own assert, not a check's verdict
+
+
+def test_an_assertion_raised_outside_the_check_is_an_internal_error_not_a_fail():
+    """A failed `assert` in a probe once came out as `fail` with the check's fix (the verdict of a
+    XiVO), where it was a bug of the doctor's: only the check's own module speaks a verdict."""
+    spec = make_spec()
+    try:
+        _broken_invariant()
+    except AssertionError as exc:
+        elsewhere = exc
+    bug = classify(dataclasses.replace(spec, module="some_check_module"), "xivo-1", exc=elsewhere, evidence=None,
+                   fix_context=FixContext(TOPOLOGY, XIVO1, None, {}))
+    assert bug.status is S.ERROR and bug.fix is None
+    assert bug.message.startswith("internal error in check demo: AssertionError at ") and "test_engine_rules.py:" \
+        in bug.message and bug.message.endswith("(please report this)")
+    # raised in the check's own module: its verdict
+    own = classify(dataclasses.replace(spec, module=__name__), "xivo-1", exc=elsewhere, evidence=None,
+                   fix_context=FixContext(TOPOLOGY, XIVO1, None, {}))
+    assert own.status is S.FAIL

@@ -4,7 +4,8 @@ Place in the pipeline: the pytest plugin hands over the exception an item raised
 this module decides its status without knowing pytest:
 
 - no exception -> `pass`
-- `AssertionError` -> `fail`, or `warn` for a check of severity `warn`
+- `AssertionError` raised in the check's own module -> `fail`, or `warn` for a check of severity
+  `warn`; raised elsewhere (a probe, a library) it is no verdict on the XiVO: an internal error
 - `ProbeError` (unreachable or unparsable source, deadline) -> `error`: could not check
 - `NotApplicable` / `CannotCheckFromHere` -> `skip` with the reason
 - blocked by a failed upstream -> `skip` with `blocked_by`
@@ -29,6 +30,20 @@ def assertion_text(exc: AssertionError) -> str:
     text = str(exc)
     head = text.split("\nassert ", 1)[0].strip()
     return head or "assertion failed (the check gave no message)"
+
+
+def _raised_in(module: str, exc: BaseException) -> str | None:
+    """Where `exc` was raised ("path:line"), when that is outside `module`; None when inside it (or
+    unknown: an exception never raised, as in tests, counts as the check's own)."""
+    tb = exc.__traceback__
+    if tb is None or not module:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame
+    if frame.f_globals.get("__name__") == module:
+        return None
+    return f"{frame.f_code.co_filename}:{tb.tb_lineno}"
 
 
 def classify(
@@ -73,6 +88,10 @@ def _status(
         return Result(status=Status.SKIP, message=f"blocked by {names}", blocked_by=tuple(blocked_by), **base)
     if exc is None:
         return Result(status=Status.PASS, message=evidence.summary, **base)
+    elsewhere = _raised_in(spec.module, exc) if isinstance(exc, AssertionError) else None
+    if elsewhere is not None:  # a broken invariant of the doctor's, not the check's judgement of a XiVO
+        return Result(status=Status.ERROR, message=f"internal error in check {spec.id}: AssertionError at "
+                      f"{elsewhere} (please report this)", **base)
     if isinstance(exc, AssertionError):
         status = Status.WARN if spec.severity == "warn" else Status.FAIL
         fix = spec.fill_fix(FixContext(**{**vars(fix_context), "evidence": dict(evidence)}))
