@@ -310,6 +310,7 @@ def break_(lab_dir, name: str, node_name: str | None, say: Say = print, *, port:
 def heal(lab_dir, say: Say = print) -> None:
     """Back to the healthy interconnection: files, tables, RabbitMQ definitions, Consul membership."""
     state = LabState.load(lab_dir)
+    stops: list[tuple[LabNode, str]] = []
     for node in state.nodes:
         uri = lifecycle.dsn(state, node)
         changed_uuid = _database_uuid(state, node) != node.uuid  # ctid <= 16.01 reads `infos.uuid` at start (R1 §2)
@@ -334,9 +335,12 @@ def heal(lab_dir, say: Say = print) -> None:
         for service in ("xivo-confd", "webservices", "xivo-ctid", "consul"):
             # XiVO daemons read the UUID at start: a UUID change restarts them all
             if service in changed or ("uuid" in changed and service.startswith("xivo-")):
-                stop_service(state, node, service)
+                stops.append((node, service))
         # xivo-dird reads its sources and profiles from the tables just written, only at start
-        stop_service(state, node, "xivo-dird")
+        stops.append((node, "xivo-dird"))
+    # all at once: a stand-in takes about 0.5 s to stop (its HTTP server's poll interval)
+    with ThreadPoolExecutor(max_workers=len(stops)) as pool:
+        list(pool.map(lambda stop: stop_service(state, *stop), stops))
     _restart_missing_and_refederate(state, say)
     say("healed: the lab is the manual's healthy interconnection again")
 

@@ -198,13 +198,20 @@ def wait_healthy(state: LabState, step: Say, timeout: float = 60.0) -> None:
     xivo-dird listens."""
     end = time.monotonic() + timeout
     pending = {n.name for n in state.nodes}
-    while pending and time.monotonic() < end:
-        for node in state.nodes:
-            if (node.name in pending and _listening(node) and consul_client.ctid_registered(node)
-                    and _links_running(state, node)):
-                pending.discard(node.name)
-        if pending:
-            time.sleep(0.3)
+
+    def healthy(node: LabNode) -> bool:
+        return _listening(node) and consul_client.ctid_registered(node) and _links_running(state, node)
+
+    # the nodes at once: each asks its rabbitmqctl, which boots an Erlang VM (~0.5 s a node; `heal`
+    # and every fix of the fault matrix wait here)
+    with ThreadPoolExecutor(max_workers=len(state.nodes)) as pool:
+        while pending and time.monotonic() < end:
+            waiting = [n for n in state.nodes if n.name in pending]
+            for node, ok in zip(waiting, pool.map(healthy, waiting), strict=True):
+                if ok:
+                    pending.discard(node.name)
+            if pending:
+                time.sleep(0.3)
     if pending:
         what = "; ".join(f"{n.name}: {', '.join(_unhealthy(state, n)) or 'healthy now'}"
                          for n in state.nodes if n.name in pending)
