@@ -105,8 +105,8 @@ def doctor(lab, *args: str) -> dict:
     vantage = getattr(lab, "vantage", None)
     topology = lab.dir / (f"topology-on-{vantage}.yml" if vantage else "topology.yml")
     argv = ["xivo-doctor", "run", "-T", str(topology), "--json", "-", *args]
-    if vantage:
-        argv = ["xivo-doctor", "lab", "exec", "--dir", str(lab.dir), vantage, "--", *argv]
+    if vantage:  # in the node's namespaces, as `xivo-doctor lab exec` runs it (without its 0.35 s start-up)
+        argv = [*lab.enter(lab.node(vantage)), *argv]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.stdout, done.stderr
     return json.loads(done.stdout)

@@ -22,11 +22,11 @@ from xivo_doctor.engine import registry
 CHECKS = [spec.id for spec in registry.discover()]
 
 
-def doctor(topology: Path, check: str | None = None, on: tuple[Path, str] | None = None) -> dict:
-    """`xivo-doctor run` here, or `on` (lab folder, node) a lab XiVO, as the doctor installed there."""
+def doctor(topology: Path, check: str | None = None, on: list[str] | None = None) -> dict:
+    """`xivo-doctor run` here, or after `on` (a lab node's `enter` prefix: its namespaces, as `xivo-doctor
+    lab exec` runs a command there), as the doctor installed on that XiVO."""
     argv = ["xivo-doctor", "run", "-T", str(topology), *(["--check", check] if check else []), "--json", "-"]
-    if on is not None:
-        argv = ["xivo-doctor", "lab", "exec", "--dir", str(on[0]), on[1], "--", *argv]
+    argv = [*(on or []), *argv]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.stdout, done.stderr
     return json.loads(done.stdout)
@@ -98,8 +98,8 @@ VARIANTS = {
 VANTAGE = "xivo-2"
 
 
-def _on(lab) -> tuple[Path, str] | None:
-    return (lab.dir, VANTAGE) if lab.net_id else None
+def _on(lab) -> list[str] | None:
+    return lab.enter(lab.node(VANTAGE)) if lab.net_id else None
 
 
 @pytest.fixture(scope="module")
