@@ -11,6 +11,7 @@ from __future__ import annotations
 import requests
 import urllib3
 
+from xivo_doctor.lab import tls
 from xivo_doctor.lab.nodes import LabNode
 
 # The lab's certificates are self-signed, as XiVO's are (XIVO-FACTS §11): no verification here.
@@ -18,10 +19,9 @@ urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 def api(node: LabNode, method: str, path: str, timeout: float = 5.0, **params: str) -> requests.Response:
-    return requests.request(
-        method, f"https://{node.address}:8500{path}", params=params or None, timeout=timeout, verify=False,
-        headers={"X-Consul-Token": node.master_token},
-    )
+    with tls.session() as s:  # the TLS context shared: the health wait asks every node every 0.3 s
+        return s.request(method, f"https://{node.address}:8500{path}", params=params or None, timeout=timeout,
+                         verify=False, headers={"X-Consul-Token": node.master_token})
 
 
 def join_wan(node: LabNode, address: str) -> None:

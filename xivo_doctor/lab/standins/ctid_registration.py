@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from xivo_doctor.lab import releases
+from xivo_doctor.lab import releases, tls
 from xivo_doctor.lab.standins.base import Node, deep_merge
 
 SERVICE = "xivo-ctid"
@@ -118,7 +118,8 @@ class Registerer:
         self.thread = threading.Thread(target=self.loop, name="ServiceDiscoveryThread", daemon=True)
 
     def put(self, path: str, body: Any = None, params: dict[str, str] | None = None) -> bool:
-        response = requests.put(self.base + path, params=params or None, json=body, verify=self.verify, timeout=5)
+        with tls.session() as s:  # a call of its own, as python-consul's; the TLS context shared (lab/tls.py)
+            response = s.put(self.base + path, params=params or None, json=body, verify=self.verify, timeout=5)
         return response.status_code == 200
 
     def self_check(self) -> bool:

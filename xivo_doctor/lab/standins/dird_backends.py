@@ -23,9 +23,8 @@ from typing import Any
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
-from xivo_doctor.lab import releases_lookup
+from xivo_doctor.lab import releases_lookup, tls
 from xivo_doctor.lab.standins.base import Node
 
 xivo_log = logging.getLogger("xivo_dird.plugins.xivo_user_plugin")
@@ -34,24 +33,11 @@ manager_log = logging.getLogger("xivo_dird.core.source_manager")
 stopper_log = logging.getLogger()  # RaiseStopper logs on the root logger (wazo-dird:xivo_dird/helpers.py@xivo-15.19)
 
 
-class SourceAdapter(HTTPAdapter):
-    def __init__(self, source: str) -> None:
-        self.source = source
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
 def session(node: Node) -> requests.Session:
     """A new session (one per call, wazo-platform/xivo-lib-rest-client:xivo_lib_rest_client/command.py@xivo-15.19
-    `HTTPCommand.session`), leaving from the node's address when the node shares this host's network."""
-    s = requests.Session()
-    if not node.own_network:
-        s.mount("http://", SourceAdapter(node.address))
-        s.mount("https://", SourceAdapter(node.address))
-    return s
+    `HTTPCommand.session`), leaving from the node's address when the node shares this host's network; its
+    TLS context is the process's shared one (lab/tls.py says why)."""
+    return tls.session(None if node.own_network else node.address)
 
 
 def verify(node: Node, value: Any) -> bool | str:
