@@ -87,16 +87,18 @@ def test_directory_lookup(pair, topology, probes, evidence):
     problems: list[dict] = []
     lookups = {}
     for profile in plan.profiles:
-        seen = _lookup(probes, xivo, profile, plan.term, plan)
+        seen = _ask(probes, xivo, profile, plan.term, plan, lambda r: _is(r, plan))
         lookups[profile] = seen
         problems += _judge(seen, xivo, peer, profile, plan)
     evidence["lookups"] = lookups
-    answered = [s["elapsed_ms"] for s in lookups.values() if "elapsed_ms" in s]
+    # a first answer that came at the timeout counts: the latency says how slow dird was
+    answered = [s["elapsed_ms"] for s in lookups.values() if "elapsed_ms" in s] + \
+        [s["first_answer"]["elapsed_ms"] for s in lookups.values() if "first_answer" in s]
     evidence["latency_ms"] = max(answered) if answered else None
     if plan.phonebook:
         entry = plan.phonebook
         for profile in entry["profiles"]:
-            seen = _lookup(probes, xivo, profile, entry["term"], plan)
+            seen = _ask(probes, xivo, profile, entry["term"], plan, lambda r: _in_phonebook(r, entry))
             entry.setdefault("lookups", {})[profile] = seen
             problems += _judge_phonebook(seen, xivo, peer, profile, entry)
         evidence["phonebook"] = entry
@@ -106,16 +108,39 @@ def test_directory_lookup(pair, topology, probes, evidence):
         if log:
             evidence["dird_log"] = log
     found = sum(bool(s.get("found")) for s in lookups.values())
+    again = any("first_answer" in s for s in [*lookups.values(), *(plan.phonebook or {}).get("lookups", {}).values()])
     evidence.summary = (f"{xivo.name}'s xivo-dird finds {plan.user_words} of {peer.name} (xivo_id {plan.peer_uuid}) "
                         f"in {found} profile(s) in {evidence['latency_ms']} ms"
-                        + ("; and its phonebook entry" if plan.phonebook else ""))
+                        + ("; and its phonebook entry" if plan.phonebook else "")
+                        + (f"; asked a second time after a first answer at dird's {plan.timeout_s:g} s timeout"
+                           if again else ""))
     assert not problems, "; ".join(p["text"] for p in problems)
 
 
-def _lookup(probes, xivo, profile: str, term: str, plan: Plan) -> dict:
+def _ask(probes, xivo, profile: str, term: str, plan: Plan, wanted) -> dict:
+    """dird's answer, judged on a second one when the first came at dird's source timeout without what
+    is wanted. That answer is true (dird drops a source still running at its timeout, wazo-dird
+    xivo_dird/plugins/lookup.py, 2.9 s from 15.20), but it says how busy the XiVO was at that moment,
+    not how it is configured: the first search after dird starts also fetches each peer's UUID
+    (xivo_user_plugin `_get_uuid`), and the doctor's own run sends all its lookups at once. A second
+    answer at the timeout is judged as slow; the first is kept in the evidence and in the latency."""
+    seen = _lookup(probes, xivo, profile, term)
+    if not _at_timeout(seen, plan) or any(wanted(r) for r in seen["_results"]):
+        return seen
+    again = _lookup(probes, xivo, profile, term, attempt=2)
+    again["first_answer"] = {"elapsed_ms": seen["elapsed_ms"], "results": seen["results"], "sources": seen["sources"]}
+    return again
+
+
+def _at_timeout(seen: dict, plan: Plan) -> bool:
+    """dird answered when its timeout ran out: a source still searching was dropped without a word."""
+    return bool(plan.timeout_s) and seen.get("status") == 200 and seen["elapsed_ms"] >= plan.timeout_s * 1000 - 100
+
+
+def _lookup(probes, xivo, profile: str, term: str, attempt: int = 1) -> dict:
     """dird's answer as evidence: status, what came back, or why nothing answered."""
     try:
-        answer = probes.dird.lookup(xivo, profile, term)
+        answer = probes.dird.lookup(xivo, profile, term, attempt)
     except ProbeError as exc:
         if "refused" not in exc.detail:  # a timeout: a firewall, or a hung dird, is not told apart
             raise
@@ -158,10 +183,11 @@ def _judge(seen: dict, xivo, peer, profile: str, plan: Plan) -> list[dict]:
                     if _names_user(r, plan) and (r.get("relations") or {}).get("xivo_id") != plan.peer_uuid})
     why = (f"; a result names that user with xivo_id {', '.join(stale)}: dird keeps the UUID it first read "
            f"from {peer.name} until it restarts" if stale else "")
-    slow = plan.timeout_s and seen["elapsed_ms"] >= plan.timeout_s * 1000 - 100
-    if slow:
-        why += f"; dird answered after {seen['elapsed_ms']:.0f} ms: a source slower than {plan.timeout_s:g} s is " \
-               "dropped without a word"
+    if _at_timeout(seen, plan):
+        first = seen.get("first_answer")
+        twice = f" (and {first['elapsed_ms']:.0f} ms when first asked)" if first else ""
+        why += f"; dird answered after {seen['elapsed_ms']:.0f} ms{twice}: a source slower than " \
+               f"{plan.timeout_s:g} s is dropped without a word"
     return [{**base, "kind": "stale" if stale else "not-found",
              "text": f"{where} " + (f"answered {len(results)} result(s), none is" if results else
                                      "answered no result, so not") + f" {plan.user_words} of {peer.name} with "
@@ -191,12 +217,16 @@ def _names_user(result: dict, plan: Plan) -> bool:
         result.get("source") in plan.source_names
 
 
+def _in_phonebook(result: dict, entry: dict) -> bool:
+    return result.get("source") in entry["sources"] and \
+        any(entry["term"].lower() in str(v).lower() for v in result.get("column_values") or ())
+
+
 def _judge_phonebook(seen: dict, xivo, peer, profile: str, entry: dict) -> list[dict]:
     results = seen.pop("_results", [])
     if "refused" in seen or seen.get("status") != 200:
         return []  # said by the user lookup of the same profile
-    mine = [r for r in results if r.get("source") in entry["sources"]
-            and any(entry["term"].lower() in str(v).lower() for v in r.get("column_values") or ())]
+    mine = [r for r in results if _in_phonebook(r, entry)]
     seen["found"] = bool(mine)
     if mine:
         _compact(seen, str(mine[0].get("source")))

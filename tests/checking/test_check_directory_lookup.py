@@ -94,12 +94,16 @@ class Dird:
         return {"status": self.token_status, "acls": ["dird.directories.lookup.*.read"], "backend": backend,
                 "reason": "" if self.token_status == 200 else self.token_reason, "elapsed_ms": 5.0}
 
-    def lookup(self, x, profile, term):
-        self.lookups.append((x.name, profile, term))
+    def lookup(self, x, profile, term, attempt=1):
+        self.lookups.append((x.name, profile, term) if attempt == 1 else (x.name, profile, term, attempt))
         if self.refused:
             raise ProbeError(f"xivo-dird of {x.name}", "cannot connect: connection refused")
-        status, results = self.answers.get(term, (200, [result()]))
-        return {"status": status, "results": results if status == 200 else [], "elapsed_ms": 42.0,
+        answer = self.answers.get(term, (200, [result()]))
+        if isinstance(answer, list):  # one answer per attempt: (status, results, elapsed_ms)
+            status, results, elapsed = answer[attempt - 1]
+        else:
+            (status, results), elapsed = answer, 42.0
+        return {"status": status, "results": results if status == 200 else [], "elapsed_ms": elapsed,
                 "reason": "" if status == 200 else "the reason", "url": "https://…"}
 
 
@@ -236,6 +240,37 @@ def test_the_peers_phonebook_entry_is_found_by_name_up_to_16_13():
     dird = Dird()
     run(Probes(OnBox(entries=entries), dird, version="16.14"))
     assert [lookup[2] for lookup in dird.lookups] == ["Martin"]  # no phonebook backend from 16.14
+
+
+def test_an_answer_at_dirds_timeout_without_the_user_is_asked_again_and_the_second_judged():
+    # the first search after dird starts, or on a busy XiVO, ends at the 2.9 s timeout without the
+    # peer's source; asked again it finds the user: the configuration is right, the slowness is kept
+    dird = Dird(answers={"Martin": [(200, [], 2904.0), (200, [result()], 310.0)]})
+    evidence = run(Probes(dird=dird))
+    assert dird.lookups == [("xivo-2", "default", "Martin"), ("xivo-2", "default", "Martin", 2)]
+    assert evidence["lookups"]["default"]["first_answer"] == {"elapsed_ms": 2904.0, "results": 0, "sources": []}
+    assert evidence["latency_ms"] == 2904.0 and "asked a second time" in evidence.summary
+
+
+def test_two_answers_at_dirds_timeout_fail_as_a_source_too_slow():
+    dird = Dird(answers={"Martin": [(200, [], 2950.0), (200, [result(source="internal", xivo_id=U2)], 2921.0)]})
+    message, _ = fails(Probes(dird=dird))
+    assert "dird answered after 2921 ms (and 2950 ms when first asked)" in message
+    assert "a source slower than 2.9 s is dropped" in message and len(dird.lookups) == 2
+
+
+def test_a_quick_answer_without_the_user_is_not_asked_again():
+    quick = Dird(answers={"Martin": [(200, [], 120.0)]})
+    fails(Probes(dird=quick))
+    slow_but_found = Dird(answers={"Martin": [(200, [result()], 2950.0)]})
+    run(Probes(dird=slow_but_found))
+    assert quick.lookups == slow_but_found.lookups == [("xivo-2", "default", "Martin")]
+
+
+def test_15_19_waits_for_every_source_so_a_slow_answer_is_not_asked_again():
+    dird = Dird(answers={"Martin": [(200, [], 3950.0)]})
+    message, _ = fails(Probes(dird=dird, version="15.19"))
+    assert len(dird.lookups) == 1 and "slower than" not in message
 
 
 def test_the_metric_is_the_lookups_latency_per_pair():

@@ -77,9 +77,10 @@ class DirdProbe:
 
         return self.probes.cached(("auth-token", xivo.name, backend), ask)
 
-    def lookup(self, xivo: Xivo, profile: str, term: str) -> dict[str, Any]:
+    def lookup(self, xivo: Xivo, profile: str, term: str, attempt: int = 1) -> dict[str, Any]:
         """xivo-dird's lookup in `profile` with this run's token of `xivo` (get it with `token` first):
-        {"status", "results" (a list, [] unless a 200 carried one), "reason", "url", "elapsed_ms"}."""
+        {"status", "results" (a list, [] unless a 200 carried one), "reason", "url", "elapsed_ms"}.
+        Once per run and `attempt`: a check asking again gives a higher attempt."""
         with self._lock:
             issued = self._issued.get(xivo.name)
         if issued is None:
@@ -103,7 +104,7 @@ class DirdProbe:
             return {"status": answer.status, "results": results, "reason": _reason(answer), "url": url,
                     "elapsed_ms": answer.elapsed_ms}
 
-        return self.probes.cached(("dird-lookup", xivo.name, profile, term), ask)
+        return self.probes.cached(("dird-lookup", xivo.name, profile, term, attempt), ask)
 
     def revoke(self) -> None:
         """Delete this run's tokens (best effort: each expires in TOKEN_LIFETIME_S anyway)."""
