@@ -383,6 +383,18 @@ def test_dird_not_restarted_leaves_right_tables_and_a_stale_dird_until_heal(lab)
     assert peer_results(lab, node, peer)
 
 
+def test_heal_restarts_a_dird_only_where_it_read_other_tables_or_a_uuid_changed(lab):
+    pids = lambda: {n.name: service_row(lab, n, "xivo-dird")[2] for n in lab.nodes}  # noqa: E731
+    before = pids()
+    faults.break_(lab.dir, "port-closed", None, say=lambda _: None)  # nothing dird reads
+    faults.heal(lab.dir, say=lambda _: None)
+    assert pids() == before
+    faults.break_(lab.dir, "duplicate-uuid", None, say=lambda _: None)  # its peers may cache it
+    faults.heal(lab.dir, say=lambda _: None)
+    assert all(pid != before[name] for name, pid in pids().items())
+    assert all(peer_results(lab, n, p) for n in lab.nodes for p in lab.nodes if p is not n)
+
+
 def test_lookup_acl_missing_makes_dird_refuse_and_heal_gives_the_acl_back(lab):
     node, peer = faults.break_(lab.dir, "lookup-acl-missing", None, say=lambda _: None)
     try:

@@ -22,6 +22,8 @@ from xivo_doctor.lab import firewall, lifecycle, postgres, rabbitmq, release_fau
 from xivo_doctor.lab.consul import client as consul_client
 from xivo_doctor.lab.labtopology import auth_password
 from xivo_doctor.lab.nodes import LabNode, ctid_interconnection, write_file, write_root
+from xivo_doctor.lab.standins import dird_config, dird_settings
+from xivo_doctor.lab.standins.base import Node
 from xivo_doctor.lab.state import LabError, LabState, start_standin, stop_service
 
 Say = Callable[[str], None]
@@ -311,9 +313,11 @@ def heal(lab_dir, say: Say = print) -> None:
     """Back to the healthy interconnection: files, tables, RabbitMQ definitions, Consul membership."""
     state = LabState.load(lab_dir)
     stops: list[tuple[LabNode, str]] = []
+    # ctid <= 16.01 reads `infos.uuid` at start (R1 §2); every dird keeps the peers' UUIDs it fetched
+    changed_uuids = {node.name for node in state.nodes if _database_uuid(state, node) != node.uuid}
     for node in state.nodes:
         uri = lifecycle.dsn(state, node)
-        changed_uuid = _database_uuid(state, node) != node.uuid  # ctid <= 16.01 reads `infos.uuid` at start (R1 §2)
+        changed_uuid = node.name in changed_uuids
         # a lab made before `ctidisplays`, `ctimain` and `ctireversedirectories` were part of the schema gets them here
         sql(state, node, "CREATE TABLE IF NOT EXISTS ctidisplays (id serial PRIMARY KEY, name varchar(50), "
                          "data text NOT NULL, deletable integer, description text); "
@@ -336,13 +340,24 @@ def heal(lab_dir, say: Say = print) -> None:
             # XiVO daemons read the UUID at start: a UUID change restarts them all
             if service in changed or ("uuid" in changed and service.startswith("xivo-")):
                 stops.append((node, service))
-        # xivo-dird reads its sources and profiles from the tables just written, only at start
-        stops.append((node, "xivo-dird"))
+        # xivo-dird reads its sources and profiles from the tables just written, only at start: restarted
+        # unless what it read then is what they say now (dird_settings; about 1 s of each heal)
+        if changed_uuids or "uuid" in changed or not _dird_loaded_now(state, node, uri):
+            stops.append((node, "xivo-dird"))
     # all at once: a stand-in takes about 0.5 s to stop (its HTTP server's poll interval)
-    with ThreadPoolExecutor(max_workers=len(stops)) as pool:
-        list(pool.map(lambda stop: stop_service(state, *stop), stops))
+    if stops:
+        with ThreadPoolExecutor(max_workers=len(stops)) as pool:
+            list(pool.map(lambda stop: stop_service(state, *stop), stops))
     _restart_missing_and_refederate(state, say)
     say("healed: the lab is the manual's healthy interconnection again")
+
+
+def _dird_loaded_now(state: LabState, node: LabNode, uri: str) -> bool:
+    database = dird_config.Database(uri)
+    try:
+        return dird_settings.loaded_now(Node(state.root(node)), database)
+    finally:
+        database.close()
 
 
 def _database_uuid(state: LabState, node: LabNode) -> str | None:

@@ -33,16 +33,14 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
-import yaml
 
-from xivo_doctor.lab import releases, releases_lookup
-from xivo_doctor.lab.standins import dird_config
-from xivo_doctor.lab.standins.base import Node, QuietHandler, deep_merge, main_args, serve, tls_context, wait_for_stop
+from xivo_doctor.lab import releases_lookup
+from xivo_doctor.lab.standins import dird_config, dird_settings
+from xivo_doctor.lab.standins.base import Node, QuietHandler, main_args, serve, tls_context, wait_for_stop
 from xivo_doctor.lab.standins.dird_backends import Result, format_results, load_source, raise_stopper, session, verify
 
 SERVICE = "xivo-dird"
 DAO_DEFAULT_URI = "postgresql://asterisk:proformatique@localhost/asterisk"  # xivo-dao's default db_uri
-GENERATED = {f"050-xivo-{name}": name for name in dird_config.FILES}  # conf.d's three `!exec` files
 PREFIX = "/0.1/directories/lookup/"
 # 15.19-15.20: flask-restful 0.3.4's abort(401) answers {"message": werkzeug's Unauthorized.description}
 # (flask-restful/flask-restful:flask_restful/__init__.py@0.3.4 `handle_error`; werkzeug's text [NOT CONFIRMED])
@@ -53,54 +51,6 @@ UNAUTHORIZED = ("The server could not verify that you are authorized to access t
 # one line per request, wazo-platform/xivo-lib-python:xivo/http_helpers.py@xivo-15.19 `log_request`
 log = logging.getLogger("xivo_dird")
 lookup_log = logging.getLogger("xivo_dird.plugins.lookup")
-
-
-def shipped_config(release: str) -> dict[str, Any]:
-    """etc/xivo-dird/config.yml as shipped at that tag, the keys the stand-in reads
-    (wazo-platform/wazo-dird:etc/xivo-dird/config.yml@xivo-15.19..@xivo-16.15)."""
-    backends = ["personal", "xivo", *(["phonebook"] if releases_lookup.dird_phonebook_backend(release) else []),
-                "csv", "csv_ws", "ldap", *(["dird_phonebook"] if releases.key(release) >= (16, 13) else [])]
-    auth: dict[str, Any] = {"host": "localhost", "port": 9497}
-    if releases_lookup.dird_verifies_auth_certificate(release):
-        auth["verify_certificate"] = "/usr/share/xivo-certs/server.crt"
-    columns = [("Name", "name", "name"), ("Number", "phone", "number"), ("Mobile", "phone_mobile", "callable"),
-               ("Favorite", "favorite", "favorite"), ("Personal", "personal", "personal")]
-    return {
-        "rest_api": {"https": {"listen": "0.0.0.0", "port": 9489, "certificate": "/usr/share/xivo-certs/server.crt",
-                               "private_key": "/usr/share/xivo-certs/server.key"}},
-        "auth": auth,
-        "enabled_plugins": {"backends": backends},
-        "views": {"displays": {"default_display": [{"title": t, "field": f, "type": k} for t, f, k in columns]},
-                  "profile_to_display": {"default": "default_display"},
-                  "profile_to_display_phone": {"default_phone": "default"}},
-        "services": {"lookup": {"default_phone": {"sources": releases_lookup.dird_default_phone_sources(release),
-                                                  "timeout": 0.5}},
-                     "favorites": {"default": {"sources": ["personal"]}}},
-    }
-
-
-def load_config(node: Node, release: str, generated: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """xivo-lib-python's read_config_file_hierarchy: conf.d/*.yml sorted, the first one winning key by key,
-    over config.yml; an unreadable file is skipped with `Could not read config file` on stderr
-    (wazo-platform/xivo-lib-python:xivo/config_helper.py, xivo/chain_map.py@xivo-15.19)."""
-    main = node.read_yaml("/etc/xivo-dird/config.yml") if node.path("/etc/xivo-dird/config.yml").exists() \
-        else shipped_config(release)
-    folder = node.path("/etc/xivo-dird/conf.d")
-    names = sorted({*GENERATED, *(p.name for p in folder.glob("*.yml") if not p.name.startswith("."))})
-    config = main
-    for name in reversed(names):
-        if name in GENERATED:
-            extra = generated.get(GENERATED[name]) or {}
-        else:
-            try:
-                extra = yaml.safe_load((folder / name).read_text()) or {}
-            except (OSError, yaml.YAMLError) as e:
-                print(f"Could not read config file {name}: {e}", file=sys.stderr)
-                continue
-        config = deep_merge(config, extra) if isinstance(extra, dict) else config
-    # the `personal` source of dird's sources.d (source_config_dir, xivo_dird/config.py@xivo-15.19) [INFERRED]
-    config.setdefault("sources", {}).setdefault("personal", {"type": "personal", "name": "personal"})
-    return config
 
 
 class Dird:
@@ -280,7 +230,9 @@ def main() -> int:
         generated = dird_config.confgend(node.root, database, release)
     finally:
         database.close()
-    dird = Dird(node, release, load_config(node, release, generated))
+    config = dird_settings.load_config(node, release, generated)
+    dird = Dird(node, release, config)
+    dird_settings.record(node, config)
     https = (dird.config.get("rest_api") or {}).get("https") or {}
     address, port = node.listen_address(str(https.get("listen", "0.0.0.0"))), int(https.get("port", 9489))
     handler = type("DirdHandler", (Handler,), {"dird": dird})
