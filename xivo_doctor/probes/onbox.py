@@ -108,11 +108,6 @@ class OnBoxProbe:
         return xivo.on_box is not None or xivo.ssh is not None
 
     @staticmethod
-    def over_ssh(xivo: Xivo) -> bool:
-        """Files and database are read over SSH (the topology gives `ssh` and no `on_box`)."""
-        return xivo.over_ssh
-
-    @staticmethod
     def database_source(xivo: Xivo) -> str:
         return f"asterisk database of {xivo.name}"
 
@@ -181,7 +176,7 @@ class OnBoxProbe:
         """Every table the checks use, over one read-only connection (they are small): on-box with
         on_box.database, else over SSH (has_database said one of them is there; on a XiVO with on-box
         access to its files but no database DSN given, the topology's ssh reads it as for any other)."""
-        if self.over_ssh(xivo) or xivo.on_box is None or xivo.on_box.database is None:
+        if xivo.on_box is None or xivo.on_box.database is None:
             return self._read_over_ssh(xivo)
         import psycopg
         from psycopg.rows import dict_row
@@ -274,7 +269,7 @@ class OnBoxProbe:
             text = self.read_file(xivo, path)
             if text is None:
                 return None
-            if self.over_ssh(xivo):  # a copy here, for what needs a local file (a CA file to verify with)
+            if xivo.over_ssh:  # a copy here, for what needs a local file (a CA file to verify with)
                 return str(self.probes.ssh.keep_copy(xivo, path, text))
             assert xivo.on_box is not None
             return str(Path(xivo.on_box.root) / path.lstrip("/"))
@@ -288,7 +283,7 @@ class OnBoxProbe:
         if not self.has_root(xivo):
             raise ProbeError(source, "no on_box in the topology")
         self.probes.deadline.budget(self.probes.timeout, source)
-        if self.over_ssh(xivo):
+        if xivo.over_ssh:
             self.probes.ssh.read_files(xivo, SMALL_FILES, MAX_FILE_BYTES)  # once per XiVO and run
             return self.probes.ssh.read_file(xivo, path, MAX_FILE_BYTES)
         assert xivo.on_box is not None

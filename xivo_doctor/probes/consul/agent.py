@@ -187,7 +187,7 @@ class ConsulProbe:
         package, XIVO-FACTS §4), learned by the run's redactors; else none (anonymous)."""
         if xivo.consul.token is not None:
             return xivo.consul.token.reveal() or None, "the topology's consul token (consul.token_file)"
-        if not self.probes.onbox.over_ssh(xivo):
+        if not xivo.over_ssh:
             return None, ""
 
         def read() -> str | None:
