@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 import requests
-from lab_fixture import own_lab
+from lab_fixture import own_lab, run_doctor
 from services import starts_services
 
 from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
@@ -104,12 +104,7 @@ def doctor(lab, *args: str) -> dict:
     """`xivo-doctor run` from where the lab is seen (`VANTAGE`): here, or on one of its XiVOs."""
     vantage = getattr(lab, "vantage", None)
     topology = lab.dir / (f"topology-on-{vantage}.yml" if vantage else "topology.yml")
-    argv = ["xivo-doctor", "run", "-T", str(topology), "--json", "-", *args]
-    if vantage:  # in the node's namespaces, as `xivo-doctor lab exec` runs it (without its 0.35 s start-up)
-        argv = [*lab.enter(lab.node(vantage)), *argv]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    assert done.stdout, done.stderr
-    return json.loads(done.stdout)
+    return run_doctor(topology, *args, on=lab.enter(lab.node(vantage)) if vantage else None)
 
 
 def by_status(data, *statuses):

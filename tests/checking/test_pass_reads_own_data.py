@@ -11,11 +11,11 @@ skip or error, never pass: a pass there would be a pass on data the check did no
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from lab_fixture import run_doctor
 
 from xivo_doctor.engine import registry
 
@@ -23,13 +23,7 @@ CHECKS = [spec.id for spec in registry.discover()]
 
 
 def doctor(topology: Path, check: str | None = None, on: list[str] | None = None) -> dict:
-    """`xivo-doctor run` here, or after `on` (a lab node's `enter` prefix: its namespaces, as `xivo-doctor
-    lab exec` runs a command there), as the doctor installed on that XiVO."""
-    argv = ["xivo-doctor", "run", "-T", str(topology), *(["--check", check] if check else []), "--json", "-"]
-    argv = [*(on or []), *argv]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    assert done.stdout, done.stderr
-    return json.loads(done.stdout)
+    return run_doctor(topology, *(["--check", check] if check else []), on=on)
 
 
 # -- fast: nothing answers ---------------------------------------------------------------------------

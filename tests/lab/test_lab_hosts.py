@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lab_fixture import eventually, free_base, own_lab, tcp_state, traces_of
+from lab_fixture import eventually, free_base, own_lab, run_doctor, tcp_state, traces_of
 from services import starts_services
 
 from xivo_doctor.lab import faults, hosts, lifecycle, mountns, netns, rabbitmq
@@ -54,10 +54,7 @@ def ssh(state, node, command: str) -> subprocess.CompletedProcess[str]:
 
 
 def doctor(state) -> dict:
-    done = subprocess.run(["xivo-doctor", "run", "-T", str(state.dir / "topology.yml"), "--json", "-"],
-                          capture_output=True, text=True, timeout=120)
-    assert done.stdout, done.stderr
-    return json.loads(done.stdout)
+    return run_doctor(state.dir / "topology.yml")
 
 
 def item(data: dict, name: str) -> dict:
