@@ -20,7 +20,7 @@ import requests
 from lab_fixture import own_lab, run_doctor
 from services import starts_services
 
-from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
+from xivo_doctor.lab import faults, healing, lifecycle, postgres, rabbitmq
 
 # The releases the matrix runs on, each on a lab of hosts (`lab up`'s default), each seen from another
 # place: 16.13 is the session's lab (tests/support/lab_fixture.py), checked from this machine over SSH;
@@ -139,7 +139,7 @@ def test_each_fault_is_reported_once_where_it_is(lab, fault):
     try:
         data = _settled(lab, expected)
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     failed = by_status(data, "fail", "warn")
     assert sorted(failed) == sorted(expected), {i: r["message"] for i, r in
                                                 by_status(data, "fail", "warn", "error").items()}
@@ -172,7 +172,7 @@ def test_the_doctors_own_access_missing_is_an_error_not_a_fault(lab, fault):
     try:
         data = doctor(lab)
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     assert not by_status(data, "fail", "warn"), {i: r["message"] for i, r in by_status(data, "fail", "warn").items()}
     assert set(by_status(data, "error")) == {item}
     assert words in by_status(data, "error")[item]["message"]
@@ -202,7 +202,7 @@ def test_the_doctors_fix_applied_as_printed_makes_the_run_green(lab, fault):
         after = _green(lab)
         assert after["verdict"] == "OK", {i: r["message"] for i, r in by_status(after, "fail", "error").items()}
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
 
 
 ON_NODE = re.compile(r"#\s*on (xivo-\d+)\s*$")

@@ -148,7 +148,7 @@ def _root_items() -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize("fault", list(_root_items()))
 def test_no_item_passes_on_a_source_taken_away(lab, variants, fault):
-    from xivo_doctor.lab import faults
+    from xivo_doctor.lab import faults, healing
 
     check, target = _root_items()[fault]
     node, peer = lab.node("xivo-2"), lab.node("xivo-1")
@@ -163,6 +163,6 @@ def test_no_item_passes_on_a_source_taken_away(lab, variants, fault):
             item = next(r for r in doctor(topology, check, on=_on(lab))["results"] if r["item"] == f"{check}[{target}]")
             seen[name] = (item["status"], item["message"])
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     passed = {name: message for name, (status, message) in seen.items() if status == "pass"}
     assert not passed, passed

@@ -18,7 +18,7 @@ import yaml
 from lab_fixture import eventually, tcp_state, traces_of
 from services import starts_services
 
-from xivo_doctor.lab import faults, lifecycle, postgres, rabbitmq
+from xivo_doctor.lab import faults, healing, lifecycle, postgres, rabbitmq
 from xivo_doctor.lab.state import LabError
 from xivo_doctor.topology import load_topology
 
@@ -142,7 +142,7 @@ def test_lab_up_again_adds_the_doctors_web_services_user_a_lab_made_before_it_la
         assert psql(lab, other, row).endswith("|{}")
         assert [line for line in said if login in line] and not [line for line in said if other.name + ":" in line]
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
 
 
 def test_doctor_run_on_the_healthy_lab_is_ok(lab):
@@ -234,7 +234,7 @@ def test_each_fault_shows_its_real_symptom_and_heal_restores_health(lab, fault):
     try:
         eventually(lambda: SYMPTOMS[fault](lab, node, peer), timeout=20, what=f"{fault}'s symptom")
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     assert not SYMPTOMS[fault](lab, node, peer)
     assert all(row[4] == "up" for row in lifecycle.status(lab.dir))
     assert message_crosses(lab, peer, node) is not None
@@ -262,13 +262,13 @@ def test_heal_restores_federation_definitions_changed_by_hand(lab):
     ran: a permission and a user tag changed by hand (no fault of the catalogue does that) must
     still come back, and the link with them."""
     node = lab.node("xivo-2")
-    faults.heal(lab.dir, say=lambda _: None)  # the reference state is the one heal itself leaves
+    healing.heal(lab.dir, say=lambda _: None)  # the reference state is the one heal itself leaves
     ctl(lab, node, "set_permissions", "-p", "/", "xivo", "", "", "")
     ctl(lab, node, "set_user_tags", "xivo", "monitoring")
     try:
         assert "[{configure,<<>>}" in rabbitmq.federation_state(lifecycle.rabbit(lab, node), lab.dir).replace(" ", "")
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     listed = ctl(lab, node, "list_user_permissions", "xivo")
     assert ".*\t.*\t.*" in listed, listed
     assert "administrator" in ctl(lab, node, "list_users"), ctl(lab, node, "list_users")
@@ -284,7 +284,7 @@ def test_a_lab_left_broken_says_which_node_which_service_and_what(lab):
         with pytest.raises(LabError) as raised:
             lifecycle.wait_healthy(lab, lambda _: None, timeout=3)
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     said = str(raised.value)
     two = lab.node("xivo-2")
     assert said.startswith("not healthy after 3 s: xivo-2: "), said

@@ -27,7 +27,7 @@ from lab_fixture import eventually, tcp_state
 from lab_node_fixture import make_root, postgres_cluster, start, stop
 from services import starts_services
 
-from xivo_doctor.lab import faults, lifecycle, postgres
+from xivo_doctor.lab import faults, healing, lifecycle, postgres
 from xivo_doctor.lab.nodes import LabNode
 from xivo_doctor.lab.standins.auth_tokens import acl_regex
 from xivo_doctor.topology import load_topology
@@ -320,7 +320,7 @@ def test_heal_writes_the_same_doctor_user_back(lab):
     node = lab.node("xivo-2")
     dsn = lifecycle.dsn(lab, node)
     faults.sql(lab, node, "DELETE FROM accesswebservice WHERE login = 'xivo-doctor'")
-    faults.heal(lab.dir, say=lambda _: None)
+    healing.heal(lab.dir, say=lambda _: None)
     assert psql(dsn, "SELECT passwd FROM accesswebservice WHERE login = 'xivo-doctor'") == (
         lab.dir / "auth.secret").read_text().strip()
 
@@ -340,7 +340,7 @@ def test_lab_exec_service_xivo_dird_stop_start_restart(lab):
         assert service_row(lab, node, "xivo-dird")[2] != pid
         assert service_row(lab, node, "xivo-dird")[4] == "up"  # restart returns once it listens
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
 
 
 def test_the_faults_are_listed_with_one_line_each(lab):
@@ -364,7 +364,7 @@ def test_dird_stopped_then_healed(lab):
         assert tcp_state(node.address, 9489) == "refused"
         assert service_row(lab, peer, "xivo-dird")[4] == "up"
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     assert service_row(lab, node, "xivo-dird")[4] == "up"
     assert peer_results(lab, node, peer)
 
@@ -379,7 +379,7 @@ def test_dird_not_restarted_leaves_right_tables_and_a_stale_dird_until_heal(lab)
         assert peer_results(lab, node, peer) == []  # and still without the peer's source
         assert peer_results(lab, peer, node)  # the peer's own dird is fine
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     assert peer_results(lab, node, peer)
 
 
@@ -387,10 +387,10 @@ def test_heal_restarts_a_dird_only_where_it_read_other_tables_or_a_uuid_changed(
     pids = lambda: {n.name: service_row(lab, n, "xivo-dird")[2] for n in lab.nodes}  # noqa: E731
     before = pids()
     faults.break_(lab.dir, "port-closed", None, say=lambda _: None)  # nothing dird reads
-    faults.heal(lab.dir, say=lambda _: None)
+    healing.heal(lab.dir, say=lambda _: None)
     assert pids() == before
     faults.break_(lab.dir, "duplicate-uuid", None, say=lambda _: None)  # its peers may cache it
-    faults.heal(lab.dir, say=lambda _: None)
+    healing.heal(lab.dir, say=lambda _: None)
     assert all(pid != before[name] for name, pid in pids().items())
     assert all(peer_results(lab, n, p) for n in lab.nodes for p in lab.nodes if p is not n)
 
@@ -406,5 +406,5 @@ def test_lookup_acl_missing_makes_dird_refuse_and_heal_gives_the_acl_back(lab):
         assert lookup(lab, node, "Alice").status_code == 401
         assert lookup(lab, peer, "Alice").status_code == 200
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     assert lookup(lab, node, "Alice").status_code == 200

@@ -19,7 +19,7 @@ import yaml
 from lab_fixture import eventually, free_base, own_lab, run_doctor, tcp_state, traces_of
 from services import starts_services
 
-from xivo_doctor.lab import faults, hosts, lifecycle, mountns, netns, rabbitmq
+from xivo_doctor.lab import faults, healing, hosts, lifecycle, mountns, netns, rabbitmq
 
 BASE = os.environ.get("XIVO_TEST_HOSTS_LAB_BASE", "198.18.101.0")
 KILLED_BASE = os.environ.get("XIVO_TEST_HOSTS_KILLED_BASE", "198.18.102.0")
@@ -113,7 +113,7 @@ def test_a_drop_rule_is_filtered_and_a_reject_rule_refused_in_port_reachable(hos
             assert result["status"] == "fail" and words in result["message"], result["message"]
             assert "9486" in result["message"]
         finally:
-            faults.heal(hosts_lab.dir, say=lambda _: None)
+            healing.heal(hosts_lab.dir, say=lambda _: None)
     assert item(doctor(hosts_lab), "port-reachable[xivo-2]")["status"] == "pass"
 
 
@@ -125,7 +125,7 @@ def test_a_rule_for_one_peer_filters_that_peer_only(hosts_lab):
         assert on(hosts_lab, one, f"curl -sk -m 2 {url}").returncode == 28  # timed out
         assert tcp_state(two.address, 9486) == "open"  # this machine is not filtered
     finally:
-        faults.heal(hosts_lab.dir, say=lambda _: None)
+        healing.heal(hosts_lab.dir, say=lambda _: None)
     assert on(hosts_lab, one, f"curl -sk -m 2 -o /dev/null {url}").returncode == 0
 
 
@@ -139,7 +139,7 @@ def test_a_port_dropped_for_one_peer_is_reported_on_that_pair_and_not_on_the_oth
         assert tcp_state(one.address, 5672) == "open"
         data = doctor(hosts_lab)
     finally:
-        faults.heal(hosts_lab.dir, say=lambda _: None)
+        healing.heal(hosts_lab.dir, say=lambda _: None)
         lifecycle.wait_healthy(hosts_lab, lambda _: None, timeout=60)
     ports = item(data, "port-reachable[xivo-1]")
     assert ports["status"] == "fail", ports

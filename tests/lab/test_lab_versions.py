@@ -39,7 +39,7 @@ from lab_node_fixture import (
 )
 from services import starts_services
 
-from xivo_doctor.lab import faults, lifecycle, postgres, releases
+from xivo_doctor.lab import faults, healing, lifecycle, postgres, releases
 from xivo_doctor.lab.state import LabError
 from xivo_doctor.topology import load_topology
 
@@ -434,7 +434,7 @@ class TestLab1519And1601:
             assert config["service_discovery"] == {"check_url": f"http://{one.address}:9495/0.1/infos"}
             eventually(lambda: ctid_service(one)["Address"] == "localhost", what="ctid advertising localhost")
         finally:
-            faults.heal(lab.dir, say=lambda _: None)
+            healing.heal(lab.dir, say=lambda _: None)
         assert ctid_service(one)["Address"] == one.address
 
     def test_duplicate_uuid_on_16_01_is_the_database_only(self, lab):
@@ -446,7 +446,7 @@ class TestLab1519And1601:
                        == one.uuid, what="ctid reading the cloned UUID")
             assert ctid_service(two)["Tags"] == ["xivo-ctid", one.uuid]
         finally:
-            faults.heal(lab.dir, say=lambda _: None)
+            healing.heal(lab.dir, say=lambda _: None)
         assert requests.get(f"http://{two.address}:9495/0.1/infos", timeout=3).json() == {"uuid": two.uuid}
 
 
@@ -509,7 +509,7 @@ class TestLab1613And1615:
                 f'[Manager]\nDefaultEnvironment="XIVO_UUID={two.uuid}"\n'
             eventually(lambda: ctid_service(two)["Tags"] == [two.uuid, "xivo-ctid"], what="ctid registered again")
         finally:
-            faults.heal(lab.dir, say=lambda _: None)
+            healing.heal(lab.dir, say=lambda _: None)
         assert (root / "etc/profile.d/xivo_uuid.sh").read_text() == f"export XIVO_UUID={two.uuid}\n"
         assert ctid_service(two)["Tags"] == [two.uuid, "xivo-ctid"]
         assert all(row[4] == "up" for row in lifecycle.status(lab.dir))
@@ -536,5 +536,5 @@ class TestLab1613And1615:
             assert [s["Address"] for s in consul(two, "/v1/agent/services").json().values()
                     if s["Service"] == "xivo-ctid"] == [two.address]
         finally:
-            faults.heal(lab.dir, say=lambda _: None)
+            healing.heal(lab.dir, say=lambda _: None)
         eventually(lambda: seen_anonymously() == [two.address], what="heal restoring the anonymous rule")

@@ -486,7 +486,7 @@ def test_one_check_per_service_and_its_wall_time_on_the_lab(lab):
 
 
 def test_a_wrong_federation_password_is_critical_naming_the_pair(lab):
-    from xivo_doctor.lab import faults
+    from xivo_doctor.lab import faults, healing
 
     faults.break_(lab.dir, "federation-wrong-password", None, say=lambda _: None)
     try:
@@ -496,7 +496,7 @@ def test_a_wrong_federation_password_is_critical_naming_the_pair(lab):
                 break
             time.sleep(0.5)
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     print(f"\nnagios --check rabbitmq-federation, federation-wrong-password:\n{done.stdout}")
     assert done.returncode == 2, done.stdout
     lines = done.stdout.splitlines()

@@ -23,7 +23,7 @@ from nagios_core import INSTALL_HINT, NAGIOS, NagiosCore, status_lines
 from services import starts_services
 
 from xivo_doctor.engine import registry
-from xivo_doctor.lab import faults, lifecycle
+from xivo_doctor.lab import faults, healing, lifecycle
 from xivo_doctor.topology import load_topology
 
 # The plugin's -t; Nagios's own service_check_timeout is above it (+5 s). 20: the forced checks run all
@@ -173,7 +173,7 @@ def test_federation_wrong_password_is_critical(nagios, lab):
         status = force_until(nagios, [FEDERATION, WHOLE_RUN],
                              lambda s: s[FEDERATION]["current_state"] == "2", 60, "federation service CRITICAL")
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     show("federation-wrong-password on xivo-2", status, [FEDERATION, WHOLE_RUN])
     show_times({name: status[name] for name in (FEDERATION, WHOLE_RUN)})
     federation = status[FEDERATION]

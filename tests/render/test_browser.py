@@ -24,7 +24,7 @@ from services import starts_services
 
 from conftest import REPO
 from xivo_doctor.foundation.results import FixOut, Report, Status
-from xivo_doctor.lab import faults
+from xivo_doctor.lab import faults, healing
 from xivo_doctor.render.html.document import write_html
 from xivo_doctor.render.json_report import report_to_dict
 
@@ -218,7 +218,7 @@ def _broken_lab_report(lab) -> Report:
                 break
             time.sleep(0.5)
     finally:
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     return report_  # redacted by Run.report, as every output is
 
 
@@ -267,7 +267,7 @@ def test_hostile_data_from_the_inspected_systems_renders_as_text(lab, tmp_path):
         assert main(["run", "-T", str(lab.dir / "topology.yml"), "--html", str(html), "-q"]) == 2
     finally:
         requests.put(f"{consul}/deregister/hostile", headers=headers, verify=False, timeout=5)
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
     source = html.read_text()
     # The strings did reach the report (else the test proves nothing): escaped, in the page source.
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in source

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from xivo_doctor.cli.main import main
-from xivo_doctor.lab import faults, lifecycle
+from xivo_doctor.lab import faults, healing, lifecycle
 from xivo_doctor.lab.state import LabState
 
 CANARY_USER = "doctor-canary"
@@ -95,7 +95,7 @@ def planted(lab, tmp_path, monkeypatch):
     finally:
         for node in state.nodes:
             faults.ctl(state, node, "delete_user", CANARY_USER)
-        faults.heal(lab.dir, say=lambda _: None)
+        healing.heal(lab.dir, say=lambda _: None)
         lifecycle.wait_healthy(state, lambda _: None, timeout=60)
 
 

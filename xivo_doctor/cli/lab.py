@@ -79,7 +79,7 @@ def _defaults(args: argparse.Namespace) -> None:
 
 
 def command_lab(args: argparse.Namespace, masks: Masks) -> int:
-    from xivo_doctor.lab import faults, lifecycle
+    from xivo_doctor.lab import faults, healing, lifecycle
     from xivo_doctor.lab.state import LabError
 
     _defaults(args)
@@ -105,7 +105,7 @@ def command_lab(args: argparse.Namespace, masks: Masks) -> int:
         elif args.lab_command == "break":
             faults.break_(args.dir, args.fault, args.node, port=args.port, from_node=args.from_node)
         elif args.lab_command == "heal":
-            faults.heal(args.dir)
+            healing.heal(args.dir)
         elif args.lab_command == "restart":
             lifecycle.restart(args.dir, args.node, args.service)
         elif args.lab_command == "exec":
