@@ -21,6 +21,7 @@ import pytest
 from services import starts_services
 
 from xivo_doctor.lab import rabbitmq as rmq
+from xivo_doctor.lab.rabbitmq import federation
 
 pytestmark = [
     pytest.mark.skipif(not (rmq.RABBITMQ_BIN / "rabbitmq-server").exists() or not shutil.which("epmd"),
@@ -225,6 +226,23 @@ def test_wrapper_scripts(lab):
 def test_setup_is_idempotent(lab):
     lab_dir, (one, two) = lab
     rmq.setup_federation(one, lab_dir, [two])  # the user exists: password changed, nothing fails
+    _wait_link(one, lab_dir, "xivo-2", "running", 10)
+
+
+def test_restore_imports_the_saved_definitions_back_in_one_command(lab, monkeypatch):
+    lab_dir, (one, two) = lab
+    healthy = lab_dir / "xivo-1.federation.healthy"
+    rmq.restore_federation(one, lab_dir, [two], healthy)  # nothing saved yet: the manual's commands, then saved
+    assert healthy.is_file() and healthy.with_suffix(".json").is_file()
+    rmq.set_upstream(one, lab_dir, two, password="WRONG")
+    rmq.ctl(one, lab_dir, "clear_policy", "federate-xivo")
+    asked: list[str] = []
+    real = federation.ctl
+    monkeypatch.setattr(federation, "ctl", lambda node, where, *args, **kw: asked.append(args[0]) or real(
+        node, where, *args, **kw))
+    rmq.restore_federation(one, lab_dir, [two], healthy)
+    assert asked == ["eval", "import_definitions", "eval"]  # read, import, read again: no `set_*` command
+    assert rmq.federation_state(one, lab_dir) == healthy.read_text()
     _wait_link(one, lab_dir, "xivo-2", "running", 10)
 
 

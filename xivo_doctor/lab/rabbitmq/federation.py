@@ -4,7 +4,8 @@
 contact_and_presence_sharing.rst; XIVO-FACTS §5) against one lab node; the orchestrator runs it
 for every node (concurrently across nodes if it likes). The plugin itself is enabled through
 `enabled_plugins` before the first start, which is what `rabbitmq-plugins enable` + restart leave.
-`restore_federation` is `lab heal`'s: the same commands, skipped where nothing changed.
+`restore_federation` is `lab heal`'s: nothing where nothing changed, else the saved definitions
+imported back, else the same commands.
 """
 
 from __future__ import annotations
@@ -83,20 +84,46 @@ def federation_state(node: RabbitNode, lab_dir: Path, user: str = "xivo", passwo
 
 
 def restore_federation(node: RabbitNode, lab_dir: Path, peers: list[RabbitNode], healthy: Path) -> None:
-    """The federation plugin enabled and `setup_federation` run again, unless the node's definitions
-    read exactly as right after the last time this ran (`healthy` keeps that text): the commands take
-    about 6 s a node, the read 0.5 s, and whatever changed them (a fault, a fix, a hand) shows."""
+    """The federation definitions as right after the last `setup_federation` (`healthy` keeps their
+    text, `healthy`.json the definitions themselves): nothing when they still read so (one `rabbitmqctl
+    eval`, about 0.5 s); else, the plugin running, those definitions imported back in one command;
+    else (or when that does not give them back) the plugin enabled and the manual's commands run again
+    (about 6 s a node). Whatever changed them (a fault, a fix, a hand) shows in the text."""
     now = federation_state(node, lab_dir)
     if now is not None and healthy.is_file() and healthy.read_text() == now:
         declare_exchange(node)
         return
+    saved = healthy.with_suffix(".json")
+    if now is not None and "{plugin,true}" in now and healthy.is_file() and saved.is_file():
+        ctl(node, lab_dir, "import_definitions", str(saved), check=False)
+        if federation_state(node, lab_dir) == healthy.read_text():
+            declare_exchange(node)
+            return
     ctl(node, lab_dir, "enable", "rabbitmq_federation", tool="rabbitmq-plugins")
     setup_federation(node, lab_dir, peers)
     after = federation_state(node, lab_dir)
-    if after is not None:
+    if after is not None and _save_definitions(node, lab_dir, saved):
         healthy.write_text(after)
     else:
         healthy.unlink(missing_ok=True)
+
+
+# What `setup_federation` sets, of `rabbitmqctl export_definitions`: importing those back is
+# `import_definitions`, one command (it adds and overwrites; it removes nothing, nor do the commands)
+_SAVED = ("users", "vhosts", "permissions", "parameters", "policies")
+
+
+def _save_definitions(node: RabbitNode, lab_dir: Path, saved: Path) -> bool:
+    done = ctl(node, lab_dir, "export_definitions", "-", "--format", "json", check=False)
+    try:
+        exported = json.loads(done.stdout[done.stdout.index("{"):]) if done.returncode == 0 else None
+    except ValueError:
+        exported = None
+    if not isinstance(exported, dict):
+        saved.unlink(missing_ok=True)
+        return False
+    saved.write_text(json.dumps({key: exported.get(key, []) for key in _SAVED}))
+    return True
 
 
 def declare_exchange(node: RabbitNode, user: str = "xivo", password: str = "xivo") -> None:
