@@ -79,8 +79,11 @@ def digest(config: dict[str, Any]) -> str:
 
 
 def record(node: Node, config: dict[str, Any]) -> None:
-    """Said by the stand-in once its configuration is read."""
-    node.path(LOADED).write_text(digest(config) + "\n")
+    """Said by the stand-in once its configuration is read (a root without /run gets one: nothing but
+    heal reads it, and a heal without it restarts dird)."""
+    path = node.path(LOADED)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(digest(config) + "\n")
 
 
 def loaded_now(node: Node, query: dird_config.Query) -> bool:
