@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from xivo_doctor.cli.guarded import UNKNOWN, Masks, guarded, on_stderr
 from xivo_doctor.cli.parser import build_parser
+from xivo_doctor.foundation.deadline import process_age
 
 # command -> "module:function", called with (args, masks) and returning the exit code
 COMMANDS = {
@@ -25,8 +26,11 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # the command line's own process: its deadline counts from the exec (in-process callers pass argv)
+    started_ago = process_age() if argv is None else 0.0
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started_ago = started_ago
     if args.command is None:
         parser.print_help()
         return UNKNOWN

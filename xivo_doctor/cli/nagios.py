@@ -29,7 +29,7 @@ from xivo_doctor.render.nagios.ranges import Thresholds, parse
 
 def command_nagios(args: argparse.Namespace, masks: Masks) -> int:
     """Run as a plugin; returns the exit code (or never returns, when the deadline cut the run)."""
-    deadline = Deadline(args.timeout)  # the whole run counts, start-up included
+    deadline = Deadline(args.timeout, spent=args.started_ago)  # the whole run counts, from the process's start
     threads_before = set(threading.enumerate())
     out = PluginOutput()
     code = guarded(lambda: _answer(args, deadline, out, masks), say=lambda line: out.write(unknown_line(line) + "\n"),

@@ -40,10 +40,11 @@ class RunRequest:
     quiet: bool = False
     quiet_ok: bool = False
     verbose: bool = False
+    started_ago: float = 0.0  # seconds between the process's start and the command's (main.py)
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> RunRequest:
-        given = {f.name: getattr(args, f.name) for f in fields(cls)}
+        given = {f.name: getattr(args, f.name, f.default) for f in fields(cls)}
         return cls(**{**given, "check": tuple(given["check"]), "node": tuple(given["node"])})
 
 
@@ -61,7 +62,7 @@ def run_and_report(request: RunRequest, masks: Masks) -> int:
     from xivo_doctor.render.progress import LiveProgress
     from xivo_doctor.render.terminal import render_terminal
 
-    deadline = Deadline(request.timeout)  # the whole run counts, start-up included
+    deadline = Deadline(request.timeout, spent=request.started_ago)  # the whole run counts, from the process's start
     prepared = prepare(request.topology, checks=request.check, nodes=request.node, timeout=request.timeout,
                        passive=request.passive, redact_addresses=request.redact_addresses, history=request.history)
     masks.know(prepared.options.topology)
