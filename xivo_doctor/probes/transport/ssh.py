@@ -41,6 +41,12 @@ from xivo_doctor.topology.model import SshAccess, Xivo
 # more ("Session open refused by peer"), and the doctor's commands are short.
 SESSIONS = 6
 COMMAND_FLOOR = 5.0  # s: the least one command over SSH may take (probe_timeout is for one connect)
+# s: the least the login may take once the server has answered. ssh's ConnectTimeout (the probe
+# timeout) bounds the TCP connect and the wait for the server's banner (OpenSSH sshconnect.c: "Connection
+# timed out during banner exchange"), so a silent server is still found at the probe timeout; what comes
+# after (key exchange, the key's check, sshd's fork and PAM session) is CPU on both hosts, and a busy one
+# (Nagios starting ten plugins at once) is slow, not silent.
+LOGIN_FLOOR = 5.0
 
 # read_files: $1 the most bytes kept per file, then the paths; one line each: `absent PATH`,
 # `file PATH BASE64` (one byte more than kept: too large shows), or `error PATH` (then read alone).
@@ -155,7 +161,7 @@ class SshLinks:
         if access.identity_file is not None and not _readable(access.identity_file):
             why = "not found" if not access.identity_file.exists() else "not readable"
             return _Link(control, socks_port, ProbeError(source, f"identity file {access.identity_file}: {why}"))
-        budget = self.deadline.budget(self.timeout, source)
+        budget = self.deadline.budget(max(self.timeout, LOGIN_FLOOR), source)
         persist = max(5, math.ceil(self.deadline.remaining() + 5))  # never outlives the run by much
         argv = ["ssh", "-M", "-N", "-f", "-o", f"ControlPersist={persist}", "-D", f"127.0.0.1:{socks_port}",
                 *self._options(xivo, control), self.host(xivo)]
@@ -164,8 +170,8 @@ class SshLinks:
                 done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                                       timeout=budget, start_new_session=True)
             except subprocess.TimeoutExpired:
-                return _Link(control, socks_port, ProbeTimeout(source, f"no SSH answer within {budget:g} s from"
-                                                                       f" {self.host(xivo)} (a silent server?)"))
+                return _Link(control, socks_port, ProbeTimeout(source, f"no SSH login within {budget:g} s on"
+                                                                       f" {self.host(xivo)} (a stalled server?)"))
             except FileNotFoundError:
                 return _Link(control, socks_port, ProbeError(source, "no ssh client here (install openssh-client)"))
             errors.seek(0)
