@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 from pathlib import Path
@@ -316,6 +317,15 @@ def test_a_bundle_that_cannot_be_written_is_one_doctor_error_naming_the_path(sit
     assert not list(tmp_path.glob(".*tmp"))
     with pytest.raises(DoctorError, match="give a file name"):
         write_bundle(critical_report(), "-", topology=site, redactor=redactor, argv=[], collect=False)
+
+
+def test_a_bundle_to_a_device_is_written_into_not_renamed_over(site, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    device = tmp_path / "null"  # like /dev/null: renamed over, the test loses its own copy only
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    write_bundle(critical_report(), device, topology=site, redactor=redactor_for(site), argv=[], collect=False)
+    assert stat.S_ISCHR(device.stat().st_mode) and not list(tmp_path.glob(".null.*"))  # no temporary file
 
 
 # -- the live lab --------------------------------------------------------------------------------------

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import stat
+import threading
 import xml.etree.ElementTree as ET
 
 import jsonschema
@@ -113,6 +116,42 @@ def test_json_writes_file_creating_dirs(tmp_path):
     assert text.endswith("\n")
     validator().validate(json.loads(text))
     assert [p.name for p in dest.parent.iterdir()] == ["report.json"]  # no temporary file left
+
+
+def _null_device(folder):
+    """A character device like /dev/null (major 1, minor 3), made in `folder`: if the writer renamed over
+    it, the test's own copy is lost, never the machine's."""
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    node = folder / "null"
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    return node
+
+
+def test_json_to_a_device_or_a_fifo_is_written_into_not_renamed_over(tmp_path):
+    # `--json /dev/null` once put a plain file in the place of the machine's /dev/null
+    device = _null_device(tmp_path)
+    json_report.write_json(S.critical_report(), str(device))
+    assert stat.S_ISCHR(device.stat().st_mode)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_text(encoding="utf-8")))
+    reader.start()
+    json_report.write_json(S.critical_report(), str(fifo))
+    reader.join(5)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and json.loads(read[0])["verdict"] == "CRITICAL"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "null"]  # no temporary file left
+
+
+def test_json_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "reports").mkdir()
+    target = tmp_path / "reports" / "latest.json"
+    target.write_text("old")
+    link = tmp_path / "latest.json"
+    link.symlink_to(target)
+    json_report.write_json(S.critical_report(), str(link))
+    assert link.is_symlink() and json.loads(target.read_text())["verdict"] == "CRITICAL"
 
 
 def test_json_masks_unserialisable_values():

@@ -41,6 +41,7 @@ from xivo_doctor.foundation.results import Report
 from xivo_doctor.probes import troubleshoot
 from xivo_doctor.render.json_report import to_json
 from xivo_doctor.render.junit import to_junit_xml
+from xivo_doctor.render.output_file import destination, in_place
 from xivo_doctor.topology.model import Topology
 
 if TYPE_CHECKING:
@@ -187,13 +188,17 @@ def _compact(started_at: str) -> str:
 def _write_tar(path: Path, top: str, files: dict[str, bytes], mtime: int) -> int:
     tmp: str | None = None
     try:
+        path = destination(path)
+        if in_place(path):  # /dev/null, a FIFO: written into, never renamed over (render/output_file.py)
+            data = io.BytesIO()
+            _archive(data, top, files, mtime)
+            with open(path, "wb") as raw:
+                raw.write(data.getvalue())
+            return len(data.getvalue())
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as raw:
-            with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=mtime) as gz, \
-                    tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                for name, data in files.items():
-                    tar.addfile(_member(top, name, len(data), mtime), io.BytesIO(data))
+            _archive(raw, top, files, mtime)
             raw.flush()
             os.fsync(raw.fileno())
         os.chmod(tmp, ARCHIVE_MODE)
@@ -205,6 +210,14 @@ def _write_tar(path: Path, top: str, files: dict[str, bytes], mtime: int) -> int
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _archive(raw, top: str, files: dict[str, bytes], mtime: int) -> None:
+    """The gzipped tar of `files` under `top/`, written to `raw`."""
+    with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=mtime) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            tar.addfile(_member(top, name, len(data), mtime), io.BytesIO(data))
 
 
 def _member(top: str, name: str, size: int, mtime: int) -> tarfile.TarInfo:
