@@ -246,6 +246,27 @@ def test_restore_imports_the_saved_definitions_back_in_one_command(lab, monkeypa
     _wait_link(one, lab_dir, "xivo-2", "running", 10)
 
 
+def test_restore_leaves_a_node_alone_and_says_its_links_run_and_enables_a_disabled_plugin_only(lab, monkeypatch):
+    lab_dir, (one, two) = lab
+    healthy = lab_dir / "xivo-1.federation.healthy"
+    rmq.save_healthy(one, lab_dir, healthy)  # as `lab up` does after the manual's commands
+    _wait_link(one, lab_dir, "xivo-2", "running", 10)
+    asked: list[str] = []
+    real = federation.ctl
+    monkeypatch.setattr(federation, "ctl", lambda node, where, *args, **kw: asked.append(args[0]) or real(
+        node, where, *args, **kw))
+    # nothing changed: one eval, which also saw the link running (heal then asks no second rabbitmqctl)
+    assert rmq.restore_federation(one, lab_dir, [two], healthy) is True
+    assert asked == ["eval"]
+    # the plugin disabled (`rabbitmq-plugins disable`): enabling it gives every definition back
+    real(one, lab_dir, "disable", "rabbitmq_federation", tool="rabbitmq-plugins")
+    asked.clear()
+    assert rmq.restore_federation(one, lab_dir, [two], healthy) is False  # changed: heal asks for the links
+    assert asked == ["eval", "enable", "eval"]
+    assert rmq.federation_state(one, lab_dir) == healthy.read_text()
+    _wait_link(one, lab_dir, "xivo-2", "running", 10)
+
+
 def test_restart_one_node_relinks(lab):
     lab_dir, (one, two) = lab
     began = time.monotonic()

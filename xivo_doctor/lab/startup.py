@@ -172,6 +172,7 @@ def federate(state: LabState, step: Say) -> None:
     def setup(node: LabNode) -> None:
         peers = [rabbit(state, p) for p in state.nodes if p is not node]
         rabbitmq.setup_federation(rabbit(state, node), state.dir, peers)
+        rabbitmq.save_healthy(rabbit(state, node), state.dir, state.federation_record(node))
 
     with ThreadPoolExecutor(max_workers=len(state.nodes)) as pool:
         list(pool.map(setup, state.nodes))
@@ -193,14 +194,17 @@ def _ensure(state: LabState, node: LabNode, service: str) -> bool:
     return True
 
 
-def wait_healthy(state: LabState, step: Say, timeout: float = 60.0) -> None:
+def wait_healthy(state: LabState, step: Say, timeout: float = 60.0, links_seen_running: frozenset[str] = frozenset()) \
+        -> None:
     """Until every ctid is registered in its consul, every federation link runs and every xivo-auth and
-    xivo-dird listens."""
+    xivo-dird listens. `links_seen_running`: the nodes whose links the caller has just seen all running
+    (and has not touched since), whose rabbitmqctl need not be asked again."""
     end = time.monotonic() + timeout
     pending = {n.name for n in state.nodes}
 
     def healthy(node: LabNode) -> bool:
-        return _listening(node) and consul_client.ctid_registered(node) and _links_running(state, node)
+        return _listening(node) and consul_client.ctid_registered(node) and (
+            node.name in links_seen_running or _links_running(state, node))
 
     # the nodes at once: each asks its rabbitmqctl, which boots an Erlang VM (~0.5 s a node; `heal`
     # and every fix of the fault matrix wait here)

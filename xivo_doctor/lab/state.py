@@ -91,6 +91,10 @@ class LabState:
     def pidfile(self, node: LabNode, service: str) -> Path:
         return self.root(node) / "run" / f"{service}.pid"
 
+    def federation_record(self, node: LabNode) -> Path:
+        """The node's federation definitions as the manual's commands left them (rabbitmq.save_healthy)."""
+        return self.dir / "nodes" / node.name / "federation.healthy"
+
 
 def read_pid(pidfile: Path) -> int | None:
     try:

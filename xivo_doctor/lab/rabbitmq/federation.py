@@ -60,8 +60,13 @@ def setup_federation(node: RabbitNode, lab_dir: Path, peers: list[RabbitNode], *
 # Everything `setup_federation` leaves on a node, read in one `rabbitmqctl eval` (one Erlang VM start,
 # about 0.5 s, where the commands themselves take about 6 s): the federation plugin running, the
 # vhost's runtime parameters and policies, the users and their tags, whether the user logs in with
-# its password, and its permissions. Lists are sorted so that equal states print equal text.
+# its password, and its permissions. Lists are sorted so that equal states print equal text. The same
+# eval counts the federation links `running` (`rabbit_federation_status:status()`, as the manual's
+# command lists them, §A.5), kept apart from that text: `lab heal` then needs no second VM start to
+# know the links of a node it left alone are up.
 _STATE_EXPRESSION = (
+    "{running_links, case catch rabbit_federation_status:status() of "
+    "L when is_list(L) -> length([S || S <- L, proplists:get_value(status, S) =:= running]); _ -> 0 end, "
     "lists:sort(["
     "{plugin, lists:member(rabbitmq_federation, rabbit_plugins:active())}, "
     "{params, lists:sort([lists:sort(P) || P <- rabbit_runtime_parameters:list(<<\"/\">>)])}, "
@@ -69,8 +74,21 @@ _STATE_EXPRESSION = (
     "{login, element(1, rabbit_access_control:check_user_pass_login(<<\"{user}\">>, <<\"{password}\">>))}, "
     "{users, lists:sort([lists:sort(U) || U <- rabbit_auth_backend_internal:list_users()])}, "
     "{perms, lists:sort([lists:sort(P) || P <- rabbit_auth_backend_internal:list_user_permissions(<<\"{user}\">>)])}"
-    "])."
+    "])}."
 )
+_RUNNING_LINKS = re.compile(r"^\{running_links,\s*(\d+),\s*")
+
+
+def _read_state(node: RabbitNode, lab_dir: Path, user: str = "xivo", password: str = "xivo") -> tuple[str | None, int]:
+    """(the definitions' text, or None when they cannot be read; the links running)."""
+    expression = _STATE_EXPRESSION.replace("{user}", user).replace("{password}", password)
+    done = ctl(node, lab_dir, "eval", expression, check=False, timeout=30)
+    found = _RUNNING_LINKS.match(done.stdout) if done.returncode == 0 else None
+    if found is None:
+        return None, 0
+    # one line: the pretty-printer's line breaks and indents depend on where the list starts
+    text = re.sub(r"\s*\n\s*", "", done.stdout[found.end():].strip())
+    return (text[:-1] if text.endswith("}") else None), int(found.group(1))
 
 
 def federation_state(node: RabbitNode, lab_dir: Path, user: str = "xivo", password: str = "xivo") -> str | None:
@@ -78,31 +96,45 @@ def federation_state(node: RabbitNode, lab_dir: Path, user: str = "xivo", passwo
 
     `lab heal` compares it with the text read right after its last `setup_federation` and skips
     the manual's commands when nothing changed since (LAB-NOTES §A.3: they are the slow part)."""
-    expression = _STATE_EXPRESSION.replace("{user}", user).replace("{password}", password)
-    done = ctl(node, lab_dir, "eval", expression, check=False, timeout=30)
-    return done.stdout if done.returncode == 0 and done.stdout.strip() else None
+    return _read_state(node, lab_dir, user, password)[0]
 
 
-def restore_federation(node: RabbitNode, lab_dir: Path, peers: list[RabbitNode], healthy: Path) -> None:
+def restore_federation(node: RabbitNode, lab_dir: Path, peers: list[RabbitNode], healthy: Path) -> bool:
     """The federation definitions as right after the last `setup_federation` (`healthy` keeps their
     text, `healthy`.json the definitions themselves): nothing when they still read so (one `rabbitmqctl
-    eval`, about 0.5 s); else, the plugin running, those definitions imported back in one command;
+    eval`, about 0.5 s); else, the plugin enabled if it was not (what it kept may be all), those
+    definitions imported back in one command;
     else (or when that does not give them back) the plugin enabled and the manual's commands run again
-    (about 6 s a node). Whatever changed them (a fault, a fix, a hand) shows in the text."""
-    now = federation_state(node, lab_dir)
+    (about 6 s a node). Whatever changed them (a fault, a fix, a hand) shows in the text.
+    True when nothing was changed and that same read saw a running link to every peer."""
+    now, running = _read_state(node, lab_dir)
     if now is not None and healthy.is_file() and healthy.read_text() == now:
         declare_exchange(node)
-        return
+        return running >= len(peers)
+    if now is not None and "{plugin,false}" in now:  # disabled: its upstreams and policy stay stored
+        ctl(node, lab_dir, "enable", "rabbitmq_federation", tool="rabbitmq-plugins")
+        now = federation_state(node, lab_dir)
+        if now is not None and healthy.is_file() and healthy.read_text() == now:
+            declare_exchange(node)
+            return False
     saved = healthy.with_suffix(".json")
     if now is not None and "{plugin,true}" in now and healthy.is_file() and saved.is_file():
         ctl(node, lab_dir, "import_definitions", str(saved), check=False)
         if federation_state(node, lab_dir) == healthy.read_text():
             declare_exchange(node)
-            return
+            return False
     ctl(node, lab_dir, "enable", "rabbitmq_federation", tool="rabbitmq-plugins")
     setup_federation(node, lab_dir, peers)
+    save_healthy(node, lab_dir, healthy)
+    return False
+
+
+def save_healthy(node: RabbitNode, lab_dir: Path, healthy: Path) -> None:
+    """Keep what `setup_federation` just left (`healthy` its text, `healthy`.json its definitions), for
+    `restore_federation`; `lab up` saves it too, so that the first heal imports rather than runs the
+    commands again (about 12 s there, 1.5 s at `lab up`)."""
     after = federation_state(node, lab_dir)
-    if after is not None and _save_definitions(node, lab_dir, saved):
+    if after is not None and _save_definitions(node, lab_dir, healthy.with_suffix(".json")):
         healthy.write_text(after)
     else:
         healthy.unlink(missing_ok=True)
