@@ -194,8 +194,8 @@ def _ensure(state: LabState, node: LabNode, service: str) -> bool:
     return True
 
 
-def wait_healthy(state: LabState, step: Say, timeout: float = 60.0, links_seen_running: frozenset[str] = frozenset()) \
-        -> None:
+def wait_healthy(state: LabState, step: Say, timeout: float = 60.0,
+                 links_seen_running: frozenset[str] = frozenset()) -> None:
     """Until every ctid is registered in its consul, every federation link runs and every xivo-auth and
     xivo-dird listens. `links_seen_running`: the nodes whose links the caller has just seen all running
     (and has not touched since), whose rabbitmqctl need not be asked again."""

@@ -42,10 +42,10 @@ from xivo_doctor.topology.model import SshAccess, Xivo
 SESSIONS = 6
 COMMAND_FLOOR = 5.0  # s: the least one command over SSH may take (probe_timeout is for one connect)
 # s: the least the login may take once the server has answered. ssh's ConnectTimeout (the probe
-# timeout) bounds the TCP connect and the wait for the server's banner (OpenSSH sshconnect.c: "Connection
-# timed out during banner exchange"), so a silent server is still found at the probe timeout; what comes
-# after (key exchange, the key's check, sshd's fork and PAM session) is CPU on both hosts, and a busy one
-# (Nagios starting ten plugins at once) is slow, not silent.
+# timeout) bounds the TCP connect and the wait for the server's banner (OpenSSH: "Connection timed out
+# during banner exchange", sshconnect.c, kex.c in later releases), so a silent server is still found at
+# the probe timeout; what comes after (key exchange, the key's check, sshd's fork and PAM session) is CPU
+# on both hosts, and a busy one (Nagios starting ten plugins at once) is slow, not silent.
 LOGIN_FLOOR = 5.0
 
 # read_files: $1 the most bytes kept per file, then the paths; one line each: `absent PATH`,
