@@ -196,9 +196,9 @@ def _ensure(state: LabState, node: LabNode, service: str) -> bool:
 
 def wait_healthy(state: LabState, step: Say, timeout: float = 60.0,
                  links_seen_running: frozenset[str] = frozenset()) -> None:
-    """Until every ctid is registered in its consul, every federation link runs and every xivo-auth and
-    xivo-dird listens. `links_seen_running`: the nodes whose links the caller has just seen all running
-    (and has not touched since), whose rabbitmqctl need not be asked again."""
+    """Until every ctid is registered in its consul, every federation link runs and every xivo-confd,
+    webservices, xivo-auth and xivo-dird listens. `links_seen_running`: the nodes whose links the caller
+    has just seen all running (and has not touched since), whose rabbitmqctl need not be asked again."""
     end = time.monotonic() + timeout
     pending = {n.name for n in state.nodes}
 
@@ -221,11 +221,18 @@ def wait_healthy(state: LabState, step: Say, timeout: float = 60.0,
                          for n in state.nodes if n.name in pending)
         raise LabError(f"not healthy after {timeout:g} s: {what} (`xivo-doctor lab heal` restores the manual's"
                        f" interconnection; logs under {state.dir}/nodes/<name>/root/var/log)")
-    step("healthy: every xivo-ctid registered, every federation link running, xivo-auth and xivo-dird listening")
+    step("healthy: every xivo-ctid registered, every federation link running, xivo-confd, webservices, xivo-auth"
+         " and xivo-dird listening")
+
+
+def _served(node: LabNode) -> dict[str, int]:
+    """The stand-ins healthy means listening on the node's address (`lab status` asks the same): heal
+    restarts confd and webservices too, and a test that reads them right after must find them up."""
+    return {"xivo-confd": 9486, "webservices": node.https_port, **LISTENING}
 
 
 def _listening(node: LabNode) -> bool:
-    return all(port_open(node.address, port) for port in LISTENING.values())
+    return all(port_open(node.address, port) for port in _served(node).values())
 
 
 def _links_running(state: LabState, node: LabNode) -> bool:
@@ -241,7 +248,7 @@ def _unhealthy(state: LabState, node: LabNode) -> list[str]:
     elif not consul_client.ctid_registered(node):
         reasons.append(f"xivo-ctid is not registered in its Consul at {node.address}"
                        f" ({consul_client.ctid_addresses(node) or 'not registered at all'})")
-    for service, port in LISTENING.items():
+    for service, port in _served(node).items():
         if not alive(read_pid(state.pidfile(node, service))):
             reasons.append(f"{service} is not running")
         elif not port_open(node.address, port):
