@@ -27,7 +27,9 @@ def banner_then_nothing(server: Hostile, conn) -> None:
     server.stopped.wait()
 
 
-def _login(server: Hostile, timeout: float) -> tuple[BaseException | None, float]:
+def _login(behave, timeout: float) -> tuple[BaseException | None, float]:
+    """A command on a XiVO whose SSH port is a server behaving so: (the error, seconds it took)."""
+    server = Hostile("127.0.0.1", 0, behave)
     xivo = Xivo(name="xivo-1", address="127.0.0.1",
                 ssh=SshAccess(port=server.sock.getsockname()[1], accept_new_host_key=True))
     links = ssh.SshLinks(Deadline(30), timeout)
@@ -36,26 +38,20 @@ def _login(server: Hostile, timeout: float) -> tuple[BaseException | None, float
         links.run(xivo, ["true"], what="a command")
     except Exception as exc:
         return exc, time.monotonic() - began
+    finally:
+        server.close()
     return None, time.monotonic() - began
 
 
 def test_a_server_that_answered_its_banner_gets_the_login_floor(monkeypatch):
     monkeypatch.setattr(ssh, "LOGIN_FLOOR", 2.5)
-    server = Hostile("127.0.0.1", 0, banner_then_nothing)
-    try:
-        error, took = _login(server, timeout=1)
-    finally:
-        server.close()
+    error, took = _login(banner_then_nothing, timeout=1)
     assert error is not None and "no SSH login within 2.5 s" in str(error), error
     assert 2.3 < took < 4, took  # the floor, not the probe timeout of 1 s
 
 
 def test_a_server_without_a_banner_is_silent_at_the_probe_timeout(monkeypatch):
     monkeypatch.setattr(ssh, "LOGIN_FLOOR", 5)
-    server = Hostile("127.0.0.1", 0, silent)
-    try:
-        error, took = _login(server, timeout=1)
-    finally:
-        server.close()
+    error, took = _login(silent, timeout=1)
     assert error is not None and "no SSH answer from 127.0.0.1" in str(error), error
     assert took < 2.5, took  # ssh's ConnectTimeout=1 covers the banner wait, whatever the floor
