@@ -107,21 +107,24 @@ def restore_federation(node: RabbitNode, lab_dir: Path, peers: list[RabbitNode],
     else (or when that does not give them back) the plugin enabled and the manual's commands run again
     (about 6 s a node). Whatever changed them (a fault, a fix, a hand) shows in the text.
     True when nothing was changed and that same read saw a running link to every peer."""
-    now, running = _read_state(node, lab_dir)
-    if now is not None and healthy.is_file() and healthy.read_text() == now:
+    def as_saved(text: str | None) -> bool:
+        if text is None or not healthy.is_file() or healthy.read_text() != text:
+            return False
         declare_exchange(node)
+        return True
+
+    now, running = _read_state(node, lab_dir)
+    if as_saved(now):
         return running >= len(peers)
     if now is not None and "{plugin,false}" in now:  # disabled: its upstreams and policy stay stored
         ctl(node, lab_dir, "enable", "rabbitmq_federation", tool="rabbitmq-plugins")
         now = federation_state(node, lab_dir)
-        if now is not None and healthy.is_file() and healthy.read_text() == now:
-            declare_exchange(node)
+        if as_saved(now):
             return False
     saved = healthy.with_suffix(".json")
     if now is not None and "{plugin,true}" in now and healthy.is_file() and saved.is_file():
         ctl(node, lab_dir, "import_definitions", str(saved), check=False)
-        if federation_state(node, lab_dir) == healthy.read_text():
-            declare_exchange(node)
+        if as_saved(federation_state(node, lab_dir)):
             return False
     ctl(node, lab_dir, "enable", "rabbitmq_federation", tool="rabbitmq-plugins")
     setup_federation(node, lab_dir, peers)
